@@ -1,7 +1,7 @@
 """Geometry value types in document pixel coordinates, shared by the plugins and the server.
 
 Standard library only: this module is bundled into the Krita and GIMP plugins.
-Rectangles are half-open: a ``Rect(x, y, w, h)`` covers columns ``x .. x + w - 1`` and rows ``y .. y + h - 1``.
+Rectangles are half-open: ``Rect(x, y, w, h)`` covers columns ``x .. x + w - 1``, rows ``y .. y + h - 1``.
 ``x`` and ``y`` may be negative (Krita layers can sit at negative offsets); sizes are never negative.
 """
 
@@ -88,7 +88,7 @@ class Rect:
 
     @classmethod
     def from_edges(cls, left: int, top: int, right: int, bottom: int) -> Rect:
-        """The rect spanning ``left <= x < right``, ``top <= y < bottom``; raises if right < left or bottom < top."""
+        """The rect spanning ``left <= x < right``, ``top <= y < bottom``; raises when inverted."""
         if right < left or bottom < top:
             raise ValueError(f"Rect edges are inverted: left={left} top={top} right={right} bottom={bottom}")
         return cls(left, top, right - left, bottom - top)
@@ -126,17 +126,16 @@ class Rect:
         return Rect.from_edges(left, top, right, bottom)
 
     def union(self, other: Rect) -> Rect:
-        """The smallest rect covering both; an empty operand is ignored (the union of two empties is ``self``)."""
+        """The smallest rect covering both; an empty operand is ignored (two empties give ``self``)."""
         if other.is_empty:
             return self
         if self.is_empty:
             return other
-        return Rect.from_edges(
-            min(self.x, other.x), min(self.y, other.y), max(self.right, other.right), max(self.bottom, other.bottom)
-        )
+        left, top = min(self.x, other.x), min(self.y, other.y)
+        return Rect.from_edges(left, top, max(self.right, other.right), max(self.bottom, other.bottom))
 
     def expand(self, n: int) -> Rect:
-        """Grow by ``n`` pixels on every side; a negative ``n`` shrinks, down to an empty rect at the centre."""
+        """Grow by ``n`` pixels on every side; negative ``n`` shrinks, down to an empty rect at the centre."""
         n = _as_int("n", n)
         width, height = self.width + 2 * n, self.height + 2 * n
         x = self.x - n if width >= 0 else self.x + self.width // 2
@@ -150,9 +149,8 @@ class Rect:
         """True when every pixel of ``other`` lies in ``self``; an empty ``self`` contains nothing."""
         if self.is_empty:
             return False
-        return (
-            self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
-        )
+        inside_x = self.x <= other.x and other.right <= self.right
+        return inside_x and self.y <= other.y and other.bottom <= self.bottom
 
     def contains_point(self, x: int, y: int) -> bool:
         return self.x <= x < self.right and self.y <= y < self.bottom
@@ -225,10 +223,12 @@ def context_region(selection: Rect, layer: Rect, padding: int, multiple: int = 8
 _ZERO = b"\x00"
 
 
-def bounding_box(mask: bytes | bytearray | memoryview, width: int, height: int, threshold: int = 1) -> Rect | None:
-    """Bounds of the pixels ``>= threshold`` in a tightly packed row-major 8-bit mask, or None if there are none.
+def bounding_box(
+    mask: bytes | bytearray | memoryview, width: int, height: int, threshold: int = 1
+) -> Rect | None:
+    """Bounds of the pixels ``>= threshold`` in a tightly packed row-major 8-bit mask; None if there are none.
 
-    The result is in mask coordinates (origin 0, 0); translate it by the layer offset for document coordinates.
+    The result is in mask coordinates (origin 0, 0); translate it by the layer offset for document space.
     """
     width, height = _non_negative("width", width), _non_negative("height", height)
     threshold = _as_int("threshold", threshold)

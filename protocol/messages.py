@@ -184,9 +184,15 @@ class Queued(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Started(Message):
+    """The job left the queue. ``x, y, width, height``: the document region its previews and results cover."""
+
     TYPE: ClassVar[str] = "started"
     job: str = _job()
     total: int = _f(int, default=0, lo=0)
+    x: int = _f(int, default=0, lo=-(2**31), hi=2**31 - 1)
+    y: int = _f(int, default=0, lo=-(2**31), hi=2**31 - 1)
+    width: int = _f(int, default=0, lo=0, hi=2**31 - 1)
+    height: int = _f(int, default=0, lo=0, hi=2**31 - 1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,207 @@
+"""`underpaint serve | models | demo | install`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from . import __version__  # noqa: E402
+from .config import ServerConfig, build_config  # noqa: E402
+
+SERVE_FLAGS = {  # flag -> (config field, help)
+    "--host": ("host", "address to bind (default 127.0.0.1; anything else needs --token)"),
+    "--port": ("port", "port to bind (default 7860; 0 picks a free one)"),
+    "--token": ("token", "shared secret clients must send (required off loopback)"),
+    "--device": ("device", "cuda, cuda:N, mps or cpu (default: picked automatically)"),
+    "--ssl-certfile": ("ssl_certfile", "TLS certificate (PEM) for wss://"),
+    "--ssl-keyfile": ("ssl_keyfile", "TLS private key (PEM)"),
+    "--max-pixels": ("max_pixels", "largest image a job may send, in pixels"),
+    "--max-frame-bytes": ("max_frame_bytes", "largest binary frame, in bytes"),
+    "--max-queued-jobs": ("max_queued_jobs", "jobs one client may have in flight"),
+    "--max-batch": ("max_batch", "largest batch count"),
+    "--max-steps": ("max_steps", "most sampling steps per job"),
+    "--keep-results-s": ("keep_results_s", "how long results kept for `resume` stay, in seconds"),
+    "--max-model-pixels": ("max_model_pixels", "cap the model-side image area in pixels (saves memory and time)"),
+    "--cache-gb": ("cache_gb", "memory for loaded pipelines, in GiB"),
+    "--log-level": ("log_level", "debug, info, warning or error"),
+    "--port-file": ("port_file", "write the bound port to this file once the server is ready"),
+}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                                                           "%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def build_engine(config: ServerConfig):
+    from .engine.diffusers_engine import DiffusersEngine
+    from .engine.registry import ModelRegistry
+
+    registry = ModelRegistry(list(config.models_dirs), allow_pickle=config.allow_pickle)
+    return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30))
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(config: ServerConfig, engine=None):
+    """A uvicorn server on an already bound socket; returns (server, socket)."""
+    import uvicorn
+
+    from .app import create_app
+    from .security import check_startup
+
+    check_startup(config)
+    engine = engine or build_engine(config)
+    app = create_app(config, engine)
+    sock = bind_socket(config.host, config.port)
+    uv_config = uvicorn.Config(
+        app, log_level=config.log_level.lower(), ws_max_size=config.max_frame_bytes + 65536,
+        ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile,
+        log_config=None, lifespan="on",
+    )
+    return uvicorn.Server(uv_config), sock
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .security import UnsafeConfig
+
+    flags = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in SERVE_FLAGS.items()}
+    flags.update(models_dirs=args.models_dir or None, allow_pickle=args.allow_pickle or None,
+                 allow_origins=args.allow_origin or None, log_json=args.log_json or None)
+    try:
+        config = build_config(args.config, flags)
+    except (OSError, ValueError) as exc:
+        print(f"underpaint serve: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, config.log_json)
+    try:
+        server, sock = make_server(config)
+    except UnsafeConfig as exc:
+        print(f"underpaint serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"underpaint serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    scheme = "wss" if config.ssl_certfile else "ws"
+    logging.getLogger("underpaint").info("serving on %s://%s:%d/v1/ws", scheme, config.host, port)
+    if config.port_file:
+        tmp = config.port_file.with_suffix(".tmp")
+        tmp.write_text(f"{port}\n")
+        tmp.replace(config.port_file)
+    server.run(sockets=[sock])
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .engine.registry import ModelRegistry
+
+    dirs = [Path(d) for d in args.models_dir] or list(build_config(args.config).models_dirs)
+    registry = ModelRegistry(dirs, allow_pickle=args.allow_pickle)
+    default = registry.default_id()
+    for spec in registry.specs():
+        mark = "*" if spec.id == default else " "
+        kind = "inpaint" if spec.inpaint else "base"
+        print(f"{mark} {spec.id:40s} {spec.family:5s} {kind:7s} {spec.resolution:5d}px {spec.source:11s} {spec.note}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), steps=args.steps, size=args.size)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    if args.host == "krita":
+        from .install_krita import build_zip, install
+    else:
+        from .install_gimp import install
+
+        build_zip = None
+    dest = install(Path(args.dest) if args.dest else None)
+    print(f"installed the {args.host} plugin into {dest}")
+    if args.zip:
+        if build_zip is None:
+            print("--zip is only for krita", file=sys.stderr)
+            return 2
+        print(f"wrote {build_zip(Path(args.zip))}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="underpaint", description="Underpaint: img2img and inpainting for Krita "
+                                  "and GIMP, served by a local or remote diffusers server.")
+    top.add_argument("--version", action="version", version=f"underpaint {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the inference server", description="Run the inference server. "
+                           "Every setting can also come from UNDERPAINT_<NAME> environment variables or a TOML "
+                           "file (--config); flags win over the environment, which wins over the file.")
+    serve.add_argument("--config", type=Path, help="TOML file with settings (a [server] table or top-level keys)")
+    for flag, (field, text) in SERVE_FLAGS.items():
+        serve.add_argument(flag, default=None, help=text)
+    serve.add_argument("--models-dir", action="append", default=[],
+                       help="folder to scan for models (repeatable; ComfyUI models/checkpoints and A1111 "
+                            "models/Stable-diffusion work as they are). None: the built-in demo model")
+    serve.add_argument("--allow-pickle", action="store_true", help="also load pickle .ckpt files (unsafe)")
+    serve.add_argument("--allow-origin", action="append", default=[], help="browser Origin allowed to connect")
+    serve.add_argument("--log-json", action="store_true", help="structured JSON log lines")
+    serve.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", help="list the models the registry sees")
+    models.add_argument("--models-dir", action="append", default=[])
+    models.add_argument("--config", type=Path)
+    models.add_argument("--allow-pickle", action="store_true")
+    models.set_defaults(func=cmd_models)
+
+    demo = sub.add_parser("demo", help="run img2img and inpaint with the built-in demo model, end to end")
+    demo.add_argument("--out", default="underpaint-demo", help="folder for the results and the contact sheet")
+    demo.add_argument("--steps", type=int, default=8)
+    demo.add_argument("--size", type=int, default=256, help="side of the sample image in pixels")
+    demo.set_defaults(func=cmd_demo)
+
+    install = sub.add_parser("install", help="install a host plugin into the user's profile")
+    install.add_argument("host", choices=("krita", "gimp"))
+    install.add_argument("--dest", help="plugin folder to install into (default: the host's user folder)")
+    install.add_argument("--zip", help="krita: also write an importable plugin zip here")
+    install.set_defaults(func=cmd_install)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

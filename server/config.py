@@ -1,0 +1,109 @@
+"""Server settings from defaults < TOML file < environment (UNDERPAINT_*) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "UNDERPAINT_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    token: str | None = None
+    models_dirs: tuple[Path, ...] = ()
+    device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None picks automatically
+    allow_pickle: bool = False
+    allow_origins: tuple[str, ...] = ()
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    max_pixels: int = 4096 * 4096
+    max_frame_bytes: int = 4096 * 4096 * 16 + 4096
+    max_queued_jobs: int = 8
+    max_batch: int = 8
+    max_steps: int = 150
+    keep_results_s: int = 600
+    max_model_pixels: int | None = None  # cap on the model-side image area (None: the model's native size)
+    cache_gb: float = 12.0
+    log_level: str = "info"
+    log_json: bool = False
+    port_file: Path | None = field(default=None, metadata={"cli_only": True})
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+
+_PATH_FIELDS = {"ssl_certfile", "ssl_keyfile", "port_file"}
+
+
+def _convert(name: str, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, with a clear error."""
+    kinds = {f.name: f.type for f in fields(ServerConfig)}
+    if name not in kinds:
+        raise ValueError(f"unknown setting {name!r}")
+    kind = str(kinds[name])
+    try:
+        if name == "models_dirs":
+            items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+            return tuple(Path(p).expanduser() for p in items if p)
+        if name == "allow_origins":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(o.strip() for o in items if o.strip())
+        if name in _PATH_FIELDS:
+            return Path(value).expanduser() if value else None
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind.startswith("int"):
+            return None if value in (None, "") else int(value)
+        if kind.startswith("float"):
+            return float(value)
+        return None if value in (None, "") else str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name!r} has a bad value {value!r} (expected {kind})") from None
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return dict(data.get("server", data))
+
+
+def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    names = {f.name for f in fields(ServerConfig)}
+    out = {}
+    for key, value in environ.items():
+        name = key[len(ENV_PREFIX):].lower() if key.startswith(ENV_PREFIX) else ""
+        if name in names:
+            out[name] = value
+    return out
+
+
+def build_config(file: Path | None = None, flags: dict[str, Any] | None = None,
+                 environ: dict[str, str] | None = None) -> ServerConfig:
+    layers: list[dict[str, Any]] = []
+    env = from_env(environ)
+    file = file or (Path(env.pop("config")) if "config" in env else None)
+    if file is not None:
+        layers.append(load_toml(file))
+    layers.append(env)
+    layers.append({k: v for k, v in (flags or {}).items() if v is not None})
+    config = ServerConfig()
+    for layer in layers:
+        config = replace(config, **{k: _convert(k, v) for k, v in layer.items()})
+    return config

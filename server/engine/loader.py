@@ -1,0 +1,245 @@
+"""Loading a model's pipelines, picking the device, and a memory-bounded pipeline cache.
+
+Each model gets an img2img and an inpaint pipeline sharing every component (``from_pipe``).
+A 9-channel inpainting model cannot run the img2img pipeline: its ``Pipelines.img2img`` is None and
+the engine runs img2img jobs through the inpaint pipeline with a full mask (the UNet then sees a blank
+masked image, while ``strength`` < 1 still starts from the noised input image).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .base import EngineError, ModelSpec, Pipelines
+
+PRECISIONS = ("fp16", "bf16", "fp32")
+
+
+def pick_device(override: str | None = None, precision: str | None = None) -> tuple[str, Any]:
+    """(device, torch dtype): CUDA fp16 (bf16 if asked), MPS fp16, else CPU fp32.
+
+    ``override`` is "auto"/None, "cpu", "mps", "cuda" or "cuda:N"; ``precision`` one of PRECISIONS.
+    """
+    import torch
+
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    choice = (override or "auto").strip().lower()
+    mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu"
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {choice!r} requested but CUDA is not available")
+        index = choice.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"no CUDA device {choice!r}; {torch.cuda.device_count()} visible")
+        default = "fp16"
+    elif choice == "mps":
+        if not mps_ok:
+            raise ValueError("device 'mps' requested but MPS is not available")
+        default = "fp16"
+    elif choice == "cpu":
+        default = "fp32"
+    else:
+        raise ValueError(f"unknown device {override!r}; expected auto, cpu, mps, cuda or cuda:N")
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    return choice, dtypes[precision or default]
+
+
+def free_accelerator_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if hasattr(torch, "mps") and hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
+def _classes(family: str) -> tuple[Any, Any]:
+    import diffusers
+
+    if family == "sdxl":
+        return diffusers.StableDiffusionXLImg2ImgPipeline, diffusers.StableDiffusionXLInpaintPipeline
+    if family in ("sd1", "sd2", "demo"):
+        return diffusers.StableDiffusionImg2ImgPipeline, diffusers.StableDiffusionInpaintPipeline
+    raise EngineError("model_load_failed", f"unsupported model family {family!r}")
+
+
+def _no_checker_kwargs(family: str) -> dict[str, Any]:
+    if family == "sdxl":
+        return {"add_watermarker": False}
+    return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+def dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """``dtype=`` on diffusers that deprecated ``torch_dtype=``, else ``torch_dtype=``."""
+    from diffusers.utils import deprecation_utils
+
+    return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
+
+
+def _variant(folder: Path) -> str | None:
+    """"fp16" when the UNet only ships fp16-variant weights (diffusers needs to be told)."""
+    unet = folder / "unet"
+    plain = list(unet.glob("diffusion_pytorch_model.safetensors")) + list(unet.glob("*.bin"))
+    return "fp16" if not plain and list(unet.glob("*.fp16.safetensors")) else None
+
+
+def _load_folder(spec: ModelSpec, folder: Path, dtype: Any) -> tuple[Any, Any]:
+    img2img_cls, inpaint_cls = _classes(spec.family)
+    if not (folder / "model_index.json").is_file():
+        raise EngineError("model_load_failed", f"{spec.id}: no diffusers model_index.json in {folder}")
+    common = {**dtype_kwarg(dtype), "local_files_only": True, "variant": _variant(folder)}
+    common.update(_no_checker_kwargs(spec.family))
+    if spec.inpaint:
+        return None, inpaint_cls.from_pretrained(str(folder), **common)
+    img2img = img2img_cls.from_pretrained(str(folder), **common)
+    if img2img.unet.config.in_channels == 9:  # registry said regular, weights say inpaint
+        return None, inpaint_cls.from_pipe(img2img, **dtype_kwarg(dtype))
+    return img2img, inpaint_cls.from_pipe(img2img, **dtype_kwarg(dtype))
+
+
+def _load_demo(spec: ModelSpec, dtype: Any) -> tuple[Any, Any]:
+    from diffusers import UNet2DConditionModel
+
+    from .demo_model import INPAINT_SUBFOLDER, ensure_demo_model
+
+    folder = ensure_demo_model(spec.path.parent if spec.path else None)
+    img2img_cls, inpaint_cls = _classes("demo")
+    img2img = img2img_cls.from_pretrained(
+        str(folder), local_files_only=True, **dtype_kwarg(dtype), **_no_checker_kwargs("demo")
+    )
+    unet9 = UNet2DConditionModel.from_pretrained(
+        str(folder), subfolder=INPAINT_SUBFOLDER, local_files_only=True, **dtype_kwarg(dtype)
+    ).eval()
+    return img2img, inpaint_cls.from_pipe(img2img, unet=unet9, **dtype_kwarg(dtype))
+
+
+def pipeline_nbytes(*pipes: Any) -> int:
+    """Bytes of the distinct parameters and buffers of the pipelines' torch modules."""
+    import torch
+
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for pipe in pipes:
+        if pipe is None:
+            continue
+        for module in pipe.components.values():
+            if not isinstance(module, torch.nn.Module):
+                continue
+            for tensor in [*module.parameters(), *module.buffers()]:
+                key = (tensor.data_ptr(), tensor.numel())
+                if key not in seen:
+                    seen.add(key)
+                    total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def _prepare(pipes: Pipelines, device: str, channels_last: bool, compile_unet: bool) -> None:
+    import torch
+
+    for pipe in (pipes.img2img, pipes.inpaint):
+        if pipe is None:
+            continue
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        if channels_last:
+            pipe.unet.to(memory_format=torch.channels_last)
+            pipe.vae.to(memory_format=torch.channels_last)
+        if compile_unet and not getattr(pipe.unet, "_underpaint_compiled", False):
+            pipe.unet.compile()  # in place: shared by both pipelines
+            pipe.unet._underpaint_compiled = True
+
+
+def load_pipelines(
+    spec: ModelSpec, device: str, dtype: Any, *, channels_last: bool = False, compile_unet: bool = False
+) -> Pipelines:
+    """Load ``spec`` onto ``device``. Failures (other than out-of-memory) raise model_load_failed."""
+    try:
+        if spec.source == "single_file":
+            from .single_file import load_single_file
+
+            pipes = load_single_file(spec, device, dtype)
+        else:
+            if spec.source == "builtin":
+                img2img, inpaint = _load_demo(spec, dtype)
+            elif spec.source == "diffusers":
+                if spec.path is None:
+                    raise EngineError("model_load_failed", f"{spec.id}: diffusers model without a path")
+                img2img, inpaint = _load_folder(spec, Path(spec.path), dtype)
+            else:
+                raise EngineError("model_load_failed", f"{spec.id}: unknown model source {spec.source!r}")
+            pipes = Pipelines(spec=spec, img2img=img2img, inpaint=inpaint)
+        _prepare(pipes, device, channels_last, compile_unet)
+    except EngineError:
+        raise
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise
+        raise EngineError("model_load_failed", f"could not load model {spec.id!r}: {exc}") from exc
+    pipes.nbytes = pipes.nbytes or pipeline_nbytes(pipes.img2img, pipes.inpaint)
+    return pipes
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    return isinstance(exc, oom_type) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+class PipelineCache:
+    """Thread-safe LRU of loaded Pipelines bounded by their parameter bytes.
+
+    The most recently used entry is always kept, even if it alone exceeds ``max_bytes``.
+    Loads run under the cache lock: one model loads at a time.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, Pipelines] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def get(self, key: str, load: Callable[[], Pipelines]) -> Pipelines:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            pipes = load()
+            self._items[key] = pipes
+            self._evict()
+            return pipes
+
+    def _evict(self) -> None:
+        evicted = False
+        while len(self._items) > 1 and self.total_bytes() > self.max_bytes:
+            self._items.popitem(last=False)
+            evicted = True
+        if evicted:
+            free_accelerator_memory()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            free_accelerator_memory()
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+    def total_bytes(self) -> int:
+        with self._lock:
+            return sum(p.nbytes for p in self._items.values())
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items

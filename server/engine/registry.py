@@ -1,0 +1,358 @@
+"""Model registry: finds diffusers folders and single-file checkpoints in the models directories.
+
+Point it at ComfyUI's ``models/checkpoints``, A1111's ``models/Stable-diffusion`` or any folder tree.
+Architecture is read from the safetensors header (key names and shapes), never from the weights.
+Ids are the path relative to the models directory, without extension, ``/``-separated; clients send
+ids only, so an id is a plain dictionary key and never becomes a path.
+
+A single-file checkpoint ``X.safetensors`` may have a diffusers config folder ``X.config/`` beside it
+(``model_index.json`` and component configs, no weights); it overrides the shipped configs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import EngineError, ModelSpec
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 6  # directory levels below a models dir that are searched
+MAX_HEADER_BYTES = 64 << 20
+SAFETENSORS_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt")
+CONFIG_OVERRIDE_SUFFIX = ".config"
+RESOLUTIONS = {"sd1": 512, "sd2": 768, "sdxl": 1024}
+FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+
+UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
+SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+
+
+class NotACheckpoint(Exception):
+    """A file that is not a loadable full SD checkpoint; the message says what it is instead."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """Something the scan found but does not offer, with the reason (path relative to its models dir)."""
+
+    path: str
+    reason: str
+    refused: bool = False  # a pickle file refused for safety (loadable with allow_pickle)
+
+
+def config_override_dir(checkpoint: Path) -> Path:
+    """Where a user-provided diffusers config folder for a single-file checkpoint lives."""
+    return checkpoint.with_name(checkpoint.stem + CONFIG_OVERRIDE_SUFFIX)
+
+
+def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Tensor shapes by name and the ``__metadata__`` of a safetensors file, reading only its header."""
+    with open(path, "rb") as f:
+        raw_len = f.read(8)
+        if len(raw_len) != 8:
+            raise ValueError("file is shorter than a safetensors header")
+        (n,) = struct.unpack("<Q", raw_len)
+        size = os.fstat(f.fileno()).st_size
+        if n < 2 or n > MAX_HEADER_BYTES or n > size - 8:
+            raise ValueError(f"implausible safetensors header length {n} for a {size}-byte file")
+        header = json.loads(f.read(n).decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("safetensors header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, info in header.items():
+        if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
+            raise ValueError(f"tensor entry {name!r} has no shape")
+        shapes[name] = tuple(int(d) for d in info["shape"])
+    return shapes, metadata if isinstance(metadata, dict) else {}
+
+
+def read_pickle_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Shapes from a zip-format torch checkpoint, memory-mapped and with ``weights_only`` (no code runs)."""
+    import torch
+
+    state: Any = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError("checkpoint does not hold a state dict")
+    return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+
+
+def _what_else(keys: list[str]) -> str:
+    """Why a file without a full SD UNet is skipped."""
+    lower = [k.lower() for k in keys]
+    if any("lora" in k or "lokr_" in k or "hada_" in k for k in lower):
+        return "LoRA/LyCORIS weights, not a checkpoint"
+    if any(k in ("emb_params", "string_to_param", "clip_l", "clip_g") for k in keys) or any(
+        k.startswith("string_to_param.") for k in keys
+    ):
+        return "textual-inversion embedding, not a checkpoint"
+    vae_prefixes = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "first_stage_model.", "vae.")
+    if keys and all(k.startswith(vae_prefixes) for k in keys):
+        return "VAE-only weights, not a checkpoint"
+    if any(k.startswith("control_model.") or k.startswith("controlnet_") for k in keys):
+        return "ControlNet weights, not a checkpoint"
+    return "no Stable Diffusion UNet found (only SD 1.x, SD 2.x and SDXL checkpoints are supported)"
+
+
+def detect_single_file(shapes: dict[str, tuple[int, ...]]) -> tuple[str, bool]:
+    """(family, inpaint) of an original-layout checkpoint from its key names and shapes."""
+    keys = list(shapes)
+    if UNET_IN_KEY not in shapes:
+        raise NotACheckpoint(_what_else(keys))
+    unet_in = shapes[UNET_IN_KEY]
+    in_channels = unet_in[1] if len(unet_in) == 4 else -1
+    if in_channels not in (4, 9):
+        raise NotACheckpoint(f"UNet with {in_channels} input channels (e.g. pix2pix) is not supported")
+    if not any(k.startswith("first_stage_model.") for k in keys):
+        raise NotACheckpoint("checkpoint has no VAE weights (first_stage_model.*)")
+    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+        family = "sdxl"
+    elif any(k.startswith("conditioner.embedders.0.model.") for k in keys):
+        raise NotACheckpoint("SDXL refiner checkpoints are not supported")
+    elif any(k.startswith("cond_stage_model.model.") for k in keys):
+        family = "sd2"
+    elif any(k.startswith("cond_stage_model.transformer.") for k in keys):
+        if SD1_CLIP_KEY not in shapes:
+            raise NotACheckpoint("SD 1.x checkpoint with an old text-encoder key layout (no text_model.*)")
+        family = "sd1"
+    else:
+        raise NotACheckpoint("checkpoint has no text-encoder weights")
+    return family, in_channels == 9
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _resolution_from_configs(folder: Path) -> int | None:
+    """Native side in pixels from a diffusers folder's unet sample_size and VAE downscale."""
+    try:
+        unet = _read_json(folder / "unet" / "config.json")
+        vae_path = folder / "vae" / "config.json"
+        levels = len(_read_json(vae_path).get("block_out_channels", [0] * 4)) if vae_path.is_file() else 4
+        sample = unet.get("sample_size")
+        return int(sample) * 2 ** (levels - 1) if isinstance(sample, int) else None
+    except (OSError, ValueError):
+        return None
+
+
+def detect_diffusers_folder(folder: Path) -> tuple[str, bool, int | None]:
+    """(family, inpaint, resolution or None) from model_index.json and unet/config.json."""
+    class_name = str(_read_json(folder / "model_index.json").get("_class_name", ""))
+    if not class_name.startswith("StableDiffusion") or class_name.startswith("StableDiffusion3"):
+        raise NotACheckpoint(f"pipeline {class_name or '?'} is not supported (SD 1.x, SD 2.x, SDXL only)")
+    unet = _read_json(folder / "unet" / "config.json")
+    in_channels = unet.get("in_channels")
+    if in_channels not in (4, 9):
+        raise NotACheckpoint(f"UNet with {in_channels} input channels ({class_name}) is not supported")
+    cross = unet.get("cross_attention_dim")
+    family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(cross if isinstance(cross, int) else -1)
+    if family is None or (family == "sdxl") != ("XL" in class_name):
+        raise NotACheckpoint(f"unrecognised UNet (cross_attention_dim {cross}, pipeline {class_name})")
+    return family, in_channels == 9, _resolution_from_configs(folder)
+
+
+def _weight_formats(folder: Path) -> tuple[bool, bool]:
+    """(UNet weights present, some component needs pickle ``.bin`` weights) of a diffusers folder."""
+    has_unet, needs_pickle = False, False
+    for sub in folder.iterdir():
+        if not sub.is_dir():
+            continue
+        names = [p.name for p in sub.iterdir() if p.suffix in (".safetensors", ".bin")]
+        if sub.name == "unet":
+            has_unet = bool(names)
+        if names and not any(n.endswith(".safetensors") for n in names):
+            needs_pickle = True
+    return has_unet, needs_pickle
+
+
+def _sd2_guess(stem: str) -> tuple[int, str]:
+    """SD 2.x 768-v and 512 base share a layout: guess from the name, say how to override."""
+    name = stem.lower()
+    base = ("512" in name or "base" in name) and "768" not in name
+    kind = "512 base (epsilon)" if base else "768-v (v-prediction)"
+    note = f"SD 2.x assumed {kind} from the file name; add a '{stem}.config' folder to override"
+    return (512 if base else 768), note
+
+
+class ModelRegistry:
+    """The models the server offers. ``scan()`` runs on construction and can be re-run."""
+
+    def __init__(
+        self,
+        models_dirs: list[Path],
+        allow_pickle: bool = False,
+        include_demo: bool = True,
+        *,
+        demo_cache_dir: Path | None = None,
+    ) -> None:
+        self.models_dirs = [Path(d).expanduser() for d in models_dirs]
+        self.allow_pickle = allow_pickle
+        self.include_demo = include_demo
+        self.demo_cache_dir = demo_cache_dir
+        self._specs: dict[str, ModelSpec] = {}
+        self._skipped: list[SkippedFile] = []
+        self.scan()
+
+    def scan(self) -> list[ModelSpec]:
+        found: dict[str, ModelSpec] = {}
+        skipped: list[SkippedFile] = []
+        for root in self.models_dirs:
+            if not root.exists():
+                log.warning("models directory %s does not exist", root)
+                continue
+            for spec in self._scan_root(root, skipped):
+                found[self._unique_id(spec.id, found)] = spec
+        specs = {i: s if s.id == i else ModelSpec(**{**s.__dict__, "id": i}) for i, s in found.items()}
+        if self.include_demo:
+            from .demo_model import demo_spec
+
+            demo = demo_spec(self.demo_cache_dir)
+            specs[self._unique_id(demo.id, specs)] = demo
+        self._specs, self._skipped = specs, skipped
+        log.info("model registry: %d model(s), %d file(s) skipped", len(specs), len(skipped))
+        return self.specs()
+
+    def specs(self) -> list[ModelSpec]:
+        return list(self._specs.values())
+
+    def skipped(self) -> list[SkippedFile]:
+        return list(self._skipped)
+
+    def get(self, model_id: str) -> ModelSpec:
+        spec = self._specs.get(model_id) if isinstance(model_id, str) else None
+        if spec is None:
+            ids = list(self._specs)
+            available = ", ".join(ids[:20]) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
+            shown = str(model_id)[:120]
+            raise EngineError(
+                "unknown_model", f"unknown model {shown!r}; available: {available or 'none'}", field="model"
+            )
+        return spec
+
+    def default_id(self) -> str:
+        for spec in self._specs.values():
+            if spec.source != "builtin":
+                return spec.id
+        if self._specs:
+            return next(iter(self._specs))
+        dirs = ", ".join(str(d) for d in self.models_dirs) or "no models directory given"
+        raise EngineError("unknown_model", f"no models available (searched: {dirs})", field="model")
+
+    @staticmethod
+    def _unique_id(wanted: str, taken: dict[str, Any]) -> str:
+        if wanted not in taken:
+            return wanted
+        n = 2
+        while f"{wanted}~{n}" in taken:
+            n += 1
+        log.warning("duplicate model id %r: the later one is listed as %r", wanted, f"{wanted}~{n}")
+        return f"{wanted}~{n}"
+
+    def _scan_root(self, root: Path, skipped: list[SkippedFile]) -> Iterator[ModelSpec]:
+        if root.is_file():
+            yield from self._probe_file(root, root.stem, skipped)
+        elif (root / "model_index.json").is_file():
+            yield from self._probe_folder(root, root.name, skipped)
+        else:
+            yield from self._walk(root, root, 0, {os.path.realpath(root)}, skipped)
+
+    def _walk(
+        self, root: Path, folder: Path, depth: int, seen: set[str], skipped: list[SkippedFile]
+    ) -> Iterator[ModelSpec]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
+        except OSError as exc:
+            log.warning("cannot list %s: %s", folder, exc)
+            return
+        names = {e.name for e in entries}
+        for entry in entries:
+            path = Path(entry.path)
+            rel = path.relative_to(root).as_posix()
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir:
+                real = os.path.realpath(path)
+                override_of = entry.name.removesuffix(CONFIG_OVERRIDE_SUFFIX)
+                if real in seen or (entry.name != override_of and f"{override_of}.safetensors" in names):
+                    continue
+                if (path / "model_index.json").is_file():
+                    yield from self._probe_folder(path, rel, skipped)
+                elif depth < MAX_DEPTH:
+                    yield from self._walk(root, path, depth + 1, seen | {real}, skipped)
+            else:
+                stem = rel[: -len(path.suffix)] if path.suffix else rel
+                yield from self._probe_file(path, stem, skipped)
+
+    def _probe_file(self, path: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSpec]:
+        suffix = path.suffix.lower()
+        rel = model_id + path.suffix
+        if suffix in PICKLE_SUFFIXES and not self.allow_pickle:
+            log.warning("refusing pickle checkpoint %s (convert to safetensors or allow pickle)", path)
+            skipped.append(SkippedFile(rel, "pickle checkpoint refused (allow_pickle is off)", refused=True))
+            return
+        if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
+            return
+        try:
+            pickled = suffix in PICKLE_SUFFIXES
+            shapes = read_pickle_shapes(path) if pickled else read_safetensors_header(path)[0]
+            family, inpaint = detect_single_file(shapes)
+        except NotACheckpoint as exc:
+            log.info("skipping %s: %s", path, exc)
+            skipped.append(SkippedFile(rel, str(exc)))
+            return
+        except Exception as exc:  # corrupt, truncated, unreadable: never fail the scan
+            log.warning("skipping unreadable or corrupt model file %s: %s", path, exc)
+            skipped.append(SkippedFile(rel, f"unreadable or corrupt: {exc}"))
+            return
+        resolution, note = RESOLUTIONS[family], f"{FAMILY_LABELS[family]} single-file checkpoint"
+        if family == "sd2":
+            resolution, note = (512, note) if inpaint else _sd2_guess(path.stem)
+        override = config_override_dir(path)
+        if override.is_dir():
+            resolution = _resolution_from_configs(override) or resolution
+            note = f"{FAMILY_LABELS[family]} single-file checkpoint with config folder {override.name}"
+        if inpaint:
+            note += " (inpainting)"
+        name = path.stem
+        yield ModelSpec(model_id, name, family, inpaint, resolution, "single_file", path, note)
+
+    def _probe_folder(self, folder: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSpec]:
+        try:
+            family, inpaint, resolution = detect_diffusers_folder(folder)
+            has_unet, needs_pickle = _weight_formats(folder)
+            if not has_unet:
+                raise NotACheckpoint("diffusers folder without UNet weights")
+        except NotACheckpoint as exc:
+            log.info("skipping diffusers folder %s: %s", folder, exc)
+            skipped.append(SkippedFile(model_id, str(exc)))
+            return
+        except Exception as exc:
+            log.warning("skipping unreadable diffusers folder %s: %s", folder, exc)
+            skipped.append(SkippedFile(model_id, f"unreadable or corrupt: {exc}"))
+            return
+        if needs_pickle and not self.allow_pickle:
+            log.warning("refusing diffusers folder %s: pickle .bin weights; enable allow_pickle", folder)
+            skipped.append(SkippedFile(model_id, "pickle .bin weights (allow_pickle is off)", refused=True))
+            return
+        note = f"{FAMILY_LABELS[family]} diffusers folder" + (" (inpainting)" if inpaint else "")
+        res = resolution or (512 if family == "sd2" and inpaint else RESOLUTIONS[family])
+        yield ModelSpec(model_id, folder.name, family, inpaint, res, "diffusers", folder, note)

@@ -1,0 +1,119 @@
+"""Offline loading of single-file (original layout) SD 1.x / 2.x / SDXL checkpoints.
+
+diffusers' ``from_single_file`` needs a diffusers config folder for the architecture; we ship them in
+``server/data/configs/`` (see gen_configs.py) and never touch the network. The CLIP vocabulary is
+shipped once in ``server/data/clip_tokenizer/`` and copied into a temporary config folder per load.
+A ``<stem>.config/`` folder beside the checkpoint replaces the shipped config (registry.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .base import EngineError, ModelSpec, Pipelines
+from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
+from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir
+
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+
+
+def config_name(spec: ModelSpec) -> str:
+    """Shipped config folder for a spec: sd1, sd1-inpaint, sd2, sd2-base, sd2-inpaint, sdxl, sdxl-inpaint."""
+    if spec.family not in ("sd1", "sd2", "sdxl"):
+        raise EngineError("model_load_failed", f"{spec.id}: no single-file config for family {spec.family!r}")
+    if spec.inpaint:
+        return f"{spec.family}-inpaint"
+    if spec.family == "sd2" and spec.resolution <= 512:
+        return "sd2-base"
+    return spec.family
+
+
+def config_source(spec: ModelSpec) -> Path:
+    """The user's ``<stem>.config/`` folder if present, else the shipped one."""
+    if spec.path is not None:
+        override = config_override_dir(Path(spec.path))
+        if override.is_dir():
+            return override
+    return CONFIGS_DIR / config_name(spec)
+
+
+def prepare_config(source: Path, dest: Path) -> Path:
+    """Copy a config folder to ``dest``, adding the shipped CLIP vocabulary to tokenizer folders lacking one."""
+    if not (source / "model_index.json").is_file():
+        raise EngineError("model_load_failed", f"config folder {source} has no model_index.json")
+    shutil.copytree(source, dest)
+    for tok_dir in dest.glob("tokenizer*"):
+        if tok_dir.is_dir() and not (tok_dir / "tokenizer.json").is_file():
+            for name in TOKENIZER_FILES:
+                if not (tok_dir / name).is_file():
+                    shutil.copyfile(CLIP_TOKENIZER_DIR / name, tok_dir / name)
+    return dest
+
+
+def _pipeline_classes(family: str) -> tuple[Any, Any]:
+    import diffusers
+
+    if family == "sdxl":
+        return diffusers.StableDiffusionXLImg2ImgPipeline, diffusers.StableDiffusionXLInpaintPipeline
+    return diffusers.StableDiffusionImg2ImgPipeline, diffusers.StableDiffusionInpaintPipeline
+
+
+def _check_file(spec: ModelSpec) -> Path:
+    if spec.path is None or not Path(spec.path).is_file():
+        raise EngineError("model_load_failed", f"{spec.id}: checkpoint file is missing", field="model")
+    path = Path(spec.path)
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
+        raise EngineError("model_load_failed", f"{spec.id}: not a checkpoint file ({path.suffix})", field="model")
+    return path
+
+
+def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
+    """Img2img and inpaint pipelines (sharing components) of a single-file checkpoint, offline.
+
+    A 9-channel inpainting checkpoint gets ``img2img=None`` (see loader.py). Pickle checkpoints are
+    only listed by the registry when allow_pickle is on; diffusers then loads them ``weights_only``.
+    """
+    path = _check_file(spec)
+    img2img_cls, inpaint_cls = _pipeline_classes(spec.family)
+    kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
+    if spec.family == "sdxl":
+        kwargs["add_watermarker"] = False
+    with tempfile.TemporaryDirectory(prefix="underpaint-config-") as tmp:
+        config = prepare_config(config_source(spec), Path(tmp) / "config")
+        try:
+            first = (inpaint_cls if spec.inpaint else img2img_cls).from_single_file(
+                str(path), config=str(config), **kwargs
+            )
+        except EngineError:
+            raise
+        except Exception as exc:
+            if _is_oom(exc):
+                raise
+            raise EngineError(
+                "model_load_failed", f"could not load checkpoint {spec.id!r}: {exc}", field="model"
+            ) from exc
+    if spec.inpaint:
+        img2img, inpaint = None, first.to(device)
+    else:
+        img2img = first.to(device)
+        inpaint = inpaint_cls.from_pipe(img2img)
+    return Pipelines(spec=spec, img2img=img2img, inpaint=inpaint, nbytes=_nbytes(inpaint))
+
+
+def _nbytes(pipe: Any) -> int:
+    import torch
+
+    total = 0
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            total += sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
+    return total
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()

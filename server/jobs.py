@@ -1,0 +1,199 @@
+"""Jobs: a fair queue across clients, one worker thread per device, cancel, disconnect and resume.
+
+The worker never touches the event loop: every event goes through the job's ``sink``, which the transport
+makes thread-safe. Clients take turns (round robin), so one client's long queue cannot starve another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from underpaint.protocol import errors
+from underpaint.protocol.connection import JobRequest
+from underpaint.protocol.frames import Frame
+from underpaint.protocol.messages import Cancelled, Error, Message, Queued, Result
+
+log = logging.getLogger("underpaint.jobs")
+Sink = Callable[[object], None]
+
+
+@dataclass(eq=False)
+class Job:
+    client: str
+    request: JobRequest
+    sink: Sink | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    state: str = "queued"  # queued -> running -> done
+    position: int = -1
+    created: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    kept: list[object] = field(default_factory=list)  # terminal output, replayed on resume
+
+    @property
+    def id(self) -> str:
+        return self.request.submit.job
+
+    @property
+    def keep(self) -> bool:
+        return self.request.submit.keep_result
+
+    def emit(self, item: Message | Frame) -> None:
+        terminal = isinstance(item, (Result, Cancelled, Error))
+        if self.keep and (terminal or (isinstance(item, Frame) and item.role == "result")):
+            self.kept.append(item)
+        if terminal:
+            self.state, self.finished = "done", time.monotonic()
+        sink = self.sink
+        if sink is not None:
+            sink(item)
+
+
+class JobManager:
+    def __init__(self, run: Callable[[Job], None], keep_results_s: float = 600.0) -> None:
+        self._run = run
+        self.keep_results_s = keep_results_s
+        self._cv = threading.Condition()
+        self._queues: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> its queue, in turn order
+        self._running: Job | None = None
+        self._kept: dict[str, Job] = {}
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="underpaint-worker", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------------ called by transports
+    def submit(self, client: str, request: JobRequest, sink: Sink) -> Job:
+        job = Job(client, request, sink)
+        with self._cv:
+            self._queues.setdefault(client, deque()).append(job)
+            if job.keep:
+                self._expire_kept()
+                self._kept[job.id] = job
+            self._update_positions()
+            self._cv.notify_all()
+        return job
+
+    def cancel(self, client: str, job_id: str) -> bool:
+        """Cancel the caller's own job, queued or running. False if it has no such job."""
+        with self._cv:
+            for queue in self._queues.values():
+                job = next((j for j in queue if j.id == job_id and j.client == client), None)
+                if job is not None:
+                    queue.remove(job)
+                    self._kept.pop(job_id, None)
+                    job.emit(Cancelled(job=job_id))
+                    self._update_positions()
+                    return True
+            running = self._running
+            if running is not None and running.client == client and running.id == job_id:
+                running.cancel.set()
+                return True
+        return False
+
+    def disconnect(self, client: str) -> None:
+        """A dropped socket cancels the client's jobs, except those that asked for their result to be kept."""
+        with self._cv:
+            queue = self._queues.pop(client, deque())
+            for job in queue:
+                if job.keep:
+                    job.sink = None
+                    self._queues.setdefault(f"detached:{job.id}", deque()).append(job)
+            running = self._running
+            if running is not None and running.client == client:
+                if running.keep:
+                    running.sink = None
+                else:
+                    running.cancel.set()
+            for job in self._kept.values():
+                if job.client == client:
+                    job.sink = None
+            self._update_positions()
+
+    def resume(self, client: str, job_id: str, sink: Sink) -> bool:
+        """Re-attach a kept job to a new connection: replay its result, or stream the rest of it."""
+        with self._cv:
+            self._expire_kept()
+            job = self._kept.get(job_id)
+            if job is None or (job.sink is not None and job.client != client):
+                return False
+            job.client = client
+            if job.state == "done":
+                for item in job.kept:
+                    sink(item)
+                del self._kept[job_id]
+                return True
+            job.sink = sink
+            if job.state == "queued":
+                sink(Queued(job=job.id, position=max(job.position, 0)))
+            return True
+
+    def queued_count(self, client: str) -> int:
+        with self._cv:
+            return len(self._queues.get(client, ()))
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            if self._running is not None:
+                self._running.cancel.set()
+            self._cv.notify_all()
+        self._worker.join(timeout=30)
+
+    # ------------------------------------------------------------------ worker
+    def _next(self) -> Job | None:
+        for client in list(self._queues):
+            queue = self._queues[client]
+            if queue:
+                job = queue.popleft()
+                self._queues.move_to_end(client)  # round robin: this client goes last
+                if not queue:
+                    del self._queues[client]
+                return job
+            del self._queues[client]
+        return None
+
+    def _update_positions(self) -> None:
+        """Tell every queued job where it now stands in the round-robin order."""
+        order: list[Job] = []
+        queues = [list(q) for q in self._queues.values()]
+        for depth in range(max((len(q) for q in queues), default=0)):
+            order.extend(q[depth] for q in queues if depth < len(q))
+        for position, job in enumerate(order):
+            if job.position != position:
+                job.position = position
+                job.emit(Queued(job=job.id, position=position))
+
+    def _expire_kept(self) -> None:
+        now = time.monotonic()
+        for job_id, job in list(self._kept.items()):
+            if job.state == "done" and job.finished is not None and now - job.finished > self.keep_results_s:
+                del self._kept[job_id]
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                job = None
+                while not self._closed and (job := self._next()) is None:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                self._running = job
+                job.state, job.started = "running", time.monotonic()
+                self._update_positions()
+            try:
+                self._run(job)
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any job
+                log.exception("job %s failed", job.id)
+                job.emit(Error(code=errors.INTERNAL, message=f"internal error: {exc}", job=job.id))
+            finally:
+                with self._cv:
+                    self._running = None
+                    if job.state != "done":
+                        job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
+                    if job.sink is None and not job.keep:
+                        self._kept.pop(job.id, None)

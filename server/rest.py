@@ -1,0 +1,123 @@
+"""REST endpoints for scripts and curl: info, models, and one-shot jobs (multipart in, PNG out)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+
+import numpy as np
+from fastapi import FastAPI, File, Form, Header, HTTPException, UploadFile
+from fastapi.responses import Response
+from PIL import Image, UnidentifiedImageError
+
+from underpaint.protocol import errors
+from underpaint.protocol.connection import JobRequest, check_job_frames, check_limits
+from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.frames import Frame
+from underpaint.protocol.messages import Cancelled, Error, Result, Submit
+from underpaint.protocol.pixels import decode_pixels, make_frame
+
+from .security import bearer_token, check_origin, check_token
+
+STATUS = {errors.BAD_TOKEN: 401, errors.FORBIDDEN_ORIGIN: 403, errors.UNKNOWN_MODEL: 404, errors.QUEUE_FULL: 429,
+          errors.OUT_OF_MEMORY: 503, errors.MODEL_LOAD_FAILED: 503, errors.INTERNAL: 500}
+
+
+def _http_error(exc: ProtocolError) -> HTTPException:
+    return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": exc.message, "field": exc.field})
+
+
+def _read_image(data: bytes, name: str, mode: str) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not a readable image: {exc}", name) from None
+    return image.convert(mode)
+
+
+def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no import cycle)
+    config = service.config
+
+    def guard(authorization: str | None, origin: str | None) -> None:
+        try:
+            check_origin(config, origin)
+            check_token(config, bearer_token(authorization))
+        except ProtocolError as exc:
+            raise _http_error(exc) from None
+
+    @app.get("/v1/info")
+    def info(authorization: str | None = Header(None), origin: str | None = Header(None)) -> dict:
+        guard(authorization, origin)
+        return service.welcome().to_dict()
+
+    @app.get("/v1/models")
+    def models(authorization: str | None = Header(None), origin: str | None = Header(None)) -> list[dict]:
+        guard(authorization, origin)
+        return [m.to_dict() for m in service.welcome().models]
+
+    @app.post("/v1/jobs", response_class=Response,
+              responses={200: {"content": {"image/png": {}}, "description": "the whole image with the result"}})
+    async def run_job(
+        image: UploadFile = File(..., description="the source image (PNG, JPEG, ...)"),
+        mask: UploadFile | None = File(None, description="white = repaint; same size as the image"),
+        params: str = Form("{}", description='submit fields as JSON, e.g. {"kind": "inpaint", "prompt": "a cat"}'),
+        authorization: str | None = Header(None),
+        origin: str | None = Header(None),
+    ) -> Response:
+        guard(authorization, origin)
+        job_id = f"rest-{uuid.uuid4().hex[:16]}"
+        try:
+            fields = json.loads(params)
+            if not isinstance(fields, dict):
+                raise ProtocolError(errors.BAD_MESSAGE, "params must be a JSON object", "params")
+            fields = {"kind": "inpaint" if mask is not None else "img2img", **fields, "job": job_id}
+            submit = Submit.from_dict(fields, ignore=("type",))
+            src = _read_image(await image.read(), "image", "RGBA")
+            w, h = src.size
+            image_frame = make_frame(job_id, "image", src.tobytes(), w, h, "rgba8")
+            mask_frame = None
+            if mask is not None:
+                m = _read_image(await mask.read(), "mask", "L")
+                mask_frame = make_frame(job_id, "mask", m.tobytes(), m.width, m.height, "gray8")
+            check_job_frames(submit, image_frame, mask_frame)
+            check_limits(submit, service.limits, image_frame)
+            submit = Submit.from_dict({**submit.to_dict(), "result_format": "rgba8", "result_encoding": "raw",
+                                       "preview": {"enabled": False}}, ignore=("type",))
+        except json.JSONDecodeError as exc:
+            raise _http_error(ProtocolError(errors.BAD_JSON, f"params is not JSON: {exc}", "params")) from None
+        except ProtocolError as exc:
+            raise _http_error(exc) from None
+
+        loop = asyncio.get_running_loop()
+        done: asyncio.Queue[object] = asyncio.Queue()
+        frames: list[Frame] = []
+
+        def sink(item: object) -> None:
+            if isinstance(item, Frame):
+                frames.append(item)
+            elif isinstance(item, (Result, Error, Cancelled)):
+                loop.call_soon_threadsafe(done.put_nowait, item)
+
+        client = f"rest-{job_id}"
+        service.jobs.submit(client, JobRequest(submit, image_frame, mask_frame), sink)
+        try:
+            outcome = await done.get()
+        finally:
+            service.jobs.disconnect(client)
+        if isinstance(outcome, Error):
+            raise _http_error(outcome.to_exception())
+        if isinstance(outcome, Cancelled) or not frames:
+            raise _http_error(ProtocolError(errors.INTERNAL, "the job ended without a result"))
+        first = frames[0]
+        region = np.frombuffer(decode_pixels(first), np.uint8).reshape(first.height, first.width, 4)
+        whole = np.array(src)
+        whole[first.y:first.y + first.height, first.x:first.x + first.width] = region
+        buf = io.BytesIO()
+        Image.fromarray(whole, "RGBA").save(buf, "PNG")
+        seeds = ",".join(map(str, outcome.seeds))  # type: ignore[union-attr]
+        return Response(buf.getvalue(), media_type="image/png", headers={"X-Underpaint-Seeds": seeds})
+
+

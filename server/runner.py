@@ -1,0 +1,152 @@
+"""Run one job on the worker thread: wire frames -> imaging -> engine -> result frames.
+
+Everything the client caused (bad mask, unknown model, cancel, out of memory) ends as one event for that
+job; nothing here can stop the worker.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import time
+
+import numpy as np
+from PIL import Image
+
+from underpaint.protocol import errors
+from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.frames import Frame
+from underpaint.protocol.geometry import Rect
+from underpaint.protocol.messages import MAX_SEED, Cancelled, Error, Progress, Result, Started, Submit
+from underpaint.protocol.pixels import decode_pixels as decode_payload
+from underpaint.protocol.pixels import make_frame
+
+from . import imaging
+from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo
+from .jobs import Job
+
+log = logging.getLogger("underpaint.runner")
+
+
+def denoising_steps(steps: int, strength: float) -> int:
+    """What diffusers' img2img/inpaint run for ``steps`` at ``strength``."""
+    return min(int(steps * strength), steps)
+
+
+def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: Rect) -> Frame:
+    height, width = rgb.shape[:2]
+    if encoding in ("jpeg", "webp"):
+        buf = io.BytesIO()
+        Image.fromarray(rgb, "RGB").save(buf, "JPEG" if encoding == "jpeg" else "WEBP", quality=80)
+        return Frame(job=job, role="preview", width=width, height=height, pixel_format="rgb8",
+                     payload=buf.getvalue(), encoding=encoding, x=region.x, y=region.y, index=min(step, 0xFFFF))
+    return make_frame(job, "preview", rgb.tobytes(), width, height, "rgb8", encoding, region.x, region.y,
+                      min(step, 0xFFFF))
+
+
+def decode_inputs(job: Job) -> tuple[np.ndarray, Rect, np.ndarray | None]:
+    image_frame, mask_frame = job.request.image, job.request.mask
+    image = imaging.decode_pixels(decode_payload(image_frame), image_frame.width, image_frame.height,
+                                  image_frame.pixel_format)
+    rect = Rect(image_frame.x, image_frame.y, image_frame.width, image_frame.height)
+    mask = None
+    if mask_frame is not None:
+        rgba = imaging.decode_pixels(decode_payload(mask_frame), mask_frame.width, mask_frame.height,
+                                     mask_frame.pixel_format)
+        mask = imaging.convert_depth(rgba[..., 0], np.uint8)
+    return image, rect, mask
+
+
+class PreviewThrottle:
+    """Decides which steps get a preview: every N steps, at most one per interval, never the last step."""
+
+    def __init__(self, submit: Submit) -> None:
+        self.options = submit.preview
+        self.last = 0.0
+
+    def wants(self, step: int, total: int) -> bool:
+        opts = self.options
+        if not opts.enabled or step >= total or step % opts.every_steps:
+            return False
+        now = time.monotonic()
+        if (now - self.last) * 1000 < opts.min_interval_ms:
+            return False
+        self.last = now
+        return True
+
+
+class JobRunner:
+    def __init__(self, engine: Engine, max_model_pixels: int | None = None) -> None:
+        self.engine = engine
+        self.max_model_pixels = max_model_pixels
+
+    def __call__(self, job: Job) -> None:
+        submit = job.request.submit
+        try:
+            if job.cancel.is_set():
+                raise JobCancelled()
+            self._run(job, submit)
+        except JobCancelled:
+            job.emit(Cancelled(job=job.id))
+        except EngineError as exc:
+            job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
+        except ProtocolError as exc:
+            job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
+        except MemoryError:
+            job.emit(Error(code=errors.OUT_OF_MEMORY, message="the server ran out of memory for this job; try a "
+                           "smaller region or batch", job=job.id))
+
+    def _model(self, submit: Submit):
+        model_id = submit.model or self.engine.default_model()
+        for spec in self.engine.list_models():
+            if spec.id == model_id:
+                if submit.kind not in spec.capabilities:
+                    raise EngineError(errors.UNSUPPORTED, f"model {model_id!r} cannot do {submit.kind}", "kind")
+                return spec
+        raise EngineError(errors.UNKNOWN_MODEL, f"unknown model {model_id!r}", "model")
+
+    def _run(self, job: Job, submit: Submit) -> None:
+        t0 = time.monotonic()
+        spec = self._model(submit)
+        total = denoising_steps(submit.steps, submit.strength)
+        if total < 1:
+            raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
+                              "denoising step; raise steps or strength", "strength")
+        image, rect, mask = decode_inputs(job)
+        opts = submit.inpaint
+        try:
+            prepared = imaging.prepare(image, rect, mask, submit.kind, spec.resolution, opts.context, opts.grow,
+                                       opts.feather, self.max_model_pixels)
+        except ValueError as exc:
+            code = errors.EMPTY_MASK if "empty" in str(exc) else errors.BAD_VALUE
+            raise EngineError(code, str(exc), "mask" if mask is not None else "image") from None
+        region = prepared.region
+        seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
+        seed = min(seed, MAX_SEED - submit.batch + 1)
+        job.emit(Started(job=job.id, total=total, x=region.x, y=region.y, width=region.width, height=region.height))
+        throttle = PreviewThrottle(submit)
+
+        def on_step(info: StepInfo) -> None:
+            job.emit(Progress(job=job.id, step=info.step, total=info.total))
+            if throttle.wants(info.step, info.total):
+                rgb = info.render_preview(submit.preview.max_size)
+                job.emit(encode_preview(rgb, submit.preview.encoding, job.id, info.step, region))
+
+        t_run = time.monotonic()
+        request = GenerationRequest(
+            kind=submit.kind, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
+            strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
+            sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
+        )
+        outputs = self.engine.generate(request, on_step, job.cancel)
+        t_done = time.monotonic()
+        for index, generated in enumerate(outputs):
+            pixels = imaging.encode_pixels(imaging.finish(prepared, generated), submit.result_format)
+            job.emit(make_frame(job.id, "result", pixels, region.width, region.height, submit.result_format,
+                                submit.result_encoding, region.x, region.y, index))
+        now = time.monotonic()
+        timings = {"queue_s": t0 - job.created, "prepare_s": t_run - t0, "inference_s": t_done - t_run,
+                   "encode_s": now - t_done, "total_s": now - job.created}
+        job.emit(Result(job=job.id, images=len(outputs), seeds=tuple(seed + i for i in range(len(outputs))),
+                        timings={k: round(max(v, 0.0), 6) for k, v in timings.items()}))
