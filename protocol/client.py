@@ -71,6 +71,7 @@ class Client:
         self._waiters: dict[str, queue.Queue[object]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
+        self._last_state: Connected | Disconnected | None = None  # latest connection event
 
     # ------------------------------------------------------------------ public API (any thread)
     @property
@@ -81,6 +82,7 @@ class Client:
         """Start connecting in the background; ``Connected`` or ``Disconnected`` follows."""
         self.close(wait=True)
         self._closing = False
+        self._last_state = None
         self._outbox = queue.Queue()
         thread = threading.Thread(target=self._receiver, name="underpaint-recv", daemon=True)
         self._threads = [thread]
@@ -140,7 +142,7 @@ class Client:
                 if isinstance(event, Error):
                     raise event.to_exception()
                 if isinstance(event, Cancelled):
-                    raise ProtocolError("cancelled", f"job {submit.job} was cancelled", job=submit.job)
+                    raise ProtocolError(errors.CANCELLED, f"job {submit.job} was cancelled", job=submit.job)
         except queue.Empty:
             self.cancel(submit.job)
             raise ProtocolError(errors.CONNECTION_LOST, f"job {submit.job} timed out after {timeout} s",
@@ -161,8 +163,9 @@ class Client:
         waiter: queue.Queue[object] = queue.Queue()
         self._waiters["*"] = waiter
         try:
-            if self.welcome is not None:
-                return Connected(self.welcome)
+            last = self._last_state
+            if last is not None and wanted(last):
+                return last
             while True:
                 event = waiter.get(timeout=timeout)
                 if wanted(event):
@@ -173,6 +176,8 @@ class Client:
             self._waiters.pop("*", None)
 
     def _emit(self, event: object) -> None:
+        if isinstance(event, (Connected, Disconnected)):
+            self._last_state = event
         job = getattr(event, "job", None)
         for key in (job, "*"):
             waiter = self._waiters.get(key) if key else None
@@ -225,6 +230,8 @@ class Client:
                     elif isinstance(event, Error) and event.job is None and conn.state == "closed":
                         error = event.to_exception()
                     self._emit(event)
+                if conn.state == "closed":  # a fatal error: the session cannot go on
+                    ws.close()
         except ConnectionClosed as exc:
             if not self._closing and error is None:
                 error = ProtocolError(errors.CONNECTION_LOST, f"connection to {self.url} lost: {exc}")

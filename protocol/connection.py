@@ -21,8 +21,8 @@ from .messages import (
     Hello,
     Limits,
     Message,
-    Resume,
     Result,
+    Resume,
     Submit,
     Welcome,
     decode_message,
@@ -146,7 +146,6 @@ class ClientConnection:
                 raise ProtocolError(errors.INCOMPATIBLE_VERSION, f"server speaks protocol {msg.protocol}, this "
                                     f"client speaks {PROTOCOL_VERSION}", "protocol")
             self.state, self.welcome = "ready", msg
-            self.frame_limits = FrameLimits(max_pixels=2**40, max_frame_bytes=2**40)
             return [msg]
         if isinstance(msg, Error):
             if msg.code in FATAL_CODES or self.state == "hello_sent":
@@ -176,7 +175,7 @@ class ClientConnection:
         if frame.role == "preview":
             return [PreviewReceived(frame.job, frame)]
         if frame.role == "result":
-            self._results[frame.job].append(frame)
+            self._results.setdefault(frame.job, []).append(frame)
             return []
         raise ProtocolError(errors.UNEXPECTED_FRAME, f"servers do not send {frame.role} frames", "role", frame.job)
 

@@ -45,6 +45,7 @@ INTERNAL = "internal"
 # Client-side transport failures (never sent by a server).
 CONNECTION_FAILED = "connection_failed"
 CONNECTION_LOST = "connection_lost"
+CANCELLED = "cancelled"  # raised by Client.run_job when the job was cancelled
 
 ALL_CODES = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))
 

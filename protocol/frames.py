@@ -60,9 +60,11 @@ class Frame:
         return self.width * self.height * BYTES_PER_PIXEL[self.pixel_format]
 
     def encode(self) -> bytes:
-        job = self.job.encode("ascii")
         check_fields(self.job, self.role, self.pixel_format, self.encoding, self.width, self.height, self.x, self.y,
                      self.index)
+        if len(self.payload) > 0xFFFFFFFF:
+            raise ProtocolError(errors.TOO_LARGE, "frame payload does not fit in 32 bits", "payload", self.job)
+        job = self.job.encode("ascii")
         head = HEADER.pack(MAGIC, ROLES[self.role], FORMATS[self.pixel_format], ENCODINGS[self.encoding], len(job),
                            self.index, 0, self.width, self.height, self.x, self.y, len(self.payload))
         return b"".join((head, job, self.payload))

@@ -244,7 +244,10 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
 
 def decode_message(text: str | bytes, table: dict[str, type[Message]]) -> Message:
     """Parse one JSON control message using ``table`` (CLIENT_MESSAGES or SERVER_MESSAGES)."""
-    if len(text) > MAX_TEXT_BYTES:
+    size = len(text)
+    if isinstance(text, str) and size <= MAX_TEXT_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass"))  # bytes on the wire, not characters
+    if size > MAX_TEXT_BYTES:
         raise ProtocolError(errors.TOO_LARGE, f"control message is larger than {MAX_TEXT_BYTES} bytes")
     try:
         data = json.loads(text)  # NaN/Infinity parse to floats; the field check names them

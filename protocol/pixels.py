@@ -45,6 +45,9 @@ def decode_pixels(frame: Frame) -> bytes:
     """The frame's raw pixel bytes (exactly ``frame.raw_size`` of them), decompressing as needed."""
     expected = frame.raw_size
     if frame.encoding == "raw":
+        if len(frame.payload) != expected:
+            raise ProtocolError(errors.LENGTH_MISMATCH, f"raw payload is {len(frame.payload)} bytes, expected "
+                                f"{expected}", "payload", frame.job)
         return frame.payload
     if frame.encoding == "zlib":
         data = _inflate(frame.payload, expected, frame.job)

@@ -62,6 +62,8 @@ def _check_kind(spec: Spec, kind: Any, value: Any, where: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ProtocolError(errors.BAD_TYPE, f"'{where}' must be a number", where)
+        if isinstance(value, int) and abs(value) > 2**1023:
+            raise ProtocolError(errors.OUT_OF_RANGE, f"'{where}' is too large for a number", where)
         if not math.isfinite(value):
             raise ProtocolError(errors.NOT_FINITE, f"'{where}' must be a finite number", where)
         _check_range(spec, value, where)

@@ -8,7 +8,6 @@ import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
-
 from underpaint.protocol import errors
 from underpaint.protocol.connection import JobRequest, ServerConnection
 from underpaint.protocol.errors import ProtocolError

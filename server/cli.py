@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
                            "Every setting can also come from UNDERPAINT_<NAME> environment variables or a TOML "
                            "file (--config); flags win over the environment, which wins over the file.")
     serve.add_argument("--config", type=Path, help="TOML file with settings (a [server] table or top-level keys)")
-    for flag, (field, text) in SERVE_FLAGS.items():
+    for flag, (_field, text) in SERVE_FLAGS.items():
         serve.add_argument(flag, default=None, help=text)
     serve.add_argument("--models-dir", action="append", default=[],
                        help="folder to scan for models (repeatable; ComfyUI models/checkpoints and A1111 "

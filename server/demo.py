@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-
 from underpaint.protocol.client import Client, new_job_id
 from underpaint.protocol.connection import ResultReceived
 from underpaint.protocol.geometry import Rect, bounding_box, context_region
@@ -102,8 +101,8 @@ def run_demo(out: Path, steps: int = 8, size: int = 256) -> int:
         base = Submit(job="-", kind="img2img", prompt="a watercolor landscape", strength=0.6, steps=steps, seed=1234,
                       preview=replace(Submit(job="-", kind="img2img").preview, every_steps=2))
         job = new_job_id("demo")
-        img2img = client.run_job(replace(base, job=job), make_frame(job, "image", source.tobytes(), size, size,
-                                                                    "rgba8"), timeout=600, on_event=ProgressBar("img2img"))
+        image = make_frame(job, "image", source.tobytes(), size, size, "rgba8")
+        img2img = client.run_job(replace(base, job=job), image, timeout=600, on_event=ProgressBar("img2img"))
         selection = bounding_box(mask.tobytes(), size, size)
         assert selection is not None
         region = context_region(selection, Rect(0, 0, size, size), 16)

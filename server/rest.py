@@ -11,7 +11,6 @@ import numpy as np
 from fastapi import FastAPI, File, Form, Header, HTTPException, UploadFile
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
-
 from underpaint.protocol import errors
 from underpaint.protocol.connection import JobRequest, check_job_frames, check_limits
 from underpaint.protocol.errors import ProtocolError

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 from PIL import Image
-
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
