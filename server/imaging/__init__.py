@@ -1,0 +1,26 @@
+"""Pure image functions between wire pixels and the model: decode/encode, resize, masks, paste-back.
+
+No I/O and no torch. Colour images are numpy arrays of shape (H, W, 4) in RGBA order with dtype
+uint8, uint16, float16 or float32 (not premultiplied). Masks are (H, W) uint8 (0 = untouched, 255 = selected);
+blend alphas are (H, W) float32 in 0..1.
+"""
+
+from .masks import crop_for_inpaint, feather_mask, grow_mask, mask_bbox
+from .pipeline import KINDS, Prepared, finish, prepare
+from .pixels import (
+    PIXEL_FORMATS,
+    alpha_of,
+    bytes_per_pixel,
+    composite,
+    convert_depth,
+    decode_pixels,
+    encode_pixels,
+    to_rgb8,
+)
+from .sizing import fit_to_model, resize_mask, resize_rgb
+
+__all__ = [
+    "PIXEL_FORMATS", "KINDS", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
+    "convert_depth", "to_rgb8", "alpha_of", "fit_to_model", "resize_rgb", "resize_mask", "mask_bbox",
+    "crop_for_inpaint", "grow_mask", "feather_mask", "composite", "prepare", "finish",
+]  # fmt: skip

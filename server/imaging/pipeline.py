@@ -1,0 +1,108 @@
+"""The pure prepare/finish pair the job layer calls around the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from underpaint.protocol.geometry import Rect, Size
+
+from .masks import _check_mask_shape, _mask_u8, crop_for_inpaint, feather_mask, grow_mask
+from .pixels import _check_colour, _desc, composite, to_rgb8
+from .sizing import fit_to_model, resize_mask, resize_rgb
+
+KINDS = ("img2img", "inpaint")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` hands to the model, and what ``finish`` needs to paste the result back."""
+
+    region: Rect  # document coordinates of the pixels that ``finish`` returns
+    model_image: np.ndarray  # (h, w, 3) uint8 at model size
+    model_mask: np.ndarray | None  # (h, w) uint8 0/255 at model size; inpaint only
+    blend_alpha: np.ndarray | None  # (H, W) float32 over ``region``; None = replace every pixel's colour
+    source: np.ndarray  # (H, W, 4) the region's original pixels, original dtype
+    kind: str = "img2img"
+
+    @property
+    def model_size(self) -> Size:
+        return Size(self.model_image.shape[1], self.model_image.shape[0])
+
+
+
+def prepare(
+    image_rgba: np.ndarray,
+    image_rect: Rect,
+    mask: np.ndarray | None,
+    kind: str,
+    resolution: int,
+    context: int,
+    grow: int,
+    feather: int,
+    max_pixels: int | None,
+) -> Prepared:
+    """Cut, scale and mask an image for the model.
+
+    img2img: the region is the whole image; a mask, if given, only limits the paste-back (``blend_alpha``).
+    inpaint: the region is the mask's bounds plus ``max(context, reach + 1)`` pixels, where
+    ``reach = max(grow, 0) + feather`` (no ring when both are 0), so the feathered edge fades out inside it;
+    clamped to the image and aligned to 8 (``context_region``). The mask is grown by ``grow`` (negative
+    shrinks); ``model_mask`` is every pixel the grown mask touches (> 0), scaled to the model and binarized
+    to 0/255; ``blend_alpha`` is the grown mask feathered by ``feather``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    _check_colour("image", image_rgba)
+    if image_rgba.shape[:2] != (image_rect.height, image_rect.width):
+        raise ValueError(
+            f"image is {image_rgba.shape[1]}x{image_rgba.shape[0]} but image_rect is "
+            f"{image_rect.width}x{image_rect.height}"
+        )
+    if context < 0:
+        raise ValueError(f"context must be >= 0, got {context}")
+    if feather < 0:
+        raise ValueError(f"feather must be >= 0, got {feather}")
+    if mask is not None:
+        _check_mask_shape(mask, image_rect.size)
+        mask = _mask_u8("mask", mask)
+    if kind == "img2img":
+        region, local_mask = image_rect, mask
+    else:
+        if mask is None:
+            raise ValueError("inpaint needs a mask")
+        reach = max(grow, 0) + feather  # alpha is 0 beyond reach: keep one such ring inside the region
+        region = crop_for_inpaint(image_rect, mask, max(context, reach + 1 if reach else 0))
+        local = region.translate(-image_rect.x, -image_rect.y)
+        local_mask = mask[local.y : local.bottom, local.x : local.right]
+    local = region.translate(-image_rect.x, -image_rect.y)
+    source = image_rgba[local.y : local.bottom, local.x : local.right].copy()
+    size = fit_to_model(region.size, resolution, max_pixels)
+    model_image = resize_rgb(to_rgb8(source), size)
+    if local_mask is None:
+        return Prepared(region, model_image, None, None, source, kind)
+    grown = grow_mask(local_mask, grow)
+    if not grown.any():
+        raise ValueError(f"the mask is empty after shrinking it by {-grow} px")
+    blend_alpha = feather_mask(grown, feather)
+    model_mask = None
+    if kind == "inpaint":
+        touched = np.where(grown > 0, np.uint8(255), np.uint8(0))
+        model_mask = np.where(resize_mask(touched, size) > 0, np.uint8(255), np.uint8(0))
+    return Prepared(region, model_image, model_mask, blend_alpha, source, kind)
+
+
+def finish(prepared: Prepared, generated_rgb8: np.ndarray) -> np.ndarray:
+    """Scale the model's output back to the region and paste it over ``prepared.source``.
+
+    Returns (H, W, 4) in the source dtype covering ``prepared.region``: colour from the generated image
+    (blended by ``blend_alpha`` when there is one), alpha channel unchanged.
+    """
+    expected = prepared.model_image.shape
+    if generated_rgb8.shape != expected or generated_rgb8.dtype != np.uint8:
+        raise ValueError(f"generated image must be {expected} uint8, got {_desc(generated_rgb8)}")
+    scaled = resize_rgb(generated_rgb8, prepared.region.size)
+    alpha = prepared.blend_alpha
+    if alpha is None:
+        alpha = np.ones(scaled.shape[:2], dtype=np.float32)
+    return composite(prepared.source, scaled, alpha)
