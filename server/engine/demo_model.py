@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from .base import ModelSpec
@@ -19,6 +20,7 @@ DEMO_VERSION = "demo-v1"
 INPAINT_SUBFOLDER = "unet_inpaint"
 _SEED = 20240611
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
+_BUILD_LOCK = threading.Lock()  # the build seeds torch's global RNG: one build per process at a time
 
 DEMO_SPEC = ModelSpec(
     id="demo",
@@ -48,9 +50,7 @@ def demo_spec(cache_dir: Path | None = None) -> ModelSpec:
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP byte-level map: every byte to a printable unicode character."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     chars = printable[:]
     extra = 0
@@ -176,15 +176,18 @@ def ensure_demo_model(cache_dir: Path | None = None) -> Path:
     final = demo_dir(cache_dir)
     if (final / "model_index.json").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{DEMO_VERSION}-", dir=final.parent))
-    try:
-        build_demo(tmp)
+    with _BUILD_LOCK:
+        if (final / "model_index.json").is_file():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{DEMO_VERSION}-", dir=final.parent))
         try:
-            os.rename(tmp, final)  # atomic; fails if another builder won the race
-        except OSError:
-            if not (final / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            build_demo(tmp)
+            try:
+                os.rename(tmp, final)  # atomic; fails if another process won the race
+            except OSError:
+                if not (final / "model_index.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final

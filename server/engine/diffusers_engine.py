@@ -126,21 +126,19 @@ class DiffusersEngine(Engine):
                 spec, self.device, self.dtype, channels_last=self._channels_last, compile_unet=self._compile_unet
             )
 
-        try:
-            return self.cache.get(spec.id, load)
-        except EngineError:
-            raise
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise EngineError("model_load_failed", f"could not load model {spec.id!r}: {exc}") from exc
-        self.cache.clear()  # out of memory while other models were resident: retry alone once
-        try:
-            return self.cache.get(spec.id, load)
-        except Exception as exc:
-            free_accelerator_memory()
-            if is_out_of_memory(exc):
-                raise EngineError("out_of_memory", f"not enough memory to load {spec.id!r}") from exc
-            raise
+        for attempt in (1, 2):
+            try:
+                return self.cache.get(spec.id, load)
+            except EngineError:
+                raise
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise EngineError("model_load_failed", f"could not load model {spec.id!r}: {exc}") from exc
+                if attempt == 2 or not self.cache.keys():
+                    free_accelerator_memory()
+                    raise EngineError("out_of_memory", f"not enough memory to load {spec.id!r}") from exc
+                self.cache.clear()  # other models were resident: drop them and retry alone once
+        raise AssertionError("unreachable")
 
     def generate(
         self, request: GenerationRequest, on_step: Callable[[StepInfo], None], cancel: threading.Event
@@ -198,8 +196,7 @@ class DiffusersEngine(Engine):
             "guidance_scale": request.guidance,
             "num_images_per_prompt": request.batch,
             "generator": [
-                torch.Generator(device="cpu").manual_seed((request.seed + i) % _SEED_MOD)
-                for i in range(request.batch)
+                torch.Generator(device="cpu").manual_seed((request.seed + i) % _SEED_MOD) for i in range(request.batch)
             ],
             "output_type": "np",
             "callback_on_step_end": on_step_end,
@@ -209,7 +206,14 @@ class DiffusersEngine(Engine):
                 mask = np.where(request.mask >= 128, 255, 0).astype(np.uint8)
             else:
                 mask = np.full((h, w), 255, np.uint8)  # img2img on a 9-channel-only model
-            kwargs.update(mask_image=Image.fromarray(mask), height=h, width=w)
+            # One image/mask per batch item: the pipeline then VAE-encodes item i with generator i,
+            # so image i matches a single run with seed + i.
+            kwargs.update(
+                image=[kwargs["image"]] * request.batch,
+                mask_image=[Image.fromarray(mask)] * request.batch,
+                height=h,
+                width=w,
+            )
         with torch.inference_mode():
             images = pipe(**kwargs).images
         out = (np.asarray(images) * 255).round().astype(np.uint8)  # as diffusers' numpy_to_pil

@@ -236,15 +236,11 @@ def config_folders() -> dict[str, dict[str, dict[str, Any]]]:
     sd, sd_inp = "StableDiffusionPipeline", "StableDiffusionInpaintPipeline"
     return {
         "sd1": _sd_folder(sd, pndm, sd_unet(4, 768, 64, False, False), vae(512, False), sd1_te, END),
-        "sd1-inpaint": _sd_folder(
-            sd_inp, pndm, sd_unet(9, 768, 64, False, False), vae(512, False), sd1_te, END
-        ),
+        "sd1-inpaint": _sd_folder(sd_inp, pndm, sd_unet(9, 768, 64, False, False), vae(512, False), sd1_te, END),
         # SD 2.x 768-v (v-prediction); the 512 base model is epsilon
         "sd2": _sd_folder(sd, ddim_v, sd_unet(4, 1024, 96, True, True), vae(768, False), sd2_te, "!"),
         "sd2-base": _sd_folder(sd, ddim_eps, sd_unet(4, 1024, 64, True, False), vae(512, False), sd2_te, "!"),
-        "sd2-inpaint": _sd_folder(
-            sd_inp, ddim_eps, sd_unet(9, 1024, 64, True, False), vae(512, False), sd2_te, "!"
-        ),
+        "sd2-inpaint": _sd_folder(sd_inp, ddim_eps, sd_unet(9, 1024, 64, True, False), vae(512, False), sd2_te, "!"),
         "sdxl": _sdxl_folder("StableDiffusionXLPipeline", 4),
         "sdxl-inpaint": _sdxl_folder("StableDiffusionXLInpaintPipeline", 9),
     }

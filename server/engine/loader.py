@@ -86,7 +86,7 @@ def dtype_kwarg(dtype: Any) -> dict[str, Any]:
 
 
 def _variant(folder: Path) -> str | None:
-    """"fp16" when the UNet only ships fp16-variant weights (diffusers needs to be told)."""
+    """The variant to ask for: fp16 when the UNet ships only fp16-variant weights, else None."""
     unet = folder / "unet"
     plain = list(unet.glob("diffusion_pytorch_model.safetensors")) + list(unet.glob("*.bin"))
     return "fp16" if not plain and list(unet.glob("*.fp16.safetensors")) else None

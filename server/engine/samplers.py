@@ -30,6 +30,4 @@ def make_scheduler(name: str, base: Any) -> Any:
         return DDIMScheduler.from_config(config, clip_sample=False)  # SD never clips x0
     if name == "lcm":
         return LCMScheduler.from_config(config)
-    raise EngineError(
-        "bad_value", f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}", field="sampler"
-    )
+    raise EngineError("bad_value", f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}", field="sampler")

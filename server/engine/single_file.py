@@ -3,7 +3,10 @@
 diffusers' ``from_single_file`` needs a diffusers config folder for the architecture; we ship them in
 ``server/data/configs/`` (see gen_configs.py) and never touch the network. The CLIP vocabulary is
 shipped once in ``server/data/clip_tokenizer/`` and copied into a temporary config folder per load.
-A ``<stem>.config/`` folder beside the checkpoint replaces the shipped config (registry.py).
+
+Override: files in a ``<stem>.config/`` folder beside ``<stem>.safetensors`` replace the shipped ones
+with the same relative path, e.g. ``scheduler/scheduler_config.json`` with ``"prediction_type":
+"epsilon"`` for an SD 2.x 512 model, or a complete diffusers config folder for another architecture.
 """
 
 from __future__ import annotations
@@ -31,25 +34,27 @@ def config_name(spec: ModelSpec) -> str:
     return spec.family
 
 
-def config_source(spec: ModelSpec) -> Path:
-    """The user's ``<stem>.config/`` folder if present, else the shipped one."""
-    if spec.path is not None:
-        override = config_override_dir(Path(spec.path))
-        if override.is_dir():
-            return override
-    return CONFIGS_DIR / config_name(spec)
+def config_override(spec: ModelSpec) -> Path | None:
+    """The user's ``<stem>.config/`` folder beside the checkpoint, if there is one."""
+    if spec.path is None:
+        return None
+    override = config_override_dir(Path(spec.path))
+    return override if override.is_dir() else None
 
 
-def prepare_config(source: Path, dest: Path) -> Path:
-    """Copy a config folder to ``dest``, adding the shipped CLIP vocabulary to tokenizer folders lacking one."""
-    if not (source / "model_index.json").is_file():
-        raise EngineError("model_load_failed", f"config folder {source} has no model_index.json")
-    shutil.copytree(source, dest)
+def prepare_config(spec: ModelSpec, dest: Path) -> Path:
+    """Build the config folder for ``spec`` at ``dest``: the shipped one, then the override's files on top.
+
+    Tokenizer folders without a vocabulary (no tokenizer.json, no vocab.json) get the shipped CLIP one.
+    """
+    shutil.copytree(CONFIGS_DIR / config_name(spec), dest)
+    override = config_override(spec)
+    if override is not None:
+        shutil.copytree(override, dest, dirs_exist_ok=True)
     for tok_dir in dest.glob("tokenizer*"):
-        if tok_dir.is_dir() and not (tok_dir / "tokenizer.json").is_file():
+        if tok_dir.is_dir() and not any((tok_dir / n).is_file() for n in ("tokenizer.json", "vocab.json")):
             for name in TOKENIZER_FILES:
-                if not (tok_dir / name).is_file():
-                    shutil.copyfile(CLIP_TOKENIZER_DIR / name, tok_dir / name)
+                shutil.copyfile(CLIP_TOKENIZER_DIR / name, tok_dir / name)
     return dest
 
 
@@ -82,7 +87,7 @@ def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
     if spec.family == "sdxl":
         kwargs["add_watermarker"] = False
     with tempfile.TemporaryDirectory(prefix="underpaint-config-") as tmp:
-        config = prepare_config(config_source(spec), Path(tmp) / "config")
+        config = prepare_config(spec, Path(tmp) / "config")
         try:
             first = (inpaint_cls if spec.inpaint else img2img_cls).from_single_file(
                 str(path), config=str(config), **kwargs
@@ -95,11 +100,12 @@ def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
             raise EngineError(
                 "model_load_failed", f"could not load checkpoint {spec.id!r}: {exc}", field="model"
             ) from exc
+    if str(device) != "cpu":  # loaded on the CPU; moving there again only logs warnings
+        first.to(device)
     if spec.inpaint:
-        img2img, inpaint = None, first.to(device)
+        img2img, inpaint = None, first
     else:
-        img2img = first.to(device)
-        inpaint = inpaint_cls.from_pipe(img2img)
+        img2img, inpaint = first, inpaint_cls.from_pipe(first)
     return Pipelines(spec=spec, img2img=img2img, inpaint=inpaint, nbytes=_nbytes(inpaint))
 
 
