@@ -209,20 +209,23 @@ class ModelRegistry:
         self.scan()
 
     def scan(self) -> list[ModelSpec]:
-        found: dict[str, ModelSpec] = {}
+        specs: dict[str, ModelSpec] = {}
         skipped: list[SkippedFile] = []
+        demo = None
+        if self.include_demo:
+            from .demo_model import demo_spec
+
+            demo = demo_spec(self.demo_cache_dir)
+        reserved = {demo.id} if demo else set()
         for root in self.models_dirs:
             if not root.exists():
                 log.warning("models directory %s does not exist", root)
                 continue
             for spec in self._scan_root(root, skipped):
-                found[self._unique_id(spec.id, found)] = spec
-        specs = {i: s if s.id == i else ModelSpec(**{**s.__dict__, "id": i}) for i, s in found.items()}
-        if self.include_demo:
-            from .demo_model import demo_spec
-
-            demo = demo_spec(self.demo_cache_dir)
-            specs[self._unique_id(demo.id, specs)] = demo
+                model_id = self._unique_id(spec.id, specs.keys() | reserved)
+                specs[model_id] = spec if spec.id == model_id else ModelSpec(**{**spec.__dict__, "id": model_id})
+        if demo:
+            specs[demo.id] = demo
         self._specs, self._skipped = specs, skipped
         log.info("model registry: %d model(s), %d file(s) skipped", len(specs), len(skipped))
         return self.specs()
@@ -254,7 +257,7 @@ class ModelRegistry:
         raise EngineError("unknown_model", f"no models available (searched: {dirs})", field="model")
 
     @staticmethod
-    def _unique_id(wanted: str, taken: dict[str, Any]) -> str:
+    def _unique_id(wanted: str, taken: set[str]) -> str:
         if wanted not in taken:
             return wanted
         n = 2

@@ -105,7 +105,7 @@ def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
     if spec.inpaint:
         img2img, inpaint = None, first
     else:
-        img2img, inpaint = first, inpaint_cls.from_pipe(first)
+        img2img, inpaint = first, inpaint_cls.from_pipe(first, torch_dtype=dtype)
     return Pipelines(spec=spec, img2img=img2img, inpaint=inpaint, nbytes=_nbytes(inpaint))
 
 
