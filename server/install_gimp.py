@@ -54,13 +54,14 @@ def default_profile(platform: str | None = None, env: dict[str, str] | None = No
 def install(dest: Path | None = None) -> Path:
     """Install into the GIMP profile ``dest`` (default: ``default_profile()``); returns the plug-in dir.
 
+    ``dest`` may also be a ``plug-ins`` folder itself (as listed in GIMP's Preferences > Folders).
     An existing installation is replaced as a whole; other plug-ins are not touched.
     """
     profile = Path(dest) if dest is not None else default_profile()
     if profile.exists() and not profile.is_dir():
         raise NotADirectoryError(f"GIMP profile path is not a directory: {profile}")
     source = _plugin_source()
-    plug_ins = profile / "plug-ins"
+    plug_ins = profile if profile.name == "plug-ins" else profile / "plug-ins"
     target = plug_ins / PLUGIN_NAME
     staging = plug_ins / f".{PLUGIN_NAME}.installing"
     if staging.exists():

@@ -1,0 +1,221 @@
+"""Real GIMP 3.0.4 end to end: the installed plug-in, called through the PDB, against a real server.
+
+One gimp-console session (gimp_batch_e2e.py) runs every scenario and writes facts.json; the tests below
+assert on those facts. Without the GIMP chroot the tests skip, except under CI=true where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import gimp_harness
+import pytest
+from support.server import running_server
+from underpaint.plugin_gimp import naming
+
+pytestmark = pytest.mark.host
+BATCH = Path(__file__).with_name("gimp_batch_e2e.py")
+SESSION_TIMEOUT = 420  # the whole GIMP session; each run of the plug-in also has an idle timeout
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on (bound and released)
+        s.bind(("127.0.0.1", 0))
+        return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    reason = gimp_harness.unavailable_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"GIMP host missing under CI: {reason}")
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("gimp-e2e")
+    with running_server(tmp) as url:
+        run = gimp_harness.run_batch(BATCH.read_text(), {"url": url, "dead_url": _dead_url()}, tmp / "out",
+                                     timeout=SESSION_TIMEOUT)
+    assert gimp_harness.mounts_inside_chroot() == [], "the GIMP run left mounts behind"
+    facts_file = run.path("facts.json")
+    assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
+    return {"facts": json.loads(facts_file.read_text()), "log": run.plugin_log(), "run": run}
+
+
+def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:
+    facts = session["facts"].get(name)
+    assert facts is not None, f"scenario {name} did not run:\n{session['run'].output[-4000:]}"
+    assert "batch_error" not in facts, facts.get("batch_error")
+    return facts
+
+
+def succeeded(facts: dict[str, Any]) -> dict[str, Any]:
+    """The one new layer of a successful run."""
+    assert facts["status"] == "success", facts["message"]
+    assert len(facts["new"]) == 1, facts["new"]
+    return facts["new"][0]
+
+
+def layer_named(layers: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(layer for layer in layers if layer["name"] == name)
+
+
+def no_temporary_layers(facts: dict[str, Any]) -> None:
+    """Every layer after the run is a layer from before or the one result layer."""
+    after = [layer["id"] for layer in facts["after"]]
+    assert sorted(after) == sorted([layer["id"] for layer in facts["before"] + facts["new"]])
+
+
+def test_img2img_new_layer_above_source_in_same_group(session) -> None:
+    facts = scenario(session, "img2img_rgb8")
+    new = succeeded(facts)
+    source = layer_named(facts["before"], "paint")
+    assert new["parent"] == "group" == source["parent"]
+    assert new["position"] == source["position"]  # took the source's slot: directly above it
+    assert layer_named(facts["after"], "paint")["position"] == source["position"] + 1
+    assert (new["x"], new["y"], new["width"], new["height"]) == (20, 12, 40, 32)
+    assert new["name"] == "Underpaint: a red barn at dusk (seed 123)"
+    assert new["has_alpha"] and not new["mask"] and facts["source_unchanged"]
+    no_temporary_layers(facts)
+
+
+def test_img2img_parasite_is_persistent(session) -> None:
+    facts = scenario(session, "img2img_rgb8")
+    new = succeeded(facts)
+    payload = naming.read_parasite_payload(new["parasites"][naming.PARASITE_NAME].encode())
+    assert payload["params"]["prompt"] == "a red barn at dusk" and payload["params"]["seed"] == 123
+    assert payload["params"]["steps"] == 6 and payload["params"]["strength"] == 0.5
+    assert payload["region"] == [20, 12, 40, 32] and payload["model"]
+    reloaded = layer_named(facts["reloaded"], new["name"])  # saved as .xcf and opened again
+    assert naming.PARASITE_NAME in reloaded["parasites"]
+
+
+def test_inpaint_feathered_selection(session) -> None:
+    facts = scenario(session, "inpaint_rgb8")
+    new = succeeded(facts)
+    assert new["name"].startswith("Underpaint inpaint: a red barn at dusk (seed 5)")
+    assert new["mask"] and new["position"] == layer_named(facts["before"], "paint")["position"]
+    assert facts["partial"] > 0 and facts["selected"] > 0  # the selection really is feathered
+    assert facts["changed_outside"] == 0 and facts["outside"] > 0  # result pixels outside: byte-identical
+    assert facts["changed_inside"] > 0  # and the server did repaint inside
+    assert facts["mask_equals_support"]  # feathering is blended in once, by the server
+    assert facts["flat_changed_outside"] == 0  # the visible image is untouched outside the selection
+    assert facts["flat_differs_from_result_in_selection"] == 0
+    no_temporary_layers(facts)
+    text = new["parasites"][naming.PARASITE_NAME]
+    params = naming.read_parasite_payload(text.encode())["params"]
+    assert (params["guidance"], params["sampler"], params["negative_prompt"]) == (5.5, "euler", "blurry")
+    assert params["context"] == 16 and "t0ken" not in text
+
+
+def test_inpaint_16bit(session) -> None:
+    facts = scenario(session, "inpaint_rgb16")
+    new = succeeded(facts)
+    assert facts["precision"] == "u16-non-linear" and new["bpp"] == 8  # RGBA u16 layer
+    assert facts["changed_outside"] == 0 and facts["outside"] > 0  # u16 samples survive exactly
+    assert facts["changed_inside"] > 0 and facts["not_8bit_expanded"] > 0
+    assert facts["mask_equals_support"] and facts["flat_changed_outside"] == 0
+    no_temporary_layers(facts)
+    assert naming.read_parasite_payload(new["parasites"][naming.PARASITE_NAME].encode())["params"]["model"] == "demo"
+
+
+def test_grayscale_img2img_with_feathered_selection(session) -> None:
+    facts = scenario(session, "img2img_gray_selection")
+    new = succeeded(facts)
+    assert facts["base_type"] == "gray" and new["gray"] and new["has_alpha"] and new["bpp"] == 2
+    assert new["mask"] and facts["mask_equals_selection"] and facts["partial"] > 0
+    assert facts["changed_inside"] > 0
+    no_temporary_layers(facts)
+
+
+def test_server_down_is_a_clear_error_and_leaves_the_image_alone(session) -> None:
+    facts = scenario(session, "server_down")
+    assert facts["status"] == "execution-error"
+    assert "Cannot reach the Underpaint server" in facts["message"]
+    assert facts["after"] == facts["before"] and facts["source_unchanged"]
+
+
+def test_refusals_are_specific(session) -> None:
+    facts = scenario(session, "refusals")
+    assert facts["no_selection"] == ["execution-error", "Inpaint needs a selection: select the area to repaint "
+                                     "first."]
+    status, message = facts["indexed"]
+    assert status == "execution-error" and "Indexed images are not supported" in message
+    assert len(facts["after_indexed"]) == 1
+
+
+def _runs(log: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    runs: list[list[dict[str, Any]]] = []
+    for record in log:
+        if record["event"] == "run_start":
+            runs.append([])
+        runs[-1].append(record)
+    return runs
+
+
+def runs_by_scenario(session) -> dict[str, list[dict[str, Any]]]:
+    runs = _runs(session["log"])
+    assert len(runs) == len(RUN_ORDER), [run[0] for run in runs]
+    return dict(zip(RUN_ORDER, runs, strict=True))
+
+
+RUN_ORDER = ["img2img_rgb8", "inpaint_rgb8", "inpaint_rgb16", "img2img_gray_selection", "with_last_vals_window",
+             "cancel_kills_plugin", "server_down", "refusals:no_selection", "refusals:indexed"]
+
+
+def test_one_undo_group_per_run_and_image_untouched_until_the_result(session) -> None:
+    runs = runs_by_scenario(session)
+    for name in RUN_ORDER[:5]:
+        events = [r["event"] for r in runs[name]]
+        assert events[-1] == "run_end" and runs[name][-1]["status"] == "success", (name, events)
+        assert events.count("undo_group_start") == 1 and events.count("undo_group_end") == 1
+        start, end = events.index("undo_group_start"), events.index("undo_group_end")
+        changes = [i for i, e in enumerate(events) if e in ("result_inserted", "mask_added", "parasite_attached")]
+        assert changes and all(start < i < end for i in changes), events
+        assert "progress" in events[:start]  # progress was reported while the job ran
+    for name in RUN_ORDER[6:]:
+        events = {r["event"] for r in runs[name]}
+        assert runs[name][-1].get("status") == "execution-error", (name, runs[name])
+        assert not events & {"undo_group_start", "result_inserted"}
+
+
+def test_progress_window_shows_previews_and_closes(session) -> None:
+    facts = scenario(session, "with_last_vals_window")
+    new = succeeded(facts)
+    assert new["name"] == "Underpaint: no prompt (seed unknown)" or new["name"].startswith("Underpaint: ")
+    no_temporary_layers(facts)
+    runs = runs_by_scenario(session)
+    run = runs["with_last_vals_window"]
+    events = [r["event"] for r in run]
+    assert events.count("window_opened") == 1 and events.count("window_closed") == 1
+    assert "preview_shown" in events
+    assert events.index("window_opened") < events.index("preview_shown") < events.index("window_closed")
+    closed = next(r for r in run if r["event"] == "window_closed")
+    assert closed["previews"] == events.count("preview_shown") > 0
+    for name in RUN_ORDER[:4]:  # non-interactive runs open no window
+        assert "window_opened" not in {r["event"] for r in runs[name]}
+
+
+def test_cancel_from_gimp_kills_the_plugin_and_leaves_the_image_alone(session) -> None:
+    facts = scenario(session, "cancel_kills_plugin")
+    assert facts["killed"], "the plug-in never reported progress"
+    assert facts["status"] != "success"
+    assert facts["after"] == facts["before"] and facts["source_unchanged"]
+    run = runs_by_scenario(session)["cancel_kills_plugin"]
+    assert run[-1]["event"] == "progress" and run[0]["pid"] == facts["killed"]
+
+
+def test_dialogs_build_on_a_real_display(session) -> None:
+    facts = scenario(session, "dialogs")
+    for kind in ("img2img", "inpaint"):
+        widgets = facts[kind]["widgets"]
+        assert widgets["prompt"] == widgets["negative-prompt"] == "TextView"
+        assert widgets["strength"] == widgets["cfg"] == "SpinScale" and not facts[kind]["token_visible"]
+        assert all(widgets.values()), widgets
+        assert ("context" in widgets) == (kind == "inpaint")
+    window = facts["window"]
+    assert window == {"previews": 1, "cancelled": [True], "label": "Cancelling", "fraction": 0.5,
+                      "has_pixbuf": True}

@@ -1,0 +1,240 @@
+"""The GIMP plug-in's job runner against a scripted fake client (event order, errors, timeouts)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from underpaint.plugin_gimp import job
+from underpaint.plugin_gimp import pixels as px
+from underpaint.plugin_gimp.params import IMG2IMG, INPAINT, parse_params
+from underpaint.plugin_gimp.region import Rect, plan
+from underpaint.protocol import client as pclient
+from underpaint.protocol import connection, errors, messages
+from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.pixels import make_frame
+
+SPEC = px.choose_spec("rgb", "u8")
+PLAN = plan(IMG2IMG, Rect(4, 6, 8, 4), None)
+WELCOME = messages.Welcome(protocol=1, server_version="t", device="cpu",
+                           defaults=messages.Defaults(model="demo"),
+                           limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**7, max_queued_jobs=4,
+                                                  max_batch=4, max_steps=100))
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def status(self, text: str) -> None:
+        self.calls.append(("status", text))
+
+    def progress(self, fraction: float) -> None:
+        self.calls.append(("progress", fraction))
+
+    def preview(self, frame, data: bytes) -> None:
+        self.calls.append(("preview", frame.width, frame.height, len(data)))
+
+
+class FakeClient:
+    """Plays ``script(client)`` -> events on its own thread once connected, like the real client."""
+
+    def __init__(self, script, url, token=None, client_name="", client_version="", on_event=None) -> None:
+        self.script, self.url, self.token, self.on_event = script, url, token, on_event
+        self.submitted: list = []
+        self.cancelled: list[str] = []
+        self.closed = False
+        self.submit_error: ProtocolError | None = None
+
+    def connect(self) -> None:
+        threading.Thread(target=lambda: [self.on_event(e) for e in self.script(self, "connect")]).start()
+
+    def submit(self, submit, image, mask=None) -> str:
+        if self.submit_error:
+            raise self.submit_error
+        self.submitted.append((submit, image, mask))
+        for event in self.script(self, "submit"):
+            self.on_event(event)
+        return submit.job
+
+    def cancel(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def result_frame(job_id: str, region: Rect = PLAN.region, fmt: str = "rgba8", fill: int = 7):
+    data = bytes([fill]) * (region.width * region.height * 4)
+    return make_frame(job_id, "result", data, region.width, region.height, fmt, "zlib", region.x, region.y)
+
+
+def happy(events_after_submit):
+    def script(client, stage):
+        if stage == "connect":
+            return [pclient.Connected(WELCOME)]
+        return events_after_submit(client.submitted[-1][0].job)
+    return script
+
+
+def make_runner(script, kind=IMG2IMG, the_plan=PLAN, clock=None, **values):
+    p = parse_params(kind, {"prompt": "p", "seed": 5, **values})
+    job_id = pclient.new_job_id("t")
+    submit = job.build_submit(job_id, p, SPEC)
+    image = bytes(the_plan.region.width * the_plan.region.height * 4)
+    mask = bytes(the_plan.region.width * the_plan.region.height) if kind == INPAINT else None
+    image_frame, mask_frame = job.build_frames(job_id, the_plan, SPEC, image, mask)
+    sink = Sink()
+    holder: dict = {}
+
+    def factory(url, **kw):
+        holder["client"] = FakeClient(script, url, **kw)
+        return holder["client"]
+
+    extra = {"clock": clock} if clock else {}
+    runner = job.JobRunner("ws://x:1/v1/ws", "tok", submit, image_frame, mask_frame, the_plan, sink,
+                           idle_timeout=30, client_factory=factory, **extra)
+    return runner, sink, holder
+
+
+def drive(runner, limit: int = 200) -> None:
+    runner.start()
+    for _ in range(limit):
+        if runner.step(wait=0.05):
+            return
+    raise AssertionError("runner did not finish")
+
+
+def test_happy_path_events_reach_the_sink_in_order() -> None:
+    def after(job_id):
+        preview = make_frame(job_id, "preview", bytes(4 * 4 * 4), 4, 4, "rgba8", "raw")
+        return [messages.Queued(job=job_id, position=0), messages.Started(job=job_id, total=2),
+                messages.Progress(job=job_id, step=1, total=2), connection.PreviewReceived(job_id, preview),
+                messages.Progress(job=job_id, step=2, total=2),
+                connection.ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(77,)),
+                                          (result_frame(job_id),))]
+
+    runner, sink, holder = make_runner(happy(after))
+    drive(runner)
+    outcome = runner.result()
+    assert outcome.seed == 77 and outcome.model == "demo" and outcome.pixels == bytes([7]) * (8 * 4 * 4)
+    assert holder["client"].token == "tok" and holder["client"].closed
+    kinds = [c[0] for c in sink.calls]
+    assert kinds == ["status", "status", "status", "status", "progress", "status", "progress", "preview",
+                     "status", "progress"]
+    assert ("preview", 4, 4, 64) in sink.calls and ("progress", 1.0) in sink.calls
+    submit, image, mask = holder["client"].submitted[0]
+    assert submit.result_format == "rgba8" and submit.seed == 5 and submit.preview.encoding == "raw"
+    assert (image.x, image.y, image.width, image.height, image.encoding) == (4, 6, 8, 4, "zlib") and mask is None
+
+
+def test_inpaint_sends_mask_and_options() -> None:
+    the_plan = plan(INPAINT, Rect(0, 0, 32, 32), Rect(8, 8, 4, 4), context=4)
+
+    def after(job_id):
+        return [connection.ResultReceived(job_id, messages.Result(job=job_id, images=1),
+                                          (result_frame(job_id, the_plan.region),))]
+
+    runner, _, holder = make_runner(happy(after), INPAINT, the_plan, context=4)
+    drive(runner)
+    submit, image, mask = holder["client"].submitted[0]
+    assert submit.kind == "inpaint" and submit.inpaint.context == 4
+    assert (submit.inpaint.feather, submit.inpaint.grow) == (0, 0)  # the GIMP selection is the feathering
+    assert mask.pixel_format == "gray8" and (mask.x, mask.y, mask.width) == (image.x, image.y, image.width)
+    assert runner.result().seed == 5  # no seeds reported: the requested one
+
+
+def test_unreachable_server_is_a_clear_failure() -> None:
+    def script(client, stage):
+        return [pclient.Disconnected(ProtocolError(errors.CONNECTION_FAILED, "cannot connect: refused"))]
+
+    runner, _, _ = make_runner(script)
+    drive(runner)
+    with pytest.raises(job.JobFailed, match="Cannot reach the Underpaint server.*refused"):
+        runner.result()
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    (lambda j: messages.Error(code="out_of_memory", message="GPU full", job=j), r"\(out_of_memory\): GPU full"),
+    (lambda j: messages.Error(code="bad_token", message="nope"), "refused the access token"),
+    (lambda j: messages.Cancelled(job=j), "server cancelled"),
+    (lambda j: connection.ResultReceived(j, messages.Result(job=j, images=1),
+                                         (result_frame(j, Rect(0, 0, 8, 4)),)), "returned a result for 8x4"),
+    (lambda j: connection.ResultReceived(j, messages.Result(job=j, images=1), (result_frame(j, fmt="bgra8"),)),
+     "returned bgra8 pixels but rgba8"),
+    (lambda j: connection.ResultReceived(j, messages.Result(job=j, images=0), ()), "without a result"),
+])
+def test_server_side_failures(event, message: str) -> None:
+    runner, _, _ = make_runner(happy(lambda j: [event(j)]))
+    drive(runner)
+    with pytest.raises(job.JobFailed, match=message):
+        runner.result()
+
+
+def test_events_of_other_jobs_are_ignored() -> None:
+    def after(job_id):
+        return [messages.Error(code="internal", message="x", job="other"),
+                messages.Progress(job="other", step=1, total=2),
+                connection.ResultReceived(job_id, messages.Result(job=job_id, images=1), (result_frame(job_id),))]
+
+    runner, sink, _ = make_runner(happy(after))
+    drive(runner)
+    assert runner.result().pixels and not [c for c in sink.calls if c[0] == "progress"]
+
+
+def test_undecodable_preview_is_skipped() -> None:
+    def after(job_id):
+        jpeg = make_frame(job_id, "preview", bytes(16 * 3), 4, 4, "rgb8", "raw")
+        jpeg = type(jpeg)(**{**jpeg.__dict__, "encoding": "jpeg", "payload": b"\xff\xd8junk"})
+        return [connection.PreviewReceived(job_id, jpeg),
+                connection.ResultReceived(job_id, messages.Result(job=job_id, images=1), (result_frame(job_id),))]
+
+    runner, sink, _ = make_runner(happy(after))
+    drive(runner)
+    assert runner.result() and not [c for c in sink.calls if c[0] == "preview"]
+
+
+def test_submit_rejected_locally() -> None:
+    def script(client, stage):
+        client.submit_error = ProtocolError(errors.TOO_LARGE, "image exceeds the server's limit")
+        return [pclient.Connected(WELCOME)]
+
+    runner, _, _ = make_runner(script)
+    drive(runner)
+    with pytest.raises(job.JobFailed, match=r"\(too_large\): image exceeds"):
+        runner.result()
+
+
+def test_silent_server_times_out() -> None:
+    now = [0.0]
+    runner, _, holder = make_runner(happy(lambda j: []), clock=lambda: now[0])
+    runner.start()
+    assert not runner.step(wait=0.2)  # connected and submitted, then silence
+    now[0] = 31.0
+    assert runner.step()
+    with pytest.raises(job.JobFailed, match="sent nothing for 30 s"):
+        runner.result()
+    assert holder["client"].closed
+
+
+def test_cancel_sends_cancel_for_a_submitted_job() -> None:
+    runner, _, holder = make_runner(happy(lambda j: []))
+    runner.start()
+    runner.step(wait=0.2)
+    runner.cancel()
+    client = holder["client"]
+    assert client.cancelled == [runner.submit_msg.job] and client.closed
+    with pytest.raises(job.JobFailed, match="Cancelled"):
+        runner.result()
+
+
+def test_result_before_finish() -> None:
+    runner, _, _ = make_runner(happy(lambda j: []))
+    with pytest.raises(job.JobFailed, match="not finished"):
+        runner.result()
+
+
+def test_inpaint_frames_need_a_mask() -> None:
+    the_plan = plan(INPAINT, Rect(0, 0, 16, 16), Rect(2, 2, 4, 4), context=0)
+    with pytest.raises(job.JobFailed, match="needs the selection mask"):
+        job.build_frames("j", the_plan, SPEC, bytes(the_plan.region.area * 4), None)
