@@ -192,7 +192,8 @@ def parser() -> argparse.ArgumentParser:
 
     install = sub.add_parser("install", help="install a host plugin into the user's profile")
     install.add_argument("host", choices=("krita", "gimp"))
-    install.add_argument("--dest", help="plugin folder to install into (default: the host's user folder)")
+    install.add_argument("--dest", help="krita: the pykrita folder; gimp: the GIMP profile folder "
+                         "(default: the user's own)")
     install.add_argument("--zip", help="krita: also write an importable plugin zip here")
     install.set_defaults(func=cmd_install)
     return top
