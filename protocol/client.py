@@ -200,10 +200,10 @@ class Client:
                        open_timeout=self.open_timeout, close_timeout=2, user_agent_header=None)
 
     def _receiver(self) -> None:
-        from websockets.exceptions import ConnectionClosed
-
         conn = ClientConnection(self.client_name, self.client_version, self.token)
         try:
+            from websockets.exceptions import ConnectionClosed  # a missing websockets is a failure to connect
+
             ws = self._open()
         except Exception as exc:  # noqa: BLE001 - every failure to connect becomes one clear event
             self._emit(Disconnected(ProtocolError(errors.CONNECTION_FAILED, f"cannot connect to {self.url}: {exc}")))

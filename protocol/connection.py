@@ -198,6 +198,25 @@ class ServerConnection:
         self._pending: dict[str, _Pending] = {}
 
     def receive_text(self, text: str | bytes) -> list[object]:
+        try:
+            return self._receive_text(text)
+        except ProtocolError as exc:
+            self._unbind(exc)
+            raise
+
+    def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
+        try:
+            return self._receive_bytes(data)
+        except ProtocolError as exc:
+            self._unbind(exc)
+            raise
+
+    def _unbind(self, exc: ProtocolError) -> None:
+        """An error must not name a job that goes on (a duplicate id, a stray frame): clients end jobs on it."""
+        if exc.job in self.active or exc.job in self._pending:
+            exc.job = None
+
+    def _receive_text(self, text: str | bytes) -> list[object]:
         if self.state == "closed":
             raise ProtocolError(errors.NOT_READY, "the session is closed")
         msg = decode_message(text, CLIENT_MESSAGES)
@@ -230,7 +249,7 @@ class ServerConnection:
         self._pending[job] = _Pending(msg)
         return []
 
-    def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
+    def _receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
         if self.state != "ready":
             raise ProtocolError(errors.NOT_READY, "send hello before any frame")
         try:
@@ -248,7 +267,7 @@ class ServerConnection:
         if len(pending.frames) < need and frame.role == "image":
             return []
         del self._pending[frame.job]
-        image, mask = pending.frames[0], (pending.frames[1] if need == 2 else None)
+        image, mask = pending.frames[0], (pending.frames[1] if len(pending.frames) == 2 else None)
         check_job_frames(pending.submit, image, mask)
         check_limits(pending.submit, self.limits, image)
         self.active.add(frame.job)

@@ -85,7 +85,7 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
-    names = {f.name for f in fields(ServerConfig)}
+    names = {f.name for f in fields(ServerConfig)} | {"config"}  # UNDERPAINT_CONFIG: the TOML file
     out = {}
     for key, value in environ.items():
         name = key[len(ENV_PREFIX):].lower() if key.startswith(ENV_PREFIX) else ""

@@ -28,11 +28,15 @@ def _http_error(exc: ProtocolError) -> HTTPException:
     return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": exc.message, "field": exc.field})
 
 
-def _read_image(data: bytes, name: str, mode: str) -> Image.Image:
+def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Image:
+    """Decode an upload; its size is checked from the header, before any pixel is decoded."""
     try:
         image = Image.open(io.BytesIO(data))
+        if image.width * image.height > max_pixels:
+            raise ProtocolError(errors.TOO_LARGE, f"{name} of {image.width}x{image.height} exceeds the server's "
+                                f"limit of {max_pixels} pixels", name)
         image.load()
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not a readable image: {exc}", name) from None
     return image.convert(mode)
 
@@ -74,12 +78,12 @@ def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no 
                 raise ProtocolError(errors.BAD_MESSAGE, "params must be a JSON object", "params")
             fields = {"kind": "inpaint" if mask is not None else "img2img", **fields, "job": job_id}
             submit = Submit.from_dict(fields, ignore=("type",))
-            src = _read_image(await image.read(), "image", "RGBA")
+            src = _read_image(await image.read(), "image", "RGBA", service.limits.max_pixels)
             w, h = src.size
             image_frame = make_frame(job_id, "image", src.tobytes(), w, h, "rgba8")
             mask_frame = None
             if mask is not None:
-                m = _read_image(await mask.read(), "mask", "L")
+                m = _read_image(await mask.read(), "mask", "L", service.limits.max_pixels)
                 mask_frame = make_frame(job_id, "mask", m.tobytes(), m.width, m.height, "gray8")
             check_job_frames(submit, image_frame, mask_frame)
             check_limits(submit, service.limits, image_frame)

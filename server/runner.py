@@ -18,8 +18,8 @@ from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.messages import MAX_SEED, Cancelled, Error, Progress, Result, Started, Submit
+from underpaint.protocol.pixels import PNG_FORMATS, make_frame
 from underpaint.protocol.pixels import decode_pixels as decode_payload
-from underpaint.protocol.pixels import make_frame
 
 from . import imaging
 from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo
@@ -62,14 +62,14 @@ class PreviewThrottle:
 
     def __init__(self, submit: Submit) -> None:
         self.options = submit.preview
-        self.last = 0.0
+        self.last: float | None = None  # the first eligible step always gets a preview
 
     def wants(self, step: int, total: int) -> bool:
         opts = self.options
         if not opts.enabled or step >= total or step % opts.every_steps:
             return False
         now = time.monotonic()
-        if (now - self.last) * 1000 < opts.min_interval_ms:
+        if self.last is not None and (now - self.last) * 1000 < opts.min_interval_ms:
             return False
         self.last = now
         return True
@@ -108,6 +108,9 @@ class JobRunner:
     def _run(self, job: Job, submit: Submit) -> None:
         t0 = time.monotonic()
         spec = self._model(submit)
+        if submit.result_encoding == "png" and submit.result_format not in PNG_FORMATS:
+            raise EngineError(errors.UNSUPPORTED, f"PNG cannot carry {submit.result_format}; use raw or zlib",
+                              "result_encoding")
         total = denoising_steps(submit.steps, submit.strength)
         if total < 1:
             raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
@@ -123,7 +126,7 @@ class JobRunner:
         region = prepared.region
         seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
         seed = min(seed, MAX_SEED - submit.batch + 1)
-        job.emit(Started(job=job.id, total=total, x=region.x, y=region.y, width=region.width, height=region.height))
+        job.emit(Started(job=job.id, total=0, x=region.x, y=region.y, width=region.width, height=region.height))
         throttle = PreviewThrottle(submit)
 
         def on_step(info: StepInfo) -> None:

@@ -1,0 +1,83 @@
+"""The `underpaint` command: serve --help, refusing unsafe binds, models, demo."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from underpaint.server.cli import SERVE_FLAGS, parser
+
+
+def underpaint(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed console script (or the module when the script is missing)."""
+    script = shutil.which("underpaint", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "underpaint.server.cli"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("UNDERPAINT_")}
+    environ.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})})
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, env=environ)
+
+
+def serve_options() -> set[str]:
+    serve = parser()._subparsers._group_actions[0].choices["serve"]  # argparse has no public accessor
+    return {s for action in serve._actions for s in action.option_strings if s.startswith("--")}
+
+
+def test_serve_help_lists_every_option():
+    done = underpaint("serve", "--help", timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = set(re.findall(r"--[a-z][a-z-]+", done.stdout))
+    expected = set(SERVE_FLAGS) | {"--config", "--models-dir", "--allow-pickle", "--allow-origin", "--log-json"}
+    assert expected <= listed, expected - listed
+    assert serve_options() - {"--help"} <= listed
+    assert "UNDERPAINT_" in done.stdout  # says where else settings come from
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_public_bind_without_token_refuses_to_start(host, tmp_path):
+    done = underpaint("serve", "--host", host, "--port", "0", "--port-file", str(tmp_path / "port"), timeout=120)
+    assert done.returncode == 2
+    assert f"refusing to listen on {host} without a token" in done.stderr
+    assert "--token" in done.stderr
+    assert not (tmp_path / "port").exists()
+
+
+def test_token_from_the_environment_counts(tmp_path):
+    """UNDERPAINT_TOKEN satisfies the rule; the bind itself then fails fast on an address we do not own."""
+    done = underpaint("serve", "--host", "192.0.2.1", "--port", "0", env={"UNDERPAINT_TOKEN": "t"}, timeout=120)
+    assert done.returncode == 2
+    assert "refusing" not in done.stderr and "cannot listen on 192.0.2.1" in done.stderr
+
+
+def test_bad_setting_is_a_clear_error(tmp_path):
+    done = underpaint("serve", "--max-steps", "many", timeout=60)
+    assert done.returncode == 2 and "'max_steps' has a bad value 'many'" in done.stderr
+    missing = tmp_path / "missing.toml"
+    done = underpaint("serve", "--config", str(missing), timeout=60)
+    assert done.returncode == 2 and "missing.toml" in done.stderr
+
+
+def test_models_lists_the_demo_model(tmp_path):
+    done = underpaint("models", "--models-dir", str(tmp_path), timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert re.match(r"^\* demo\s+demo\s+base\s+512px\s+builtin", lines[0]), lines[0]
+
+
+def test_demo_writes_the_images_and_a_contact_sheet(tmp_path):
+    out = tmp_path / "demo"
+    done = underpaint("demo", "--out", str(out), "--size", "64", "--steps", "2", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = ["source.png", "selection.png", "img2img.png", "inpaint.png", "contact_sheet.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    for name in names[:4]:
+        assert Image.open(out / name).size == (64, 64)
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.width > 4 * 64 and sheet.height > 64
+    assert "wrote" in done.stdout and "contact_sheet.png" in done.stdout
