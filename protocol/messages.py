@@ -184,7 +184,10 @@ class Queued(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Started(Message):
-    """The job left the queue. ``x, y, width, height``: the document region its previews and results cover."""
+    """The job left the queue. ``x, y, width, height``: the document region its previews and results cover.
+
+    ``total`` is 0 when the step count is only known once sampling starts: ``progress`` always carries it.
+    """
 
     TYPE: ClassVar[str] = "started"
     job: str = _job()

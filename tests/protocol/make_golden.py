@@ -1,0 +1,125 @@
+"""Golden wire vectors: the objects, and (run by hand) the generator of tests/protocol/golden/.
+
+    .venv/bin/python tests/protocol/make_golden.py      # rewrites golden/*.json and golden/*.bin
+
+Only run it after a deliberate wire change (which also means a new protocol version or an advertised
+feature, see docs/protocol.md). ``test_protocol_golden.py`` checks that today's code encodes these objects to
+exactly the checked-in bytes and decodes the bytes back to the objects.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from underpaint.protocol.frames import Frame
+from underpaint.protocol.messages import (
+    Cancel,
+    Cancelled,
+    Defaults,
+    Error,
+    Hello,
+    InpaintOptions,
+    Limits,
+    Message,
+    ModelInfo,
+    PreviewOptions,
+    Progress,
+    Queued,
+    Result,
+    Resume,
+    Started,
+    Submit,
+    Welcome,
+)
+from underpaint.protocol.pixels import make_frame
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+MESSAGES: dict[str, Message] = {
+    "hello": Hello(protocol=1, client="underpaint-krita", client_version="0.1.0", token="s3cret"),
+    "submit_img2img": Submit(
+        job="job-1", kind="img2img", model="sd15-demo", prompt="a red fox, oil painting", negative_prompt="blurry",
+        strength=0.55, steps=24, guidance=6.5, seed=1234, batch=2, sampler="dpmpp_2m",
+        preview=PreviewOptions(enabled=True, max_size=256, every_steps=2, min_interval_ms=250, encoding="jpeg"),
+        result_format="bgra8", result_encoding="zlib", keep_result=True,
+    ),
+    "submit_inpaint": Submit(job="job-2", kind="inpaint", prompt="a window", strength=1.0,
+                             inpaint=InpaintOptions(feather=12, grow=4, context=96)),
+    "cancel": Cancel(job="job-1"),
+    "resume": Resume(job="job-1"),
+    "welcome": Welcome(
+        protocol=1, server_version="0.1.0", device="cuda:0 NVIDIA GeForce RTX 3060 (12 GiB)",
+        models=(ModelInfo(id="sd15-demo", name="Stable Diffusion 1.5 (demo)", family="sd15",
+                          capabilities=("img2img", "inpaint"), resolution=512, default=True, note=""),),
+        defaults=Defaults(model="sd15-demo", strength=0.5, steps=20, guidance=7.0, sampler="default"),
+        limits=Limits(max_pixels=4194304, max_frame_bytes=33558528, max_queued_jobs=8, max_batch=4,
+                      max_steps=150, keep_results_s=600),
+    ),
+    "queued": Queued(job="job-1", position=2),
+    "started": Started(job="job-1", total=24, x=-16, y=32, width=512, height=384),
+    "progress": Progress(job="job-1", step=12, total=24),
+    "result": Result(job="job-1", images=2, seeds=(1234, 1235),
+                     timings={"queue_s": 0.25, "inference_s": 3.0, "total_s": 3.5}),
+    "error": Error(code="size_mismatch", message="mask 8x4@0,0 must cover the image region 8x8@0,0", job="job-2",
+                   field="mask"),
+    "cancelled": Cancelled(job="job-1"),
+}
+
+
+@dataclass(frozen=True)
+class FrameCase:
+    """A frame as its header fields plus raw pixels; ``payload`` is given only for opaque jpeg/webp previews."""
+
+    job: str
+    role: str
+    width: int
+    height: int
+    pixel_format: str
+    encoding: str
+    pixels: bytes = b""
+    payload: bytes = b""
+    x: int = 0
+    y: int = 0
+    index: int = 0
+
+    def frame(self) -> Frame:
+        if self.encoding in ("jpeg", "webp"):
+            return Frame(job=self.job, role=self.role, width=self.width, height=self.height,
+                         pixel_format=self.pixel_format, payload=self.payload, encoding=self.encoding, x=self.x,
+                         y=self.y, index=self.index)
+        return make_frame(self.job, self.role, self.pixels, self.width, self.height, self.pixel_format,
+                          self.encoding, x=self.x, y=self.y, index=self.index)
+
+
+FRAMES: dict[str, FrameCase] = {
+    # Krita's BGRA byte order: B, G, R, A of pixel (0,0), then pixel (1,0), ...
+    "image_bgra8_raw": FrameCase("job-1", "image", 2, 2, "bgra8", "raw",
+                                 bytes([0, 0, 255, 255, 0, 255, 0, 255, 255, 0, 0, 255, 255, 255, 255, 128]),
+                                 x=-16, y=32),
+    "image_rgba8_zlib": FrameCase("job-1", "image", 4, 3, "rgba8", "zlib", bytes(range(48))),
+    "image_rgba16_raw": FrameCase("job-1", "image", 2, 1, "rgba16", "raw",
+                                  struct.pack("<8H", 0xFFFF, 0x8000, 0x0001, 0xFFFF, 0, 0x1234, 0xABCD, 0x7FFF)),
+    "mask_gray8_png": FrameCase("job-2", "mask", 4, 4, "gray8", "png", bytes([0, 64, 128, 255] * 4), x=8, y=8),
+    "mask_gray16_raw": FrameCase("job-2", "mask", 2, 2, "gray16", "raw", struct.pack("<4H", 0, 0x00FF, 0xFF00,
+                                                                                   0xFFFF)),
+    "preview_jpeg": FrameCase("job-1", "preview", 64, 48, "rgb8", "jpeg", payload=b"\xff\xd8\xff\xdbopaque\xff\xd9",
+                              index=3),
+    "result_rgbaf32_zlib": FrameCase("job-1", "result", 1, 2, "rgbaf32", "zlib",
+                                     struct.pack("<8f", 1.0, 0.5, 0.25, 1.0, 0.0, -0.0, 2.0, 0.125), index=1),
+    "result_rgb8_png": FrameCase("job-1", "result", 3, 2, "rgb8", "png", bytes(range(0, 256, 15))),
+}
+
+
+def main() -> None:
+    GOLDEN.mkdir(exist_ok=True)
+    for name, msg in MESSAGES.items():
+        (GOLDEN / f"{name}.json").write_bytes(msg.encode().encode("utf-8"))
+    for name, case in FRAMES.items():
+        (GOLDEN / f"{name}.bin").write_bytes(case.frame().encode())
+    print(f"wrote {len(MESSAGES)} messages and {len(FRAMES)} frames to {GOLDEN}")
+
+
+if __name__ == "__main__":
+    main()
