@@ -1,0 +1,381 @@
+"""Orchestration of jobs between documents and the server, independent of Krita and Qt.
+
+Runs on the host's GUI thread only. The threaded protocol client calls ``post`` on its own thread; the host
+must deliver each posted event to ``Controller.handle`` on the GUI thread (Krita: a queued Qt signal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import messages_text
+from .jobs import Capture, Job, JobBook, UserError, result_layer_name
+from .params import GenerationParams, ParamsError, ResultRecord
+from .pixels import BYTES_PER_PIXEL, UnsupportedDocument, clear_unchanged, crop
+from .proto import client as pclient
+from .proto import connection as pconn
+from .proto import errors, frames, geometry, messages
+from .proto import pixels as ppixels
+from .settings import Settings
+
+CLIENT_NAME = "underpaint-krita"
+PLUGIN_VERSION = "0.1.0"
+PREVIEW_MAX_SIZE = 512
+PREVIEW_INTERVAL_MS = 200
+
+
+class HostDocument(Protocol):
+    """What the controller needs from one open document (Krita: ``document.KritaDocument``)."""
+
+    key: int
+    name: str
+
+    def is_open(self) -> bool: ...
+
+    def capture(self, params: GenerationParams, settings: Settings) -> Capture: ...
+
+    def show_preview(self, job: Job, frame: frames.Frame) -> None: ...
+
+    def clear_preview(self, job: Job) -> None: ...
+
+    def add_results(self, job: Job, images: list[ResultImage]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    rect: geometry.Rect
+    pixels: bytes  # in the job's pixel format; inpaint: unchanged pixels made transparent
+    seed: int
+    name: str
+    record: ResultRecord
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A client event with the connection it came from (what ``post`` receives)."""
+
+    generation: int
+    event: object
+
+
+@dataclass(frozen=True)
+class Status:
+    connection: str  # disconnected | connecting | connected
+    server: str  # "device, version" once connected
+    message: str
+    error: bool
+    progress: tuple[int, int] | None  # (step, total) of the running job
+    jobs: int
+
+
+class Controller:
+    def __init__(self, settings: Settings, post: Callable[[object], None],
+                 make_client: Callable[..., Any] = pclient.Client, client_version: str = "") -> None:
+        self.settings = settings
+        self._post = post
+        self._make_client = make_client
+        self._client_version = client_version
+        self._client: Any = None
+        self._generation = 0
+        self.connection = "disconnected"
+        self.welcome: messages.Welcome | None = None
+        self.jobs = JobBook()
+        self.docs: dict[int, HostDocument] = {}
+        self._waiting: list[tuple[messages.Submit, frames.Frame, frames.Frame | None]] = []
+        self.message, self.error = "Not connected", False
+        self.last_seed: int | None = None
+        self.listeners: list[Callable[[Status], None]] = []
+
+    # ---------------------------------------------------------------- state for the UI
+    def status(self) -> Status:
+        running = self.jobs.running()
+        progress = (running.step, running.total) if running and running.total else None
+        server = ""
+        if self.welcome is not None:
+            w = self.welcome
+            default = next((m.name for m in w.models if m.id == w.defaults.model), w.defaults.model)
+            where = self._client.url if self._client is not None else self.settings.server_url
+            server = f"{where} · {w.device} · server {w.server_version} · default model {default}"
+        return Status(self.connection, server, self.message, self.error, progress, len(self.jobs))
+
+    def models(self) -> list[messages.ModelInfo]:
+        return list(self.welcome.models) if self.welcome else []
+
+    def report(self, message: str, error: bool = True) -> None:
+        """Show a message in every docker's status line."""
+        self._notify(message, error)
+
+    def _notify(self, message: str | None = None, error: bool = False) -> None:
+        if message is not None:
+            self.message, self.error = message, error
+        status = self.status()
+        for listener in list(self.listeners):
+            try:
+                listener(status)
+            except RuntimeError:  # its widget is gone (window closed)
+                self.listeners.remove(listener)
+
+    # ---------------------------------------------------------------- connection
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings; a changed server or token drops the connection (jobs in flight fail)."""
+        old, self.settings = self.settings, settings
+        if (old.server_url, old.token) != (settings.server_url, settings.token) and self._client is not None:
+            self.disconnect()
+
+    def connect(self) -> None:
+        if self.connection != "disconnected":
+            return
+        self._generation += 1
+        generation = self._generation
+        self._client = self._make_client(self.settings.server_url, token=self.settings.token or None,
+                                         client_name=CLIENT_NAME, client_version=self._client_version,
+                                         on_event=lambda event: self._post(Tagged(generation, event)))
+        self.connection = "connecting"
+        self._notify(f"Connecting to {self._client.url} …")
+        self._client.connect()
+
+    def disconnect(self) -> None:
+        """Close the connection; jobs in flight fail now, late events of the old connection are ignored."""
+        client, self._client = self._client, None
+        self._generation += 1
+        if client is not None:
+            client.close()
+        self.connection, self.welcome = "disconnected", None
+        self._fail_waiting("Disconnected before the job was sent.")
+        for job in self.jobs.all():
+            self._finish(job, "failed", "Disconnected: the job was dropped.", error=True)
+        self._notify("Disconnected")
+
+    # ---------------------------------------------------------------- jobs
+    def generate(self, doc: HostDocument, params: GenerationParams) -> str:
+        """Capture the document now and send (or queue until connected) one job; returns its id.
+
+        Raises UserError with a message for the painter (also shown in the status line).
+        """
+        try:
+            job = self._prepare(doc, params)
+        except (UserError, ParamsError, UnsupportedDocument, ValueError) as exc:
+            self._notify(str(exc), error=True)
+            raise UserError(str(exc)) from exc
+        self.docs[doc.key] = doc
+        self.jobs.add(job)
+        submit, image, mask = self._wire(job)
+        if self.connection == "connected":
+            self._send(job, submit, image, mask)
+        else:
+            self._waiting.append((submit, image, mask))
+            self.connect()
+        self._notify()
+        return job.id
+
+    def _prepare(self, doc: HostDocument, params: GenerationParams) -> Job:
+        params = params.validated()
+        if self.welcome is not None:
+            self._check_model(params)
+        capture = doc.capture(params, self.settings)
+        params = dataclasses.replace(params, seed=params.resolved_seed())
+        return Job(pclient.new_job_id("krita"), doc.key, doc.name, capture, params)
+
+    def _check_model(self, params: GenerationParams) -> None:
+        assert self.welcome is not None
+        if params.batch > self.welcome.limits.max_batch:
+            raise UserError(f"The server allows at most {self.welcome.limits.max_batch} images per job.")
+        if params.model and params.model not in {m.id for m in self.welcome.models}:
+            raise UserError(f"The server has no model {params.model!r}; pick one from the list.")
+
+    def _wire(self, job: Job) -> tuple[messages.Submit, frames.Frame, frames.Frame | None]:
+        p, s, cap = job.params, self.settings, job.capture
+        region = cap.region
+        submit = messages.Submit(
+            job=job.id, kind=cap.kind, model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
+            strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch,
+            preview=messages.PreviewOptions(enabled=s.preview, max_size=PREVIEW_MAX_SIZE,
+                                            min_interval_ms=PREVIEW_INTERVAL_MS, encoding="jpeg"),
+            inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
+            result_format=cap.pixel_format, result_encoding="zlib")
+        image = ppixels.make_frame(job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format,
+                                   "zlib", region.x, region.y)
+        mask = None
+        if cap.mask is not None:
+            mask = ppixels.make_frame(job.id, "mask", cap.mask, region.width, region.height, "gray8", "zlib",
+                                      region.x, region.y)
+        return submit, image, mask
+
+    def _send(self, job: Job, submit: messages.Submit, image: frames.Frame, mask: frames.Frame | None) -> None:
+        try:
+            self._client.submit(submit, image, mask)
+        except errors.ProtocolError as exc:
+            self._finish(job, "failed", messages_text.explain(exc.code, exc.message), error=True)
+            return
+        job.state = "queued"
+        self._notify(f"Sent {job.capture.kind} of {job.capture.region.width}x{job.capture.region.height} px")
+
+    def _fail_waiting(self, why: str) -> None:
+        waiting, self._waiting = self._waiting, []
+        for submit, _, _ in waiting:
+            job = self.jobs.get(submit.job)
+            if job is not None:
+                self._finish(job, "failed", why, error=True)
+
+    def cancel(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        waiting = [w for w in self._waiting if w[0].job == job_id]
+        if waiting:
+            self._waiting.remove(waiting[0])
+            self._finish(job, "cancelled", "Cancelled")
+            return
+        job.cancel_requested = True
+        if self._client is not None:
+            self._client.cancel(job_id)
+        self._notify("Cancelling …")
+
+    def cancel_all(self, doc_key: int | None = None) -> None:
+        for job in self.jobs.all():
+            if doc_key is None or job.doc_key == doc_key:
+                self.cancel(job.id)
+
+    def document_closed(self, doc_key: int) -> None:
+        """Drop a closed document's jobs: cancel them on the server, ignore whatever still arrives."""
+        dropped = self.jobs.for_document(doc_key)
+        for job in dropped:
+            self._waiting = [w for w in self._waiting if w[0].job != job.id]
+            if self._client is not None and job.state != "sending":
+                self._client.cancel(job.id)
+            self.jobs.pop(job.id)
+        doc = self.docs.pop(doc_key, None)
+        if dropped:
+            name = doc.name if doc is not None else dropped[0].doc_name
+            self._notify(f"'{name}' was closed: cancelled {len(dropped)} job(s)")
+
+    # ---------------------------------------------------------------- events (GUI thread)
+    def handle(self, event: object) -> None:
+        if isinstance(event, Tagged):
+            if event.generation != self._generation:
+                return  # from a connection that was closed since
+            event = event.event
+        if isinstance(event, pclient.Connected):
+            self._on_connected(event.welcome)
+        elif isinstance(event, pclient.Disconnected):
+            self._on_disconnected(event.error)
+        elif isinstance(event, messages.Error) and not event.job:
+            self._notify(messages_text.explain(event.code, event.message), error=True)
+        else:
+            job = self.jobs.get(getattr(event, "job", None))
+            if job is not None:  # events of dropped jobs (closed documents) are ignored
+                self._on_job_event(job, event)
+
+    def _on_connected(self, welcome: messages.Welcome) -> None:
+        self.connection, self.welcome = "connected", welcome
+        self._notify(f"Connected: {welcome.device}")
+        waiting, self._waiting = self._waiting, []
+        for submit, image, mask in waiting:
+            job = self.jobs.get(submit.job)
+            if job is None:
+                continue
+            try:
+                self._check_model(job.params)
+            except UserError as exc:
+                self._finish(job, "failed", str(exc), error=True)
+                continue
+            self._send(job, submit, image, mask)
+
+    def _on_disconnected(self, error: errors.ProtocolError | None) -> None:
+        self._client, self.connection, self.welcome = None, "disconnected", None
+        why = messages_text.explain(error.code, error.message) if error else "Disconnected"
+        self._fail_waiting(why)
+        for job in self.jobs.all():  # the client reports orphans first; this is a safety net
+            self._finish(job, "failed", why, error=True)
+        self._notify(why, error=error is not None)
+
+    def _on_job_event(self, job: Job, event: object) -> None:
+        if isinstance(event, messages.Queued):
+            job.state, job.position = "queued", event.position
+            self._notify(f"Queued (position {event.position + 1})" if event.position else "Queued")
+        elif isinstance(event, messages.Started):
+            job.state, job.total = "running", event.total
+            if event.width and event.height:
+                job.preview_rect = geometry.Rect(event.x, event.y, event.width, event.height)
+            self._notify("Generating …")
+        elif isinstance(event, messages.Progress):
+            job.state, job.step, job.total = "running", event.step, event.total
+            self._notify(("Cancelling … " if job.cancel_requested else "") + f"Step {event.step}/{event.total}")
+        elif isinstance(event, pconn.PreviewReceived):
+            self._on_preview(job, event.frame)
+        elif isinstance(event, pconn.ResultReceived):
+            self._on_result(job, event.result, event.frames)
+        elif isinstance(event, messages.Error):
+            self._finish(job, "failed", messages_text.explain(event.code, event.message), error=True)
+        elif isinstance(event, messages.Cancelled):
+            self._finish(job, "cancelled", "Cancelled")
+
+    def _on_preview(self, job: Job, frame: frames.Frame) -> None:
+        doc = self.docs.get(job.doc_key)
+        if not self.settings.preview or job.cancel_requested or doc is None or not doc.is_open():
+            return
+        try:
+            doc.show_preview(job, frame)
+            job.preview_shown = True
+        except Exception as exc:  # noqa: BLE001 - a bad preview must not end the job
+            self._notify(f"Preview failed: {exc}", error=True)
+
+    def _on_result(self, job: Job, result: messages.Result, result_frames: tuple[frames.Frame, ...]) -> None:
+        doc = self.docs.get(job.doc_key)
+        if doc is None or not doc.is_open():
+            self.jobs.pop(job.id)
+            return
+        try:
+            images = self.result_images(job, result, result_frames, self.welcome.server_version
+                                        if self.welcome else "")
+            job.layers = doc.add_results(job, images)  # may take over the preview layer
+            doc.clear_preview(job)
+        except Exception as exc:  # noqa: BLE001 - report, never leave a preview behind
+            self._finish(job, "failed", f"Could not place the result: {exc}", error=True)
+            return
+        if images:
+            self.last_seed = images[0].seed
+        names = ", ".join(job.layers)
+        self._finish(job, "done", f"Added {len(job.layers)} layer(s): {names}")
+
+    def _finish(self, job: Job, state: str, message: str, error: bool = False) -> None:
+        job.state = state
+        doc = self.docs.get(job.doc_key)
+        if doc is not None and doc.is_open() and job.preview_shown:
+            try:
+                doc.clear_preview(job)
+            except Exception:  # noqa: BLE001 - the document may be mid-close
+                pass
+        self.jobs.pop(job.id)
+        self._notify(message, error)
+
+    # ---------------------------------------------------------------- results (pure)
+    @staticmethod
+    def result_images(job: Job, result: messages.Result, result_frames: tuple[frames.Frame, ...],
+                      server_version: str = "") -> list[ResultImage]:
+        """Decode, check and (inpaint) clip each result frame; name it and record its parameters."""
+        cap, params = job.capture, job.params
+        bpp = BYTES_PER_PIXEL[cap.pixel_format]
+        created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        images = []
+        for i, frame in enumerate(result_frames):
+            if frame.pixel_format != cap.pixel_format:
+                raise ValueError(f"the server sent {frame.pixel_format} pixels, the document needs "
+                                 f"{cap.pixel_format}")
+            rect = geometry.Rect(frame.x, frame.y, frame.width, frame.height)
+            if not cap.region.contains(rect):
+                raise ValueError(f"the server's result {rect} lies outside the region sent {cap.region}")
+            data = ppixels.decode_pixels(frame)
+            if cap.kind == "inpaint":
+                local = rect.translate(-cap.region.x, -cap.region.y)
+                original = crop(cap.pixels, bpp, cap.region.width, local.x, local.y, local.width, local.height)
+                data, _ = clear_unchanged(data, original, bpp, rect.width)
+            seed = result.seeds[i] if i < len(result.seeds) else (params.seed or 0) + i
+            record = ResultRecord(params, cap.kind, seed, (cap.region.x, cap.region.y, cap.region.width,
+                                                           cap.region.height), server_version, created)
+            images.append(ResultImage(rect, data, seed, result_layer_name(params.prompt, seed, cap.kind), record))
+        return images

@@ -1,0 +1,247 @@
+"""The "Underpaint" docker: prompt and parameters, Generate/Cancel, progress, status, settings.
+
+Widgets carry object names (``underpaint_*``) so tests and stylesheets can find them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from krita import DockWidget
+
+from . import qt
+from .controller import Controller, Status
+from .params import MAX_SEED, GenerationParams, ParamsError
+from .settings import Settings, SettingsError
+
+MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"))
+SOURCES = (("Active layer", "layer"), ("Visible image", "visible"))
+
+
+def _named(widget: qt.QWidget, name: str) -> qt.QWidget:
+    widget.setObjectName(f"underpaint_{name}")
+    return widget
+
+
+def _spin(name: str, lo: float, hi: float, value: float, decimals: int | None = None) -> qt.QWidget:
+    box = qt.QDoubleSpinBox() if decimals is not None else qt.QSpinBox()
+    if decimals is not None:
+        box.setDecimals(decimals)
+        box.setSingleStep(0.05 if hi <= 1 else 0.5)
+    box.setRange(lo, hi)
+    box.setValue(value)
+    return _named(box, name)
+
+
+class UnderpaintDocker(DockWidget):
+    """One per main window; all of them share the extension's controller."""
+
+    extension: Any = None  # the UnderpaintExtension, set before the docker factory is registered
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("Underpaint")
+        self.extension = UnderpaintDocker.extension
+        self.controller: Controller = self.extension.controller
+        self.extension.dockers.append(self)
+        tabs = qt.QTabWidget()
+        tabs.addTab(self._build_generate(), "Generate")
+        tabs.addTab(self._build_settings(), "Settings")
+        self.setWidget(tabs)
+        self.controller.listeners.append(self.on_status)
+        self.load_settings(self.controller.settings)
+        self.set_params(self.extension.initial_params())
+        self.on_status(self.controller.status())
+
+    # ---------------------------------------------------------------- layout
+    def _build_generate(self) -> qt.QWidget:
+        page = qt.QWidget()
+        col = qt.QVBoxLayout(page)
+        self.connection = _named(qt.QLabel("Not connected"), "connection")
+        self.connection.setWordWrap(True)
+        connect = _named(qt.QToolButton(), "connect")
+        connect.setText("Connect")
+        connect.clicked.connect(self.reconnect)
+        row = qt.QHBoxLayout()
+        row.addWidget(self.connection, 1)
+        row.addWidget(connect)
+        col.addLayout(row)
+        form = qt.QFormLayout()
+        self.model = _named(qt.QComboBox(), "model")
+        self.model.addItem("Server default", None)
+        self.mode = _named(qt.QComboBox(), "mode")
+        for text, value in MODES:
+            self.mode.addItem(text, value)
+        self.source = _named(qt.QComboBox(), "source")
+        for text, value in SOURCES:
+            self.source.addItem(text, value)
+        self.prompt = _named(qt.QPlainTextEdit(), "prompt")
+        self.prompt.setPlaceholderText("Describe what to paint")
+        self.prompt.setMaximumHeight(80)
+        self.negative = _named(qt.QPlainTextEdit(), "negative")
+        self.negative.setPlaceholderText("What to avoid (optional)")
+        self.negative.setMaximumHeight(50)
+        self.strength = _spin("strength", 0.01, 1.0, 0.5, 2)
+        self.steps = _spin("steps", 1, 1000, 20)
+        self.cfg = _spin("cfg", 0.0, 50.0, 7.0, 1)
+        self.batch = _spin("batch", 1, 64, 1)
+        self.seed_random = _named(qt.QCheckBox("Random"), "seed_random")
+        self.seed_random.setChecked(True)
+        self.seed = _named(qt.QLineEdit("0"), "seed")
+        self.seed.setEnabled(False)
+        self.seed_random.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        last = _named(qt.QToolButton(), "last_seed")
+        last.setText("Last")
+        last.setToolTip("Reuse the seed of the last result")
+        last.clicked.connect(self.reuse_last_seed)
+        seed_row = qt.QHBoxLayout()
+        for widget in (self.seed_random, self.seed, last):
+            seed_row.addWidget(widget)
+        for label, widget in (("Model", self.model), ("Mode", self.mode), ("Source", self.source),
+                              ("Prompt", self.prompt), ("Negative", self.negative), ("Strength", self.strength),
+                              ("Steps", self.steps), ("CFG", self.cfg), ("Images", self.batch)):
+            form.addRow(label, widget)
+        form.addRow("Seed", seed_row)
+        col.addLayout(form)
+        buttons = qt.QHBoxLayout()
+        self.generate_button = _named(qt.QPushButton("Generate"), "generate")
+        self.generate_button.clicked.connect(self.request_generate)
+        self.cancel_button = _named(qt.QPushButton("Cancel"), "cancel")
+        self.cancel_button.clicked.connect(lambda: self.controller.cancel_all())
+        buttons.addWidget(self.generate_button)
+        buttons.addWidget(self.cancel_button)
+        col.addLayout(buttons)
+        self.progress = _named(qt.QProgressBar(), "progress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = _named(qt.QLabel(""), "status")
+        self.status.setWordWrap(True)
+        col.addWidget(self.progress)
+        col.addWidget(self.status)
+        col.addStretch(1)
+        return page
+
+    def _build_settings(self) -> qt.QWidget:
+        page = qt.QWidget()
+        form = qt.QFormLayout(page)
+        self.server_url = _named(qt.QLineEdit(), "server_url")
+        self.token = _named(qt.QLineEdit(), "token")
+        self.token.setEchoMode(qt.PASSWORD)
+        self.preview = _named(qt.QCheckBox("Show previews while generating"), "preview")
+        self.padding = _spin("padding", 0, 8192, 64)
+        self.feather = _spin("feather", 0, 512, 8)
+        self.grow = _spin("grow", -512, 512, 0)
+        apply = _named(qt.QPushButton("Apply"), "apply_settings")
+        apply.clicked.connect(self.apply_settings)
+        for label, widget in (("Server URL", self.server_url), ("Token", self.token), ("", self.preview),
+                              ("Context padding (px)", self.padding), ("Feather (px)", self.feather),
+                              ("Grow (px)", self.grow), ("", apply)):
+            form.addRow(label, widget)
+        return page
+
+    # ---------------------------------------------------------------- parameters <-> widgets
+    def params(self) -> GenerationParams:
+        seed = None
+        if not self.seed_random.isChecked():
+            text = self.seed.text().strip()
+            if not text.isdigit() or int(text) > MAX_SEED:
+                raise ParamsError(f"Seed must be a whole number from 0 to {MAX_SEED} (got {text!r})")
+            seed = int(text)
+        return GenerationParams(
+            prompt=self.prompt.toPlainText().strip(), negative_prompt=self.negative.toPlainText().strip(),
+            model=self.model.currentData(), mode=self.mode.currentData(), source=self.source.currentData(),
+            strength=round(self.strength.value(), 4), steps=self.steps.value(), guidance=round(self.cfg.value(), 4),
+            seed=seed, batch=self.batch.value()).validated()
+
+    def set_params(self, params: GenerationParams) -> None:
+        self.prompt.setPlainText(params.prompt)
+        self.negative.setPlainText(params.negative_prompt)
+        for combo, value in ((self.mode, params.mode), (self.source, params.source)):
+            index = combo.findData(value)
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        index = self.model.findData(params.model)
+        if index < 0 and params.model:
+            self.model.addItem(f"{params.model} (not on this server)", params.model)
+            index = self.model.count() - 1
+        self.model.setCurrentIndex(max(index, 0))
+        self.strength.setValue(params.strength)
+        self.steps.setValue(params.steps)
+        self.cfg.setValue(params.guidance)
+        self.batch.setValue(params.batch)
+        self.seed_random.setChecked(params.seed is None)
+        if params.seed is not None:
+            self.seed.setText(str(params.seed))
+
+    def settings(self) -> Settings:
+        return Settings(server_url=self.server_url.text(), token=self.token.text(), preview=self.preview.isChecked(),
+                        context_padding=self.padding.value(), feather=self.feather.value(), grow=self.grow.value())
+
+    def load_settings(self, settings: Settings) -> None:
+        self.server_url.setText(settings.server_url)
+        self.token.setText(settings.token)
+        self.preview.setChecked(settings.preview)
+        self.padding.setValue(settings.context_padding)
+        self.feather.setValue(settings.feather)
+        self.grow.setValue(settings.grow)
+
+    # ---------------------------------------------------------------- actions
+    def request_generate(self) -> None:
+        self.extension.generate(self)
+
+    def reconnect(self) -> None:
+        self.controller.disconnect()
+        self.controller.connect()
+
+    def reuse_last_seed(self) -> None:
+        if self.controller.last_seed is None:
+            self.show_message("No result yet: generate once, then reuse its seed.", True)
+            return
+        self.seed_random.setChecked(False)
+        self.seed.setText(str(self.controller.last_seed))
+
+    def apply_settings(self) -> None:
+        try:
+            settings = self.settings().validated()
+        except SettingsError as exc:
+            self.show_message(str(exc), True)
+            return
+        self.extension.save_settings(settings)
+        self.show_message("Settings saved", False)
+
+    def show_message(self, text: str, error: bool) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #d04040;" if error else "")
+
+    def on_status(self, status: Status) -> None:
+        server = {"connected": f"Connected: {status.server}", "connecting": "Connecting …"}
+        self.connection.setText(server.get(status.connection, "Not connected"))
+        self._sync_models()
+        if status.progress:
+            self.progress.setRange(0, max(1, status.progress[1]))
+            self.progress.setValue(status.progress[0])
+        elif status.jobs:
+            self.progress.setRange(0, 0)  # busy indicator while queued
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        self.cancel_button.setEnabled(status.jobs > 0)
+        self.show_message(status.message + (f"  ({status.jobs} job(s) in flight)" if status.jobs else ""),
+                          status.error)
+
+    def _sync_models(self) -> None:
+        models = self.controller.models()
+        current = [self.model.itemData(i) for i in range(1, self.model.count())]
+        if [m.id for m in models] == current or not models:
+            return
+        selected = self.model.currentData()
+        while self.model.count() > 1:
+            self.model.removeItem(1)
+        for info in models:
+            self.model.addItem(f"{info.name} ({info.family})" + (" – default" if info.default else ""), info.id)
+        index = self.model.findData(selected)
+        self.model.setCurrentIndex(max(index, 0))
+
+    def canvasChanged(self, canvas: object) -> None:  # noqa: N802 - Krita's API name
+        pass
+

@@ -1,0 +1,189 @@
+"""The Krita side of one document: read pixels and selection, preview layer, result layers, parameters.
+
+GUI thread only. Implements ``controller.HostDocument``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import qt
+from .controller import ResultImage
+from .jobs import PREVIEW_LAYER_NAME, Capture, Job, UserError, plan_region
+from .params import (
+    ANNOTATION_DESCRIPTION,
+    ANNOTATION_TYPE,
+    GenerationParams,
+    ResultRecord,
+    decode_annotation,
+    encode_annotation,
+)
+from .pixels import BYTES_PER_PIXEL, check_size, from_bgra8, pixel_format
+from .proto import frames, geometry
+from .settings import Settings
+
+Rect = geometry.Rect
+_NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
+
+
+def krita() -> Any:
+    from krita import Krita  # only importable inside Krita
+
+    return Krita.instance()
+
+
+def rect_of(qrect: Any) -> Rect:
+    return Rect(qrect.x(), qrect.y(), max(0, qrect.width()), max(0, qrect.height()))
+
+
+def walk(node: Any):
+    """Every node below ``node``, depth first."""
+    for child in node.childNodes():
+        yield child
+        yield from walk(child)
+
+
+class KritaDocument:
+    def __init__(self, key: int, doc: Any) -> None:
+        self.key = key
+        self.doc = doc
+        self._previews: dict[str, Any] = {}  # job id -> preview node
+
+    @property
+    def name(self) -> str:
+        return self.doc.name() or self.doc.fileName() or "Untitled"
+
+    def is_open(self) -> bool:
+        return any(d == self.doc for d in krita().documents())
+
+    # ---------------------------------------------------------------- reading
+    def selection(self, canvas: Rect) -> tuple[Rect | None, Any]:
+        """Bounds of the selected pixels (grey levels >= 1) on the canvas, and the Selection itself."""
+        sel = self.doc.selection()
+        if sel is None:
+            return None, None
+        rough = Rect(sel.x(), sel.y(), max(0, sel.width()), max(0, sel.height())).intersect(canvas)
+        if rough.is_empty:
+            return None, None
+        mask = qt.to_bytes(sel.pixelData(rough.x, rough.y, rough.width, rough.height))
+        box = geometry.bounding_box(mask, rough.width, rough.height)
+        return (box.translate(rough.x, rough.y) if box else None), sel
+
+    def node_by_id(self, node_id: str) -> Any:
+        if not node_id:
+            return None
+        return next((n for n in walk(self.doc.rootNode()) if n.uniqueId().toString() == node_id), None)
+
+    def capture(self, params: GenerationParams, settings: Settings) -> Capture:
+        fmt = pixel_format(self.doc.colorModel(), self.doc.colorDepth())
+        self.doc.waitForDone()
+        canvas = Rect(0, 0, self.doc.width(), self.doc.height())
+        sel_rect, sel = self.selection(canvas)
+        node, bounds = None, None
+        if params.source == "layer":
+            node = self.doc.activeNode()
+            if node is None:
+                raise UserError("There is no active layer: select the layer to work on.")
+            if node.type() in _NOT_LAYERS:
+                raise UserError(f"'{node.name()}' is a mask: select a layer as the source.")
+            bounds = rect_of(node.bounds())
+        padding = max(settings.context_padding, max(settings.grow, 0) + settings.feather)
+        plan = plan_region(params.mode, canvas, bounds, sel_rect, padding)
+        r = plan.region
+        if node is not None:
+            pixels = qt.to_bytes(node.projectionPixelData(r.x, r.y, r.width, r.height))
+        else:
+            pixels = qt.to_bytes(self.doc.pixelData(r.x, r.y, r.width, r.height))
+        check_size(fmt, pixels, r.width, r.height, "the layer's pixel data")
+        mask = None
+        if plan.kind == "inpaint":
+            mask = qt.to_bytes(sel.pixelData(r.x, r.y, r.width, r.height))
+            if len(mask) != r.width * r.height:
+                raise UserError("Could not read the selection mask.")
+        source_id = node.uniqueId().toString() if node is not None else ""
+        source_name = node.name() if node is not None else "Visible image"
+        return Capture(plan, fmt, pixels, mask, source_id, source_name)
+
+    # ---------------------------------------------------------------- layers
+    def _place(self, node: Any, above: Any) -> None:
+        """Insert ``node`` directly above ``above`` (in its group), or on top of the stack without it."""
+        if above is None:
+            self.doc.rootNode().addChildNode(node, None)
+        else:
+            above.parentNode().addChildNode(node, above)
+
+    def show_preview(self, job: Job, frame: frames.Frame) -> None:
+        region = job.preview_rect or job.capture.region
+        bgra = qt.decode_image_bgra(frame.payload, region.width, region.height)
+        if bgra is None:
+            raise ValueError(f"cannot decode a {frame.encoding} preview")
+        data = from_bgra8(job.capture.pixel_format, bgra)
+        node = self._previews.get(job.id)
+        if node is None:
+            node = self.doc.createNode(PREVIEW_LAYER_NAME, "paintlayer")
+            node.setPixelData(data, region.x, region.y, region.width, region.height)
+            self._place(node, self.node_by_id(job.capture.source_id))
+            self._previews[job.id] = node
+        else:
+            node.setPixelData(data, region.x, region.y, region.width, region.height)
+        self.doc.refreshProjection()
+
+    def clear_preview(self, job: Job) -> None:
+        node = self._previews.pop(job.id, None)
+        if node is not None and self.node_by_id(node.uniqueId().toString()) is not None:
+            node.remove()
+            self.doc.refreshProjection()
+
+    def _take_preview(self, job: Job) -> Any:
+        """The job's preview layer, emptied, to become its first result layer (or None)."""
+        node = self._previews.pop(job.id, None)
+        if node is None or self.node_by_id(node.uniqueId().toString()) is None:
+            return None
+        r = job.preview_rect or job.capture.region
+        node.setPixelData(bytes(BYTES_PER_PIXEL[job.capture.pixel_format] * r.area), r.x, r.y, r.width, r.height)
+        return node
+
+    def add_results(self, job: Job, images: list[ResultImage]) -> list[str]:
+        """One paint layer per image, stacked directly above the source; parameters recorded.
+
+        The first image takes over the preview layer when there is one (pixels rewritten, renamed), so the
+        undo history holds exactly one step per result layer: the layer's creation.
+        """
+        above = self.node_by_id(job.capture.source_id)
+        records = self.records(prune=True)
+        reused = self._take_preview(job)
+        names = []
+        for image in images:
+            r = image.rect
+            if reused is not None:
+                node, reused = reused, None
+                node.setPixelData(image.pixels, r.x, r.y, r.width, r.height)
+                node.setName(image.name)
+            else:
+                node = self.doc.createNode(image.name, "paintlayer")
+                node.setPixelData(image.pixels, r.x, r.y, r.width, r.height)
+                self._place(node, above)  # the layer arrives complete: one undo step
+            records[node.uniqueId().toString()] = image.record
+            names.append(image.name)
+            above = node
+        self.doc.setAnnotation(ANNOTATION_TYPE, ANNOTATION_DESCRIPTION, qt.QByteArray(encode_annotation(records)))
+        self.doc.refreshProjection()
+        return names
+
+    # ---------------------------------------------------------------- parameters
+    def records(self, prune: bool = False) -> dict[str, ResultRecord]:
+        """Layer id -> parameters stored in this document (``prune``: only layers that still exist)."""
+        records = decode_annotation(qt.to_bytes(self.doc.annotation(ANNOTATION_TYPE)))
+        if prune and records:
+            alive = {n.uniqueId().toString() for n in walk(self.doc.rootNode())}
+            records = {k: v for k, v in records.items() if k in alive}
+        return records
+
+    def active_record(self) -> ResultRecord:
+        node = self.doc.activeNode()
+        if node is None:
+            raise UserError("Select an Underpaint result layer first.")
+        record = self.records().get(node.uniqueId().toString())
+        if record is None:
+            raise UserError(f"'{node.name()}' has no Underpaint parameters: select a layer Underpaint made.")
+        return record

@@ -1,0 +1,144 @@
+"""What the painter asked for (prompt, strength, seed ...) and how it is stored in a document.
+
+Host independent. A result layer's parameters live in one JSON document annotation (type ``underpaint``)
+keyed by the layer's unique id, so they survive .kra save/load and can be re-applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+ANNOTATION_TYPE = "underpaint"
+ANNOTATION_DESCRIPTION = "Underpaint generation parameters"
+ANNOTATION_VERSION = 1
+MODES = ("auto", "img2img", "inpaint")
+SOURCES = ("layer", "visible")
+MAX_SEED = 2**32 - 1
+
+
+class ParamsError(ValueError):
+    """A generation parameter is out of range or of the wrong type; the message names it."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str | None = None  # None: the server's default
+    mode: str = "auto"  # auto: inpaint when there is a selection, img2img otherwise
+    source: str = "layer"  # layer: the active layer; visible: the merged visible image
+    strength: float = 0.5
+    steps: int = 20
+    guidance: float = 7.0
+    seed: int | None = None  # None: random
+    batch: int = 1
+
+    def validated(self) -> GenerationParams:
+        _choice("mode", self.mode, MODES)
+        _choice("source", self.source, SOURCES)
+        _number("strength", self.strength, 0.01, 1.0, float)
+        _number("steps", self.steps, 1, 1000, int)
+        _number("guidance", self.guidance, 0.0, 50.0, float)
+        _number("batch", self.batch, 1, 64, int)
+        if self.seed is not None:
+            _number("seed", self.seed, 0, MAX_SEED, int)
+        for name in ("prompt", "negative_prompt"):
+            if not isinstance(getattr(self, name), str):
+                raise ParamsError(f"{name} must be text")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise ParamsError("model must be a non-empty model id or None for the server default")
+        return self
+
+    def resolved_seed(self, rng: random.Random | None = None) -> int:
+        """The seed to send: the fixed one, or a fresh random one."""
+        if self.seed is not None:
+            return self.seed
+        return (rng or random.SystemRandom()).randint(0, MAX_SEED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GenerationParams:
+        """Inverse of ``to_dict``; unknown keys are ignored (newer plugin versions), bad values raise ParamsError."""
+        if not isinstance(data, dict):
+            raise ParamsError(f"parameters must be a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        for key in ("strength", "guidance"):
+            if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+                values[key] = float(values[key])
+        return cls(**values).validated()
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParamsError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def _number(name: str, value: object, lo: float, hi: float, kind: type) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise ParamsError(f"{name} must be {'a number' if kind is float else 'a whole number'} (got {value!r})")
+    if not lo <= value <= hi:  # also rejects NaN
+        raise ParamsError(f"{name} must be between {lo:g} and {hi:g} (got {value!r})")
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """What produced one result layer: the parameters with the seed that was actually used."""
+
+    params: GenerationParams
+    kind: str  # img2img | inpaint
+    seed: int
+    region: tuple[int, int, int, int]  # x, y, width, height in document pixels
+    server_version: str = ""
+    created: str = ""  # ISO 8601 time
+
+    def reuse(self) -> GenerationParams:
+        """Parameters that reproduce this result: same everything, the used seed fixed, one image."""
+        return dataclasses.replace(self.params, seed=self.seed, batch=1, mode=self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.params.to_dict(), "kind": self.kind, "seed": self.seed, "region": list(self.region),
+                "server_version": self.server_version, "created": self.created}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ResultRecord:
+        if not isinstance(data, dict):
+            raise ParamsError("a result record must be a JSON object")
+        try:
+            region = tuple(int(v) for v in data["region"])
+            if len(region) != 4:
+                raise ValueError
+            kind, seed = data["kind"], data["seed"]
+        except (KeyError, TypeError, ValueError):
+            raise ParamsError("a result record needs kind, seed and a 4-number region") from None
+        _choice("kind", kind, ("img2img", "inpaint"))
+        _number("seed", seed, 0, MAX_SEED, int)
+        return cls(GenerationParams.from_dict(data.get("params")), kind, seed, region,  # type: ignore[arg-type]
+                   str(data.get("server_version", "")), str(data.get("created", "")))
+
+
+def decode_annotation(data: bytes | None) -> dict[str, ResultRecord]:
+    """Layer id -> record from the document annotation; empty when absent. Raises ParamsError if corrupt."""
+    if not data:
+        return {}
+    try:
+        doc = json.loads(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParamsError(f"the Underpaint annotation is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
+        raise ParamsError("the Underpaint annotation has no 'layers' object")
+    if doc.get("version") != ANNOTATION_VERSION:
+        raise ParamsError(f"the Underpaint annotation has version {doc.get('version')!r}; this plugin reads "
+                          f"version {ANNOTATION_VERSION}")
+    return {str(k): ResultRecord.from_dict(v) for k, v in doc["layers"].items()}
+
+
+def encode_annotation(records: dict[str, ResultRecord]) -> bytes:
+    doc = {"version": ANNOTATION_VERSION, "layers": {k: r.to_dict() for k, r in sorted(records.items())}}
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")

@@ -1,0 +1,60 @@
+"""The one place that imports Qt: PyQt5 (Krita 5) now, PyQt6 (Krita 6) later.
+
+Every other module takes its Qt names from here, so a Qt major version change stays in this file.
+"""
+
+from __future__ import annotations
+
+try:  # Krita 5.x
+    from PyQt5 import QtCore, QtGui, QtWidgets
+
+    QT_API = "PyQt5"
+except ImportError:  # Krita 6.x
+    from PyQt6 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+
+    QT_API = "PyQt6"
+
+QBuffer, QByteArray, QIODevice, QObject = QtCore.QBuffer, QtCore.QByteArray, QtCore.QIODevice, QtCore.QObject
+Qt, QTimer, pyqtSignal = QtCore.Qt, QtCore.QTimer, QtCore.pyqtSignal
+QImage = QtGui.QImage
+QApplication, QCheckBox, QComboBox = QtWidgets.QApplication, QtWidgets.QCheckBox, QtWidgets.QComboBox
+QDoubleSpinBox, QFormLayout = QtWidgets.QDoubleSpinBox, QtWidgets.QFormLayout
+QHBoxLayout = QtWidgets.QHBoxLayout
+QLabel, QLineEdit, QMessageBox = QtWidgets.QLabel, QtWidgets.QLineEdit, QtWidgets.QMessageBox
+QPlainTextEdit, QProgressBar = QtWidgets.QPlainTextEdit, QtWidgets.QProgressBar
+QPushButton = QtWidgets.QPushButton
+QSpinBox, QTabWidget, QToolButton = QtWidgets.QSpinBox, QtWidgets.QTabWidget, QtWidgets.QToolButton
+QVBoxLayout, QWidget = QtWidgets.QVBoxLayout, QtWidgets.QWidget
+
+Signal = pyqtSignal
+QUEUED = Qt.ConnectionType.QueuedConnection if QT_API == "PyQt6" else Qt.QueuedConnection
+ARGB32 = QImage.Format.Format_ARGB32 if QT_API == "PyQt6" else QImage.Format_ARGB32
+PASSWORD = QLineEdit.EchoMode.Password if QT_API == "PyQt6" else QLineEdit.Password
+IGNORE_ASPECT = Qt.AspectRatioMode.IgnoreAspectRatio if QT_API == "PyQt6" else Qt.IgnoreAspectRatio
+SMOOTH = Qt.TransformationMode.SmoothTransformation if QT_API == "PyQt6" else Qt.SmoothTransformation
+
+
+def to_bytes(data: object) -> bytes:
+    """A QByteArray (or anything bytes-like) as Python bytes."""
+    return bytes(data)  # type: ignore[arg-type]
+
+
+def decode_image_bgra(data: bytes, width: int, height: int) -> bytes | None:
+    """Decode JPEG/WebP/PNG ``data`` with Qt, scaled to ``width`` x ``height``: tightly packed BGRA8 bytes.
+
+    Returns None when Qt cannot decode the data.
+    """
+    image = QImage.fromData(QByteArray(data))
+    if image.isNull():
+        return None
+    if (image.width(), image.height()) != (width, height):
+        image = image.scaled(width, height, IGNORE_ASPECT, SMOOTH)
+    image = image.convertToFormat(ARGB32)  # little-endian ARGB32 = B, G, R, A bytes
+    stride = image.bytesPerLine()
+    bits = image.constBits()
+    bits.setsize(stride * height)
+    raw = bytes(bits)
+    row = width * 4
+    if stride == row:
+        return raw
+    return b"".join(raw[y * stride : y * stride + row] for y in range(height))

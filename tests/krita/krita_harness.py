@@ -1,0 +1,170 @@
+"""Run the real Krita under Xvfb with a throwaway profile, the Underpaint plugin and the test driver.
+
+Every run gets its own HOME, TMPDIR, XDG_* folders and a clean environment (no venv leaking into Krita's
+embedded Python). A hard timeout kills Krita, Xvfb and everything they started (one process group).
+Krita is the system one, or the one inside a Debian chroot (``Krita(chroot=...)``, e.g. 5.2.9 from trixie):
+then the profile lives inside the chroot and Krita runs there in a private mount namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DRIVER = Path(__file__).resolve().parent / "driver"
+DRIVER_NAME = "underpaint_test_driver"
+TRIXIE_CHROOT = Path(os.environ.get("UNDERPAINT_KRITA_CHROOT", "/var/cache/underpaint/trixie-krita"))
+XVFB_SCREEN = "-screen 0 1600x1200x24 -nolisten tcp"
+
+
+@dataclass(frozen=True)
+class Krita:
+    chroot: Path | None = None  # None: the system Krita
+
+    def missing(self) -> str | None:
+        base = self.chroot or Path("/")
+        if self.chroot is not None and not (self.chroot / "usr/bin/krita").exists():
+            return f"no Krita in the chroot {self.chroot} (UNDERPAINT_KRITA_TRIXIE=1 .ci/provision_krita.sh)"
+        for tool in ("krita", "xvfb-run"):
+            found = (base / "usr/bin" / tool).exists() if self.chroot else shutil.which(tool)
+            if not found:
+                return f"{tool} is not installed (run .ci/provision_krita.sh)"
+        return None
+
+    def inside(self, path: Path) -> str:
+        """``path`` as Krita sees it."""
+        return "/" + str(path.relative_to(self.chroot)) if self.chroot else str(path)
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        if self.chroot is None:
+            return ["xvfb-run", "-a", "-s", XVFB_SCREEN, "krita", "--nosplash"]
+        script = (
+            'root=$1; shift; '
+            'mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" && '
+            'mount --bind /dev "$root/dev" && mount -t devpts -o newinstance devpts "$root/dev/pts" && '
+            'mount -t tmpfs tmpfs "$root/dev/shm" || exit 97; '
+            'exec chroot "$root" "$@"'
+        )
+        display = str(random.randint(200, 900))  # X's abstract sockets are shared with the host
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "krita-chroot", str(self.chroot),
+                "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
+                "xvfb-run", "-n", display, "-a", "-s", XVFB_SCREEN, "krita", "--nosplash"]
+
+
+def require_krita(krita: Krita = Krita()) -> None:
+    """Skip without Krita locally; under CI=true a missing system Krita is a failure, and so is a missing
+    trixie chroot when UNDERPAINT_KRITA_TRIXIE=1 asked for it."""
+    missing = krita.missing()
+    if missing is None:
+        return
+    required = krita.chroot is None or os.environ.get("UNDERPAINT_KRITA_TRIXIE") == "1"
+    if required and os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"Krita end-to-end test needs Krita under CI: {missing}")
+    pytest.skip(missing)
+
+
+@dataclass
+class KritaRun:
+    root: Path  # the throwaway profile lives in root/home
+    results: dict[str, Any]
+    returncode: int | None
+    log: str
+    timed_out: bool
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log[-chars:]
+
+    @property
+    def kritarc(self) -> Path:
+        return self.root / "home" / ".config" / "kritarc"
+
+
+def make_profile(root: Path, settings: dict[str, str], krita: Krita) -> dict[str, str]:
+    """Create the throwaway profile with both plugins enabled; return the environment for Krita."""
+    from underpaint.server.install_krita import enable_in_kritarc, install
+
+    home, tmp, runtime = root / "home", root / "tmp", root / "runtime"
+    for folder in (home / ".config", home / ".cache", tmp, runtime):
+        folder.mkdir(parents=True, exist_ok=True)
+    runtime.chmod(0o700)
+    kritarc = home / ".config" / "kritarc"
+    pykrita = home / ".local" / "share" / "krita" / "pykrita"
+    install(pykrita, kritarc=kritarc)
+    shutil.copytree(DRIVER / DRIVER_NAME, pykrita / DRIVER_NAME, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(DRIVER / f"{DRIVER_NAME}.desktop", pykrita / f"{DRIVER_NAME}.desktop")
+    enable_in_kritarc(kritarc, DRIVER_NAME)
+    with kritarc.open("a", encoding="utf-8") as f:
+        f.write("\n[underpaint]\n" + "".join(f"{k}={v}\n" for k, v in settings.items()))
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin" if krita.chroot else os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": krita.inside(home),
+        "TMPDIR": krita.inside(tmp),
+        "XDG_RUNTIME_DIR": krita.inside(runtime),
+        "XDG_CONFIG_HOME": krita.inside(home / ".config"),
+        "XDG_DATA_HOME": krita.inside(home / ".local" / "share"),
+        "XDG_CACHE_HOME": krita.inside(home / ".cache"),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], timeout: float,
+              krita: Krita = Krita()) -> KritaRun:
+    """Run Krita until the driver quits it (or ``timeout`` seconds pass); return the driver's results.
+
+    ``config["out"]`` (a host path) is where the driver saves documents; with a chroot, ``root`` and it must
+    lie inside the chroot.
+    """
+    env = make_profile(root, settings, krita)
+    results_path = root / "results.json"
+    config = {**config, "results": krita.inside(results_path), "out": krita.inside(Path(config["out"]))}
+    config_path = root / "driver-config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    env["UNDERPAINT_TEST_CONFIG"] = krita.inside(config_path)
+    log_path = root / "krita.log"
+    timed_out = False
+    with contextlib.ExitStack() as stack:
+        if krita.chroot is not None:  # provisioning takes this lock exclusively while it changes the chroot
+            lock = stack.enter_context(open(f"{krita.chroot}.lock", "a"))
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{krita.chroot}.lock stayed locked for 300 s") from None
+                    time.sleep(1)
+        log = stack.enter_context(log_path.open("wb"))
+        host_env = env if krita.chroot is None else {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        proc = subprocess.Popen(krita.command(env), env=host_env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # Xvfb and anything left of Krita
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
+    for record in results.get("scenarios", {}).values():  # saved files, as host paths
+        for key in ("kra", "png", "screenshot"):
+            if isinstance(record.get(key), str) and krita.chroot is not None:
+                record[key] = str(krita.chroot) + record[key]
+    return KritaRun(root, results, None if timed_out else proc.returncode,
+                    log_path.read_text(encoding="utf-8", errors="replace"), timed_out)

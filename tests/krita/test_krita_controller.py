@@ -1,0 +1,315 @@
+"""The plugin's controller without Krita: a fake document, and a fake or a real `underpaint serve`."""
+
+from __future__ import annotations
+
+import queue
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fake_document import FakeDocument
+from support.server import running_server
+from underpaint.plugin_krita.controller import Controller
+from underpaint.plugin_krita.jobs import UserError
+from underpaint.plugin_krita.params import GenerationParams
+from underpaint.plugin_krita.settings import Settings
+from underpaint.protocol import client as pclient
+from underpaint.protocol import messages
+from underpaint.protocol.connection import ResultReceived
+from underpaint.protocol.frames import Frame
+from underpaint.protocol.geometry import Rect
+
+FAST = {"steps": 2, "strength": 1.0, "prompt": "test"}
+
+
+class Harness:
+    """A controller whose client events are delivered by ``pump`` on the test thread (the 'GUI thread')."""
+
+    def __init__(self, url: str, **settings) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.controller = Controller(Settings(server_url=url, **settings), post=self.events.put)
+        self.statuses: list = []
+        self.controller.listeners.append(self.statuses.append)
+
+    def pump(self, until: Callable[[], bool], timeout: float = 120.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not until():
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"timed out; last status {self.controller.message!r}"
+            try:
+                self.controller.handle(self.events.get(timeout=min(remaining, 0.5)))
+            except queue.Empty:
+                pass
+
+    def idle(self) -> bool:
+        return len(self.controller.jobs) == 0
+
+    def close(self) -> None:
+        self.controller.disconnect()
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory):
+    with running_server(tmp_path_factory.mktemp("krita-controller")) as url:
+        yield url
+
+
+@pytest.fixture
+def harness(server_url: str):
+    h = Harness(server_url, context_padding=8, feather=2)
+    yield h
+    h.close()
+
+
+def test_img2img_result_covers_the_layer(harness: Harness) -> None:
+    doc = FakeDocument(layer=Rect(8, 4, 40, 24))
+    job_id = harness.controller.generate(doc, GenerationParams(seed=21, **FAST))
+    assert harness.controller.connection == "connecting"  # the job waits for the connection
+    harness.pump(harness.idle)
+    (job, images), = doc.results
+    assert job.id == job_id and len(images) == 1
+    image = images[0]
+    assert image.rect == Rect(8, 4, 40, 24) and len(image.pixels) == 40 * 24 * 4
+    assert image.seed == 21 and image.name == "test [img2img, seed 21]"
+    assert image.record.kind == "img2img" and image.record.region == (8, 4, 40, 24)
+    assert harness.controller.last_seed == 21
+    assert harness.controller.status().message.startswith("Added 1 layer(s)")
+    assert harness.controller.welcome is not None and harness.controller.models()
+
+
+def test_inpaint_result_is_transparent_outside_the_selection(harness: Harness) -> None:
+    width, height = 64, 48
+    mask = bytearray(width * height)
+    for y in range(16, 32):
+        mask[y * width + 20:y * width + 44] = b"\xff" * 24
+    doc = FakeDocument(width=width, height=height, mask=bytes(mask))
+    harness.controller.generate(doc, GenerationParams(seed=5, **FAST))
+    harness.pump(harness.idle)
+    (job, (image,)), = doc.results
+    assert job.capture.kind == "inpaint"
+    assert job.capture.region.contains(image.rect)
+    far = Rect(20, 16, 24, 16).expand(6)  # selection + feather 2 and a margin
+    changed = 0
+    for y in range(image.rect.height):
+        for x in range(image.rect.width):
+            px = image.pixels[(y * image.rect.width + x) * 4:(y * image.rect.width + x) * 4 + 4]
+            if not far.contains_point(image.rect.x + x, image.rect.y + y):
+                assert px == bytes(4), f"pixel {x},{y} outside the selection was kept"
+            elif px != bytes(4):
+                changed += 1
+    assert changed >= 24 * 16 * 0.9
+
+
+def test_sixteen_bit_documents_get_sixteen_bit_results(harness: Harness) -> None:
+    doc = FakeDocument(width=32, height=24, fmt="bgra16")
+    harness.controller.generate(doc, GenerationParams(seed=3, batch=2, source="visible", **FAST))
+    harness.pump(harness.idle)
+    (job, images), = doc.results
+    assert [i.seed for i in images] == [3, 4]
+    assert all(len(i.pixels) == 32 * 24 * 8 and i.rect == Rect(0, 0, 32, 24) for i in images)
+
+
+def test_several_queued_jobs_from_two_documents_all_finish(harness: Harness) -> None:
+    docs = [FakeDocument(key=1), FakeDocument(key=2)]
+    ids = [harness.controller.generate(d, GenerationParams(seed=i, **FAST)) for i, d in enumerate(docs * 2)]
+    assert len(set(ids)) == 4
+    harness.pump(harness.idle)
+    assert [len(d.results) for d in docs] == [2, 2]
+
+
+def test_cancel_mid_job_removes_the_preview_and_adds_nothing(harness: Harness) -> None:
+    doc = FakeDocument()
+    job_id = harness.controller.generate(doc, GenerationParams(prompt="slow", steps=150, strength=1.0))
+    harness.pump(lambda: doc.previews.get(job_id, 0) >= 1)
+    harness.controller.cancel(job_id)
+    harness.pump(harness.idle)
+    assert doc.results == [] and job_id in doc.cleared
+    assert harness.controller.message == "Cancelled" and not harness.controller.error
+
+
+def test_closing_a_document_drops_its_jobs_and_ignores_late_events(harness: Harness) -> None:
+    closing, other = FakeDocument(key=7), FakeDocument(key=8)
+    harness.controller.generate(closing, GenerationParams(prompt="slow", steps=150, strength=1.0))
+    harness.pump(lambda: harness.controller.jobs.running() is not None)
+    harness.controller.generate(other, GenerationParams(seed=1, **FAST))
+    closing.open = False
+    harness.controller.document_closed(7)
+    assert "was closed: cancelled 1 job(s)" in harness.controller.message
+    harness.pump(harness.idle)
+    assert closing.results == [] and len(other.results) == 1
+
+
+def test_server_down_is_a_clear_error_and_touches_nothing() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    h = Harness(f"ws://127.0.0.1:{port}/v1/ws")
+    doc = FakeDocument()
+    h.controller.generate(doc, GenerationParams(**FAST))
+    h.pump(h.idle, timeout=30)
+    assert h.controller.error and "Cannot reach the Underpaint server" in h.controller.message
+    assert doc.results == [] and doc.previews == {}
+    assert h.controller.connection == "disconnected"
+
+
+def test_wrong_token_says_so(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--token", "right") as url:
+        h = Harness(url, token="wrong")
+        doc = FakeDocument()
+        h.controller.generate(doc, GenerationParams(**FAST))
+        h.pump(h.idle, timeout=60)
+        assert h.controller.error and "rejected the token" in h.controller.message
+        assert doc.results == []
+        h.close()
+
+
+# ------------------------------------------------------------------ fake client: routing and bookkeeping
+class FakeClient:
+    instances: list[FakeClient] = []
+
+    def __init__(self, url, token=None, client_name="", client_version="", on_event=None) -> None:
+        self.url, self.token, self.on_event = url, token, on_event
+        self.submitted: list = []
+        self.cancelled: list[str] = []
+        self.closed = False
+        FakeClient.instances.append(self)
+
+    def connect(self) -> None:
+        pass
+
+    def submit(self, submit, image, mask=None) -> str:
+        self.submitted.append((submit, image, mask))
+        return submit.job
+
+    def cancel(self, job: str) -> None:
+        self.cancelled.append(job)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+WELCOME = messages.Welcome(
+    protocol=1, server_version="9.9", device="fake", models=(messages.ModelInfo(
+        id="m1", name="Model", family="sd15", resolution=512, default=True),),
+    defaults=messages.Defaults(model="m1"),
+    limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**8, max_queued_jobs=8, max_batch=2, max_steps=50))
+
+
+def fake_controller(connected: bool = False, **settings) -> Controller:
+    FakeClient.instances.clear()
+    c = Controller(Settings(**settings), post=lambda e: None, make_client=FakeClient)
+    if connected:
+        c.connect()
+        c.handle(pclient.Connected(WELCOME))
+    return c
+
+
+def test_jobs_wait_for_the_connection_then_go_out_with_the_document_format() -> None:
+    c = fake_controller(feather=3, grow=1, context_padding=10, preview=False)
+    doc = FakeDocument(fmt="rgbaf16")
+    job_id = c.generate(doc, GenerationParams(prompt="p", seed=9, model="m1"))
+    client = FakeClient.instances[0]
+    assert client.submitted == []
+    c.handle(pclient.Connected(WELCOME))
+    (submit, image, mask), = client.submitted
+    assert submit.job == job_id and submit.result_format == "rgbaf16" and submit.seed == 9
+    assert (submit.inpaint.feather, submit.inpaint.grow, submit.inpaint.context) == (3, 1, 10)
+    assert submit.preview.enabled is False and mask is None
+    assert (image.pixel_format, image.width, image.height, image.encoding) == ("rgbaf16", 64, 48, "zlib")
+    assert c.status().server == "ws://127.0.0.1:7860/v1/ws · fake · server 9.9 · default model Model"
+
+
+def test_limits_and_unknown_models_are_refused_before_sending() -> None:
+    c = fake_controller(connected=True)
+    with pytest.raises(UserError, match="at most 2 images"):
+        c.generate(FakeDocument(), GenerationParams(batch=3))
+    with pytest.raises(UserError, match="no model 'm9'"):
+        c.generate(FakeDocument(), GenerationParams(model="m9"))
+    with pytest.raises(UserError, match="strength"):
+        c.generate(FakeDocument(), GenerationParams(strength=2.0))
+    assert c.error and len(c.jobs) == 0
+
+
+def test_disconnect_fails_jobs_and_clears_their_previews() -> None:
+    c = fake_controller(connected=True)
+    doc = FakeDocument()
+    job_id = c.generate(doc, GenerationParams())
+    c.handle(messages.Started(job=job_id, total=4))
+    preview = Frame(job=job_id, role="preview", width=2, height=2, pixel_format="rgb8", payload=b"x",
+                    encoding="jpeg")
+    from underpaint.protocol.connection import PreviewReceived
+
+    c.handle(PreviewReceived(job_id, preview))
+    assert doc.previews == {job_id: 1}
+    error = pclient.errors.ProtocolError("connection_lost", "socket closed")
+    c.handle(pclient.Disconnected(error))
+    assert len(c.jobs) == 0 and doc.cleared == [job_id]
+    assert c.error and "connection to the server was lost" in c.message
+
+
+def test_events_for_unknown_jobs_are_ignored_and_errors_are_explained() -> None:
+    c = fake_controller(connected=True)
+    c.handle(messages.Progress(job="nobody", step=1, total=2))
+    c.handle(ResultReceived("nobody", messages.Result(job="nobody", images=0), ()))
+    doc = FakeDocument()
+    job_id = c.generate(doc, GenerationParams())
+    c.handle(messages.Error(code="out_of_memory", message="CUDA OOM", job=job_id))
+    assert "ran out of memory" in c.message and "CUDA OOM" in c.message and c.error
+    assert doc.results == [] and len(c.jobs) == 0
+
+
+def test_result_in_the_wrong_format_or_place_fails_the_job_cleanly() -> None:
+    c = fake_controller(connected=True)
+    doc = FakeDocument(width=4, height=2)
+    job_id = c.generate(doc, GenerationParams(seed=1))
+    wrong = Frame(job=job_id, role="result", width=4, height=2, pixel_format="rgba8", payload=bytes(32))
+    c.handle(ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(1,)), (wrong,)))
+    assert c.error and "server sent rgba8 pixels, the document needs bgra8" in c.message
+    job_id = c.generate(doc, GenerationParams(seed=1))
+    outside = Frame(job=job_id, role="result", width=4, height=2, pixel_format="bgra8", payload=bytes(32), x=9)
+    c.handle(ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(1,)), (outside,)))
+    assert c.error and "outside the region" in c.message
+    assert doc.results == []
+
+
+def test_changing_the_server_drops_the_connection() -> None:
+    c = fake_controller(connected=True)
+    c.apply_settings(Settings(server_url="ws://elsewhere:1/v1/ws"))
+    assert FakeClient.instances[0].closed and c.connection == "disconnected"
+    c.apply_settings(Settings(server_url="ws://elsewhere:1/v1/ws", preview=False))  # same server: nothing
+
+
+def test_cancel_of_a_waiting_job_never_reaches_the_server() -> None:
+    c = fake_controller()
+    job_id = c.generate(FakeDocument(), GenerationParams())
+    c.cancel(job_id)
+    assert c.message == "Cancelled" and len(c.jobs) == 0
+    c.handle(pclient.Connected(WELCOME))
+    assert FakeClient.instances[0].submitted == []
+
+
+def test_late_events_of_a_closed_connection_are_ignored() -> None:
+    from underpaint.plugin_krita.controller import Tagged
+
+    posted: list = []
+    FakeClient.instances.clear()
+    c = Controller(Settings(), post=posted.append, make_client=FakeClient)
+    c.connect()
+    FakeClient.instances[0].on_event(pclient.Connected(WELCOME))
+    c.handle(posted.pop())
+    job_id = c.generate(FakeDocument(), GenerationParams())
+    old = FakeClient.instances[0]
+    c.disconnect()  # e.g. the Connect button: the job in flight fails at once
+    assert len(c.jobs) == 0 and "Disconnected" in c.message
+    c.connect()
+    new = FakeClient.instances[1]
+    new.on_event(pclient.Connected(WELCOME))
+    old.on_event(messages.Error(code="connection_lost", message="closed", job=job_id))
+    old.on_event(pclient.Disconnected(None))
+    for event in posted:
+        c.handle(event)
+    assert c.connection == "connected" and not c.error
+    assert [e.generation for e in posted] == [3, 1, 1] and isinstance(posted[0], Tagged)

@@ -1,0 +1,232 @@
+"""The real Krita, the real plugin, a real `underpaint serve` (demo model): one Krita run, many scenarios.
+
+The driver plugin (driver/underpaint_test_driver) clicks through the docker inside Krita and saves .kra/.png
+files; everything is checked here, from outside Krita.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from configparser import ConfigParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kra import Kra
+from krita_harness import TRIXIE_CHROOT, Krita, KritaRun, require_krita, run_krita
+from PIL import Image
+from support.server import running_server
+from underpaint.protocol.geometry import Rect, context_region
+
+pytestmark = pytest.mark.host
+
+SCENARIOS = ["img2img", "reuse", "docker_ui", "inpaint", "float_big_layer", "batch_visible_u16", "cancel",
+             "close_document", "server_down"]
+PREVIEW = "Underpaint preview"
+SETTINGS = {"preview": "true", "feather": "4", "grow": "0", "context_padding": "16"}
+KRITA_TIMEOUT_S = 420  # hard limit for the whole Krita run (the driver's own watchdog fires earlier)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/v1/ws"
+
+
+@pytest.fixture(scope="module", params=["system", "trixie"])
+def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KritaRun]:
+    """One Krita run for all scenarios: the system Krita, and (when provisioned) Krita 5.2 from a trixie chroot."""
+    krita = Krita() if request.param == "system" else Krita(TRIXIE_CHROOT)
+    require_krita(krita)
+    server_dir = tmp_path_factory.mktemp(f"krita-e2e-{request.param}")
+    root = server_dir if krita.chroot is None else Path(tempfile.mkdtemp(prefix="underpaint-e2e-",
+                                                                         dir=krita.chroot / "tmp"))
+    out = root / "out"
+    out.mkdir()
+    try:
+        with running_server(server_dir) as url:
+            config = {"scenarios": SCENARIOS, "dead_url": closed_port_url(), "out": str(out),
+                      "timeout": KRITA_TIMEOUT_S - 30}
+            run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S, krita=krita)
+            run.results["server_url"] = url
+        yield run
+    finally:
+        if krita.chroot is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def scenario(session: KritaRun, name: str) -> dict:
+    record = session.results.get("scenarios", {}).get(name)
+    assert record is not None, f"scenario {name} did not run; Krita log:\n{session.tail()}"
+    assert "error" not in record, f"{name}: {record['error']}\nstatuses: {record.get('statuses')}"
+    return record
+
+
+def pattern(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """The driver's paint pattern as RGBA8 (see scenarios.pattern)."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgba = np.stack([((x + y) * 3) % 256, (y * 5 + seed) % 256, (x * 7 + seed) % 256, np.full_like(x, 255)], -1)
+    return rgba.astype(np.uint8)
+
+
+def content_bounds(pixels: np.ndarray) -> Rect | None:
+    alpha = pixels[..., 3] > 0
+    if not alpha.any():
+        return None
+    ys, xs = np.nonzero(alpha)
+    return Rect.from_edges(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def records(kra: Kra) -> dict:
+    data = kra.annotation("underpaint")
+    assert data, "the document has no Underpaint annotation"
+    doc = json.loads(data)
+    assert doc["version"] == 1
+    return doc["layers"]
+
+
+def names(kra: Kra) -> list[str]:
+    return [layer.name for layer in kra.layers if layer.nodetype == "paintlayer"]
+
+
+def test_krita_run_is_clean(session: KritaRun) -> None:
+    assert not session.timed_out, f"Krita hung; log:\n{session.tail()}"
+    results = session.results
+    assert results.get("finished"), f"driver did not finish; log:\n{session.tail()}"
+    assert results["exceptions"] == []
+    assert results["dialogs"] == [], "a modal dialog opened"
+    assert results["order"] == SCENARIOS
+    assert session.returncode == 0
+
+
+def test_settings_and_last_parameters_persist_in_kritarc(session: KritaRun) -> None:
+    kritarc = ConfigParser(interpolation=None, strict=False)
+    kritarc.read_string("[top]\n" + session.kritarc.read_text(encoding="utf-8"))
+    stored = kritarc["underpaint"]
+    assert stored["server_url"] == session.results["server_url"]  # restored after the server-down scenario
+    assert (stored["feather"], stored["context_padding"], stored["preview"]) == ("4", "16", "true")
+    assert json.loads(stored["last_params"])["prompt"] == "nobody home"
+
+
+def test_img2img_result_above_offset_layer(session: KritaRun) -> None:
+    rec = scenario(session, "img2img")
+    kra = Kra.open(Path(rec["kra"]))
+    name = "a red fox in the snow [img2img, seed 1234]"
+    assert names(kra) == [name, "source", "Background"]  # directly above its source, preview gone
+    assert PREVIEW not in [la.name for la in kra.walk()]
+    result, source = kra.layer(name), kra.layer("source")
+    assert result.colorspace == "RGBA"
+    assert content_bounds(kra.pixels(result)) == Rect(40, 32, 72, 56)
+    expected = pattern(72, 56)
+    assert np.array_equal(kra.pixels(source)[32:88, 40:112], expected), "source layer changed"
+    assert not np.array_equal(kra.pixels(result)[32:88, 40:112], expected), "result is a copy of the source"
+    stored = records(kra)[result.uuid]
+    assert stored["kind"] == "img2img" and stored["seed"] == 1234 and stored["region"] == [40, 32, 72, 56]
+    assert stored["params"]["prompt"] == "a red fox in the snow"
+    assert stored["params"]["strength"] == 0.75 and stored["params"]["steps"] == 8
+    assert rec["preview_seen"] and rec["preview_max"] == 1  # previews streamed into one layer
+    assert [la["name"] for la in rec["after_undo"]] == ["source", "Background"]  # one undo step
+    assert [la["name"] for la in rec["after_undo2"]] == ["Background"]  # previews left no undo steps
+    assert Image.open(rec["png"]).size == (160, 128)
+
+
+def test_reuse_parameters_after_reload(session: KritaRun) -> None:
+    rec = scenario(session, "reuse")
+    assert rec["reused"] == {"prompt": "a red fox in the snow", "seed": "1234", "random": False, "steps": 8,
+                             "strength": 0.75, "mode": "img2img"}
+
+
+def test_docker_shows_the_server_and_its_models(session: KritaRun) -> None:
+    rec = scenario(session, "docker_ui")
+    assert rec["connection"].startswith(f"Connected: {session.results['server_url']} · cpu")
+    assert "default model" in rec["connection"]
+    assert rec["models"][0] == "Server default" and len(rec["models"]) >= 2  # the server's models
+    for name in ("prompt", "negative", "strength", "steps", "cfg", "seed", "seed_random", "last_seed", "batch",
+                 "mode", "source", "model", "generate", "cancel", "progress", "status", "server_url", "token",
+                 "preview", "padding", "feather", "grow"):
+        assert f"underpaint_{name}" in rec["widgets"], name
+    assert Image.open(rec["screenshot"]).size[0] > 100
+
+
+def test_inpaint_changes_only_the_selection(session: KritaRun) -> None:
+    rec = scenario(session, "inpaint")
+    kra = Kra.open(Path(rec["kra"]))
+    name = "a wooden door [inpaint, seed 77]"
+    assert names(kra) == [name, "source", "Background"]
+    assert PREVIEW not in [la.name for la in kra.walk()]
+    result = kra.pixels(kra.layer(name))
+    selection = Rect(56, 40, 48, 40)  # feathered by 3 px in Krita: its grey edge reaches a little further
+    stored = records(kra)[kra.layer(name).uuid]
+    region = Rect(*stored["region"])  # what was sent: selection bounds + 16 px context, aligned to 8
+    assert region.contains(selection.expand(16)) and Rect(0, 0, 160, 128).contains(region)
+    assert region.width % 8 == 0 and region.height % 8 == 0
+    assert region.contains(context_region(selection, Rect(0, 0, 160, 128), 16))
+    bounds = content_bounds(result)
+    assert bounds is not None and region.contains(bounds)
+    # far from the (feathered) selection: the result layer is transparent and the image is the source
+    near = np.zeros((128, 160), bool)
+    grown = selection.expand(12)
+    near[grown.y:grown.bottom, grown.x:grown.right] = True
+    assert not result[..., 3][~near].any()
+    composite = np.asarray(Image.open(rec["png"]).convert("RGBA"))
+    assert np.array_equal(composite[~near], pattern(160, 128)[~near])
+    core = selection.expand(-6)
+    inside = result[core.y:core.bottom, core.x:core.right, 3]
+    assert (inside == 255).mean() > 0.9, "the selection was not repainted"
+    assert stored["kind"] == "inpaint" and stored["seed"] == 77
+
+
+def test_float_document_and_layer_larger_than_canvas(session: KritaRun) -> None:
+    rec = scenario(session, "float_big_layer")
+    kra = Kra.open(Path(rec["kra"]))
+    name = "float [img2img, seed 5]"
+    assert names(kra) == [name, "big", "Background"]
+    result = kra.layer(name)
+    assert result.colorspace == "RGBAF32"
+    pixels = kra.pixels(result)
+    assert content_bounds(pixels) == Rect(0, 0, 96, 64)  # the canvas part of the layer
+    assert np.isfinite(pixels).all() and pixels[..., :3].min() >= -0.01 and pixels[..., :3].max() <= 1.01
+
+
+def test_batch_of_two_from_visible_image_in_16_bit(session: KritaRun) -> None:
+    rec = scenario(session, "batch_visible_u16")
+    kra = Kra.open(Path(rec["kra"]))
+    assert names(kra) == ["two of them [img2img, seed 901]", "two of them [img2img, seed 900]", "paint",
+                          "Background"]
+    stored = records(kra)
+    for seed in (900, 901):
+        layer = kra.layer(f"two of them [img2img, seed {seed}]")
+        assert layer.colorspace == "RGBA16"
+        assert content_bounds(kra.pixels(layer)) == Rect(0, 0, 96, 64)
+        assert stored[layer.uuid]["seed"] == seed
+    first, second = (kra.pixels(kra.layer(f"two of them [img2img, seed {s}]")) for s in (900, 901))
+    assert not np.array_equal(first, second), "two seeds gave the same image"
+
+
+def test_cancel_mid_job_leaves_nothing(session: KritaRun) -> None:
+    rec = scenario(session, "cancel")
+    assert rec["step_at_cancel"] >= 2
+    assert rec["preview_seen"]
+    assert [la["name"] for la in rec["layers"]] == [la["name"] for la in rec["before"]]
+    assert rec["status"].startswith("Cancelled")
+    assert rec["jobs_left"] == 0
+    assert names(Kra.open(Path(rec["kra"]))) == ["source", "Background"]
+
+
+def test_closing_the_document_cancels_its_job(session: KritaRun) -> None:
+    rec = scenario(session, "close_document")
+    assert rec["jobs_left"] == 0 and rec["tracked_docs"] == 0
+    assert "was closed: cancelled 1 job(s)" in rec["status"]
+
+
+def test_server_down_gives_a_clear_error(session: KritaRun) -> None:
+    rec = scenario(session, "server_down")
+    assert rec["status_error"] is True
+    assert "Cannot reach the Underpaint server" in rec["status"]
+    assert rec["layers"] == rec["before"]
+    assert rec["jobs_left"] == 0
