@@ -1,0 +1,86 @@
+"""Section 3: layer transfer round trips over a real loopback websocket (see bench/echo.py).
+
+Client encode (``make_frame`` + ``Frame.encode``) -> websocket send -> server decode -> server encode ->
+websocket send back -> client decode (``decode_frame`` + payload decode). ``wire_s`` is the total minus the four
+codec pieces: the websocket send/receive both ways (masking, copies, loopback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from underpaint.protocol.frames import FrameLimits, decode_frame
+from underpaint.protocol.pixels import decode_pixels, make_frame
+
+from .common import REPO, Profile, check, stop_process, summary, test_card, wait_for_health, wait_for_port_file
+
+RAW_4096_TARGET_S = 0.3
+_LIMITS = FrameLimits(max_pixels=1 << 30, max_frame_bytes=1 << 33)
+PIECES = ("client_encode_s", "server_decode_s", "server_encode_s", "client_decode_s", "wire_s")
+
+
+@contextlib.contextmanager
+def echo_server(work: Path) -> Iterator[int]:
+    port_file, log = work / f"echo-port-{time.monotonic_ns()}", work / "echo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.echo", "--port-file", str(port_file)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 120
+        port = wait_for_port_file(proc, port_file, deadline, log)
+        wait_for_health(port, deadline, proc)
+        yield port
+    finally:
+        stop_process(proc)
+
+
+def round_trip(ws, pixels: bytes, side: int, encoding: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    data = make_frame("bench-transfer", "image", pixels, side, side, "rgba8", encoding).encode()
+    t1 = time.perf_counter()
+    ws.send(data)
+    reply = ws.recv()
+    t2 = time.perf_counter()
+    server = json.loads(ws.recv())
+    t3 = time.perf_counter()
+    frame = decode_frame(reply, _LIMITS)
+    back = decode_pixels(frame)
+    t4 = time.perf_counter()
+    if back != pixels or frame.encoding != encoding or frame.role != "result":
+        raise RuntimeError(f"{encoding} round trip of {side}x{side} did not give the layer back unchanged")
+    total = (t2 - t0) + (t4 - t3)
+    pieces = {"client_encode_s": t1 - t0, "client_decode_s": t4 - t3, **server}
+    return {"total_s": total, **pieces, "wire_s": total - sum(pieces.values()), "frame_bytes": len(data)}
+
+
+def layer_transfer(profile: Profile, work: Path, log) -> dict:
+    from websockets.sync.client import connect
+
+    results: dict[str, dict] = {}
+    with echo_server(work) as port, connect(f"ws://127.0.0.1:{port}/echo", max_size=None, compression=None,
+                                            close_timeout=5) as ws:
+        for side, reps in profile.transfer_reps.items():
+            pixels = test_card(side).tobytes()
+            for encoding in profile.transfer_encodings:
+                big_and_slow = side >= 8192 and encoding != "raw"
+                n = 1 if big_and_slow else reps
+                if not big_and_slow and side <= 4096:
+                    round_trip(ws, pixels, side, encoding)  # warm-up
+                runs = [round_trip(ws, pixels, side, encoding) for _ in range(n)]
+                entry = {key: summary([r[key] for r in runs]) for key in ("total_s", *PIECES)}
+                entry["frame_bytes"] = runs[0]["frame_bytes"]
+                entry["mb_per_s"] = 2 * len(pixels) / entry["total_s"]["median"] / 1e6
+                results[f"{side}/{encoding}"] = entry
+                log(f"transfer {side}x{side} {encoding}: {entry['total_s']['median']:.3f} s "
+                    f"({entry['frame_bytes'] / 1e6:.1f} MB frame, n={n})")
+            del pixels
+    raw_4096 = results.get("4096/raw", {}).get("total_s", {}).get("median")
+    return {"layers": "rgba8, painting-like test card", "results": results,
+            "target": {"case": "4096/raw", "max_s": RAW_4096_TARGET_S}, "pass": check(raw_4096, RAW_4096_TARGET_S)}
