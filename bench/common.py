@@ -31,11 +31,11 @@ class Profile:
     name: str
     steps: int = 20
     strength: float = 1.0
-    overhead_reps: dict[int, int] = field(default_factory=lambda: {64: 5, 512: 5, 1024: 2})
+    overhead_reps: dict[int, int] = field(default_factory=lambda: {64: 5, 512: 7, 1024: 2})
     overhead_steps: dict[int, int] = field(default_factory=lambda: {1024: 10})  # sides not at ``steps``
     warmup_max_side: int = 512  # larger sides skip the warm-up run (each side's first run is cold alike)
     preview_side: int = 512
-    preview_reps: int = 3
+    preview_reps: int = 5
     transfer_reps: dict[int, int] = field(default_factory=lambda: {1024: 5, 4096: 3, 8192: 1})
     transfer_encodings: tuple[str, ...] = ("raw", "zlib", "png")
     coldstart_reps: int = 3

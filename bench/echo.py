@@ -5,7 +5,8 @@
 Same stack as the real server (uvicorn + FastAPI websocket, no per-message deflate). For each binary frame:
 ``decode_frame`` -> payload decode -> ``imaging.decode_pixels`` (server decode), then ``imaging.encode_pixels``
 -> ``make_frame`` in the same encoding -> ``Frame.encode`` (server encode); it sends the result frame back,
-then a JSON text message with its two timings.
+then a JSON text message with its two timings and two ``time.monotonic()`` stamps (system-wide on Linux):
+when the message reached the app and when it started sending the answer.
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ def create_app() -> FastAPI:
         await ws.accept()
         while True:
             message = await ws.receive()
+            received = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 return
             out, timings = echo_frame(message["bytes"])
+            sending = time.monotonic()
             await ws.send_bytes(out)
-            await ws.send_text(json.dumps(timings))
+            await ws.send_text(json.dumps({**timings, "received_at": received, "sending_at": sending}))
 
     return app
 

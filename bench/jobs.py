@@ -55,6 +55,7 @@ class JobRun:
     pixels: np.ndarray  # (H, W, 4) uint8 of the first result frame
     started_s: float | None = None
     first_preview_s: float | None = None
+    first_preview_step_s: float | None = None  # arrival of the Progress of the step the first preview shows
     previews: int = 0
     progress_s: list[float] = field(default_factory=list)
 
@@ -88,6 +89,7 @@ def run_job(client: RecordingClient, submit: Submit, rgba_bytes: bytes, side: in
             run.previews += 1
             if run.first_preview_s is None:
                 run.first_preview_s = rel
+                run.first_preview_step_s = run.progress_s[-1] if run.progress_s else None
     return run
 
 

@@ -90,6 +90,9 @@ def preview_cost(client, profile: Profile, log) -> dict:
     first = [r.first_preview_s - r.started_s for r in with_p
              if r.first_preview_s is not None and r.started_s is not None]
     first_s = statistics.median(first) if first else None
+    # Progress of step 1 -> its preview: rendering, JPEG encoding and sending one preview.
+    render = [r.first_preview_s - r.first_preview_step_s for r in with_p
+              if r.first_preview_s is not None and r.first_preview_step_s is not None]
     # `started` -> step 1 done, with previews off: the engine's per-job setup plus one step.
     to_step1 = [r.progress_s[0] - r.started_s for r in without if r.progress_s and r.started_s is not None]
     budget = step_s + FIRST_PREVIEW_SLACK_S if step_s is not None else None
@@ -99,6 +102,7 @@ def preview_cost(client, profile: Profile, log) -> dict:
         "previews_per_job": [r.previews for r in with_p],
         "step_s_median": step_s, "first_preview_after_started_s": first_s,
         "started_to_step1_s_median": statistics.median(to_step1) if to_step1 else None,
+        "step1_to_preview1_s_median": statistics.median(render) if render else None,
         "first_preview_budget_s": budget,
         "target": {"max_ratio": PREVIEW_TARGET, "first_preview": "<= one step + 50 ms"},
         "pass": check(ratio(on["median"], off["median"]), PREVIEW_TARGET),

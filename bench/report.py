@@ -92,22 +92,31 @@ def _overhead(o: dict) -> list[str]:
 def _previews(p: dict) -> list[str]:
     rows = [[f"{p['side']}²", p["with_previews_s"]["median"], p["without_previews_s"]["median"], p["ratio"],
              p["step_s_median"], p["started_to_step1_s_median"], p["first_preview_after_started_s"],
-             str(p["previews_per_job"])]]
+             p["step1_to_preview1_s_median"], str(p["previews_per_job"])]]
     return [f"{p['steps']} steps, previews {p['preview']}.", ""] + _table(
         ["image", "with s", "without s", "ratio", "step s", "started->step 1 s", "started->preview 1 s",
-         "previews/job"], rows)
+         "step 1->preview 1 s", "previews/job"], rows)
 
 
 def _transfer(t: dict) -> list[str]:
     rows = []
+    tiled = []
     for key, e in t["results"].items():
         side, enc = key.split("/")
+        if enc == "raw-tiles":
+            tiled.append([f"{side}²", f"{e['tiles']} x {e['tile']}² raw tiles", e["total_s"]["median"],
+                          e["server_codec_s"]["median"], str(e["total_s"]["n"])])
+            continue
         rows.append([f"{side}²", enc, e["frame_bytes"] / 1e6, e["total_s"]["median"], e["client_encode_s"]["median"],
                      e["server_decode_s"]["median"], e["server_encode_s"]["median"],
-                     e["client_decode_s"]["median"], e["wire_s"]["median"], str(e["total_s"]["n"])])
+                     e["client_decode_s"]["median"], e["wire_s"]["median"], e["upstream_s"]["median"],
+                     e["downstream_s"]["median"], str(e["total_s"]["n"])])
     return [f"Round trip of {t['layers']} layers over a loopback websocket (seconds).", ""] + _table(
-        ["layer", "enc", "frame MB", "total", "client enc", "server dec", "server enc", "client dec", "wire", "n"],
-        rows)
+        ["layer", "enc", "frame MB", "total", "client enc", "server dec", "server enc", "client dec", "wire",
+         "(up", "down)", "n"],
+        rows) + (["The same layers as tiles: frames with x/y offsets, one round trip each, pasted back "
+                  "(the protocol's frames carry offsets; jobs take one image frame today).", ""]
+                 + _table(["layer", "as", "total s", "server codec s", "n"], tiled) if tiled else [])
 
 
 def _coldstart(c: dict) -> list[str]:

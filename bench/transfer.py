@@ -2,7 +2,9 @@
 
 Client encode (``make_frame`` + ``Frame.encode``) -> websocket send -> server decode -> server encode ->
 websocket send back -> client decode (``decode_frame`` + payload decode). ``wire_s`` is the total minus the four
-codec pieces: the websocket send/receive both ways (masking, copies, loopback).
+codec pieces: the websocket send/receive both ways (masking, copies, loopback); ``upstream_s`` (client send
+start -> message in the server app) and ``downstream_s`` (server send start -> message in the client) split it,
+from ``time.monotonic()`` stamps shared by both processes.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from underpaint.protocol.frames import FrameLimits, decode_frame
 from underpaint.protocol.pixels import decode_pixels, make_frame
 
 from .common import REPO, Profile, check, stop_process, summary, test_card, wait_for_health, wait_for_port_file
 
 RAW_4096_TARGET_S = 0.3
+TILE = 1024  # side of the tiles in the tiled variant (frames with x/y offsets, one round trip each)
 _LIMITS = FrameLimits(max_pixels=1 << 30, max_frame_bytes=1 << 33)
-PIECES = ("client_encode_s", "server_decode_s", "server_encode_s", "client_decode_s", "wire_s")
+PIECES = ("client_encode_s", "server_decode_s", "server_encode_s", "client_decode_s", "wire_s", "upstream_s",
+          "downstream_s")
 
 
 @contextlib.contextmanager
@@ -45,10 +50,12 @@ def round_trip(ws, pixels: bytes, side: int, encoding: str) -> dict[str, float]:
     t0 = time.perf_counter()
     data = make_frame("bench-transfer", "image", pixels, side, side, "rgba8", encoding).encode()
     t1 = time.perf_counter()
+    sent_at = time.monotonic()
     ws.send(data)
     reply = ws.recv()
-    t2 = time.perf_counter()
+    t2, back_at = time.perf_counter(), time.monotonic()
     server = json.loads(ws.recv())
+    upstream, downstream = server.pop("received_at") - sent_at, back_at - server.pop("sending_at")
     t3 = time.perf_counter()
     frame = decode_frame(reply, _LIMITS)
     back = decode_pixels(frame)
@@ -57,7 +64,28 @@ def round_trip(ws, pixels: bytes, side: int, encoding: str) -> dict[str, float]:
         raise RuntimeError(f"{encoding} round trip of {side}x{side} did not give the layer back unchanged")
     total = (t2 - t0) + (t4 - t3)
     pieces = {"client_encode_s": t1 - t0, "client_decode_s": t4 - t3, **server}
-    return {"total_s": total, **pieces, "wire_s": total - sum(pieces.values()), "frame_bytes": len(data)}
+    return {"total_s": total, **pieces, "wire_s": total - sum(pieces.values()), "upstream_s": upstream,
+            "downstream_s": downstream, "frame_bytes": len(data)}
+
+
+def tiled_round_trip(ws, layer: np.ndarray, tile: int) -> dict[str, float]:
+    """The same layer as ``tile``-square frames with x/y offsets (one round trip each), pasted back together."""
+    side = layer.shape[0]
+    out = np.empty_like(layer)
+    server_s, t0 = 0.0, time.perf_counter()
+    for y in range(0, side, tile):
+        for x in range(0, side, tile):
+            pixels = layer[y : y + tile, x : x + tile].tobytes()
+            ws.send(make_frame("bench-transfer", "image", pixels, tile, tile, "rgba8", x=x, y=y).encode())
+            frame = decode_frame(ws.recv(), _LIMITS)
+            answer = json.loads(ws.recv())
+            server_s += answer["server_decode_s"] + answer["server_encode_s"]
+            tile_pixels = np.frombuffer(decode_pixels(frame), np.uint8).reshape(tile, tile, 4)
+            out[frame.y : frame.y + tile, frame.x : frame.x + tile] = tile_pixels
+    total = time.perf_counter() - t0
+    if not np.array_equal(out, layer):
+        raise RuntimeError(f"tiled round trip of {side}x{side} did not give the layer back unchanged")
+    return {"total_s": total, "server_codec_s": server_s, "tiles": (side // tile) ** 2}
 
 
 def layer_transfer(profile: Profile, work: Path, log) -> dict:
@@ -80,6 +108,15 @@ def layer_transfer(profile: Profile, work: Path, log) -> dict:
                 results[f"{side}/{encoding}"] = entry
                 log(f"transfer {side}x{side} {encoding}: {entry['total_s']['median']:.3f} s "
                     f"({entry['frame_bytes'] / 1e6:.1f} MB frame, n={n})")
+            if side >= 4096 and "raw" in profile.transfer_encodings:
+                layer = test_card(side)
+                tiled_round_trip(ws, layer, TILE)  # warm-up
+                runs = [tiled_round_trip(ws, layer, TILE) for _ in range(reps)]
+                tiled = {"tile": TILE, "tiles": runs[0]["tiles"], "total_s": summary([r["total_s"] for r in runs]),
+                         "server_codec_s": summary([r["server_codec_s"] for r in runs])}
+                results[f"{side}/raw-tiles"] = tiled
+                log(f"transfer {side}x{side} raw as {TILE}² tiles: {tiled['total_s']['median']:.3f} s")
+                del layer
             del pixels
     raw_4096 = results.get("4096/raw", {}).get("total_s", {}).get("median")
     return {"layers": "rgba8, painting-like test card", "results": results,
