@@ -24,7 +24,7 @@ def _logger(t0: float):
     return log
 
 
-def run(profile_name: str, only: set[str], work: Path, log) -> dict:
+def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = False) -> dict:
     from .coldstart import cold_start
     from .common import PROFILES, bench_server
     from .concurrency import concurrency
@@ -63,7 +63,7 @@ def run(profile_name: str, only: set[str], work: Path, log) -> dict:
             finally:
                 client.close(wait=True)
             section("concurrency", concurrency, server, profile, log)
-    section("gpu", gpu_section, profile, work, log)
+    section("gpu", gpu_section, profile, work, log, gpu_dry_run)
     return {"profile": profile.as_dict(), "sections": sections}
 
 
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default bench/results; REPORT.md is written by the full profile only)")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per process, bench and "
                         "servers alike (default 1: see docs/performance.md; 0 leaves torch's default)")
+    parser.add_argument("--gpu-dry-run", action="store_true", help="run section 6 on the CPU with tiny models "
+                        "(checks that it works without a GPU; its numbers mean nothing)")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error("--threads must be >= 0")
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     work = Path(tempfile.mkdtemp(prefix="underpaint-bench-"))
-    result = run(profile, only, work, log)
+    result = run(profile, only, work, log, args.gpu_dry_run)
     machine["loadavg_1m_end"] = os.getloadavg()[0]
     command = "python -m bench" + ("" if profile == "full" else f" --{profile}")
     report = {"profile": profile, "command": command, "threads": args.threads or None, "started": started,

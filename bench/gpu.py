@@ -22,6 +22,16 @@ from .direct import DirectWorker
 from .jobs import connect, make_submit, run_job
 
 MODELS = (("sd15", "sd1", 512), ("sdxl", "sdxl", 1024))  # bench id, shipped config, native side
+DRY_RUN_SIDE = 64
+_TINY_VAE = {"block_out_channels": [32, 32, 32, 32], "layers_per_block": 1}
+_TINY_TEXT = {"num_hidden_layers": 1, "intermediate_size": 64}
+DRY_RUN = {  # config overrides: same families and cross-attention widths, tiny everything else, native 64 px
+    "sd1": {"unet": {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1, "attention_head_dim": 8,
+                     "sample_size": 8}, "vae": _TINY_VAE, "text_encoder": _TINY_TEXT},
+    "sdxl": {"unet": {"block_out_channels": [32, 64, 64], "layers_per_block": 1, "attention_head_dim": [2, 4, 8],
+                      "transformer_layers_per_block": [1, 1, 1], "sample_size": 8},
+             "vae": _TINY_VAE, "text_encoder": _TINY_TEXT, "text_encoder_2": _TINY_TEXT},
+}
 
 
 def build_random_model(config_name: str, dest: Path, dtype: Any, device: str = "cpu",
@@ -100,35 +110,41 @@ def _live_loop(url: str, model: str, side: int, frames: int) -> dict:
             "p90_s": ordered[int(0.9 * (len(ordered) - 1))], "fps": 1 / statistics.median(latencies)}
 
 
-def gpu_section(profile: Profile, work: Path, log) -> dict:
+def gpu_section(profile: Profile, work: Path, log, dry_run: bool = False) -> dict:
+    """Section 6 on CUDA in fp16; ``dry_run`` runs the same code on the CPU with tiny fp32 models at 64x64
+    (checks the section works where no GPU is; its numbers mean nothing)."""
     import torch
 
-    if not torch.cuda.is_available():
+    if not dry_run and not torch.cuda.is_available():
         return {"skipped": "no CUDA GPU on this machine: section 6 needs one (it builds SD1.5/SDXL-size random "
                            "models and times them in fp16)"}
-    out: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "steps": profile.gpu_steps, "models": {}}
-    for model, config_name, side in MODELS:
+    device, precision, dtype = ("cpu", "fp32", torch.float32) if dry_run else ("cuda", "fp16", torch.float16)
+    out: dict[str, Any] = {"device": "CPU dry run, tiny models" if dry_run else torch.cuda.get_device_name(0),
+                           "precision": precision, "steps": profile.gpu_steps, "dry_run": dry_run, "models": {}}
+    for model, config_name, native in MODELS:
+        side = DRY_RUN_SIDE if dry_run else native
         folder = work / "gpu-models" / model
         log(f"gpu {model}: building random-weight model from server/data/configs/{config_name}")
-        build_random_model(config_name, folder, torch.float16, device="cuda")
+        overrides = DRY_RUN[config_name] if dry_run else None
+        build_random_model(config_name, folder, dtype, device=device, overrides=overrides)
         rgba = test_card(side).tobytes()
-        args = ("--models-dir", str(folder), "--device", "cuda", "--precision", "fp16", "--preload", model)
+        args = ("--models-dir", str(folder), "--device", device, "--precision", precision, "--preload", model)
         entry: dict[str, Any] = {"side": side}
-        with bench_server(work, *args, timeout=900) as server:
-            direct = DirectWorker(work, "--model", model, "--device", "cuda", "--models-dir", str(folder),
-                                  "--precision", "fp16")
-            direct(side, profile.gpu_steps, 1.0)
+        with bench_server(work, *args, timeout=900) as server, \
+                DirectWorker(work, "--model", model, "--device", device, "--models-dir", str(folder),
+                             "--precision", precision) as direct:
+            direct(side, profile.gpu_steps, 1.0)  # warm-up
             server_its, raw_its = [], []
             for _ in range(profile.gpu_reps):
                 server_its += _server_its(server.url, model, side, profile, rgba, 1, warmups=0 if raw_its else 1)
                 raw_its.append(profile.gpu_steps / direct(side, profile.gpu_steps, 1.0)[0])
             entry.update(server_its=summary(server_its), raw_eager_its=summary(raw_its),
                          ratio=ratio(statistics.median(server_its), statistics.median(raw_its)))
-            if model == "sd15":
-                entry["live"] = _live_loop(server.url, model, 512, profile.live_frames)
-            direct.close()
+            if config_name == "sd1":
+                entry["live"] = _live_loop(server.url, model, DRY_RUN_SIDE if dry_run else 512, profile.live_frames)
         log(f"gpu {model}: server {statistics.median(server_its):.2f} it/s, raw {statistics.median(raw_its):.2f} it/s")
-        fast_args = (*args, "--channels-last", "--compile-unet")
+        fast_args = (*args, "--channels-last") if dry_run else (*args, "--channels-last", "--compile-unet")
+        entry["fast_settings"] = " ".join(fast_args[len(args):])
         try:
             with bench_server(work, *fast_args, timeout=900) as server:
                 fast = _server_its(server.url, model, side, profile, rgba, profile.gpu_reps, warmups=2)
@@ -138,4 +154,3 @@ def gpu_section(profile: Profile, work: Path, log) -> dict:
             entry["compiled_channels_last_error"] = f"{type(exc).__name__}: {exc}"
         out["models"][model] = entry
     return out
-

@@ -145,7 +145,9 @@ def _gpu(g: dict) -> list[str]:
         rows.append([name, f"{e['side']}²", e["server_its"]["median"], e["raw_eager_its"]["median"], e["ratio"],
                      _f(e.get("compiled_channels_last_its", {}).get("median")), _f(e.get("compile_speedup")),
                      _f(live.get("latency_s", {}).get("median")), _f(live.get("fps"), 1)])
-    return [f"{g['device']}, fp16, {g['steps']} steps, random weights.", ""] + _table(
+    note = " DRY RUN on the CPU with tiny models: the numbers only show the section works." if g.get("dry_run") else ""
+    return [f"{g['device']}, {g.get('precision', 'fp16')}, {g['steps']} steps, random weights; fast setting: "
+            f"`{next(iter(g['models'].values()), {}).get('fast_settings', '-')}`.{note}", ""] + _table(
         ["model", "image", "server it/s", "raw eager it/s", "ratio", "compiled+CL it/s", "speed-up",
          "live frame s", "live fps"], rows)
 

@@ -49,3 +49,17 @@ def test_smoke_run_reports_every_section(tmp_path: Path) -> None:
     assert "skipped" in gpu or "models" in gpu
     assert "# Underpaint benchmark report (smoke profile)" in proc.stdout
     assert not (tmp_path / "REPORT.md").exists()  # only the full profile writes the committed report
+
+
+@pytest.mark.slow
+def test_gpu_section_dry_run_on_cpu(tmp_path: Path) -> None:
+    """Section 6 normally needs CUDA; --gpu-dry-run runs the same code with tiny models on the CPU."""
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "gpu", "--gpu-dry-run", "--out",
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    gpu = json.loads((tmp_path / "smoke.json").read_text())["sections"]["gpu"]
+    assert gpu["dry_run"] is True and set(gpu["models"]) == {"sd15", "sdxl"}
+    for entry in gpu["models"].values():
+        assert entry["server_its"]["n"] == entry["raw_eager_its"]["n"] == 1
+        assert "compiled_channels_last_its" in entry, entry.get("compiled_channels_last_error")
+    assert gpu["models"]["sd15"]["live"]["latency_s"]["n"] == 2
