@@ -21,6 +21,7 @@ SERVE_FLAGS = {  # flag -> (config field, help)
     "--port": ("port", "port to bind (default 7860; 0 picks a free one)"),
     "--token": ("token", "shared secret clients must send (required off loopback)"),
     "--device": ("device", "cuda, cuda:N, mps or cpu (default: picked automatically)"),
+    "--threads": ("threads", "CPU threads torch may use (default: torch's choice; fewer helps on a busy machine)"),
     "--ssl-certfile": ("ssl_certfile", "TLS certificate (PEM) for wss://"),
     "--ssl-keyfile": ("ssl_keyfile", "TLS private key (PEM)"),
     "--max-pixels": ("max_pixels", "largest image a job may send, in pixels"),
@@ -58,6 +59,10 @@ def build_engine(config: ServerConfig):
     from .engine.diffusers_engine import DiffusersEngine
     from .engine.registry import ModelRegistry
 
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
     registry = ModelRegistry(list(config.models_dirs), allow_pickle=config.allow_pickle)
     return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30))
 
@@ -85,8 +90,8 @@ def make_server(config: ServerConfig, engine=None):
     sock = bind_socket(config.host, config.port)
     uv_config = uvicorn.Config(
         app, log_level=config.log_level.lower(), ws_max_size=config.max_frame_bytes + 65536,
-        ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile,
-        log_config=None, lifespan="on",
+        ws="websockets-sansio", ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile, log_config=None, lifespan="on",
     )
     return uvicorn.Server(uv_config), sock
 

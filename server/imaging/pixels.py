@@ -69,6 +69,8 @@ def decode_pixels(data: bytes | bytearray | memoryview, width: int, height: int,
         raise ValueError(f"{fmt} pixels of {width}x{height} need {expected} bytes, got {len(data)}")
     wire_pixels = np.frombuffer(data, dtype=wire).reshape(height, width, len(layout))
     native = wire.newbyteorder("=")
+    if layout == "RGBA":  # one copy, no per-channel pass
+        return wire_pixels.astype(native, copy=True)
     out = np.empty((height, width, 4), dtype=native)
     index = {"RGBA": (0, 1, 2, 3), "BGRA": (2, 1, 0, 3), "RGB": (0, 1, 2), "Y": (0, 0, 0), "YA": (0, 0, 0, 1)}
     src = index[layout]
@@ -94,8 +96,10 @@ def encode_pixels(array: np.ndarray, fmt: str) -> bytes:
         pixels = np.concatenate([pixels, alpha], axis=2)
     if layout in ("RGBA", "RGB"):
         out = pixels[..., : len(layout)]
-    elif layout == "BGRA":
-        out = pixels[..., (2, 1, 0, 3)]
+    elif layout == "BGRA":  # channel-wise copies into one buffer: several times faster than fancy indexing
+        out = np.empty(pixels.shape, dtype=wire)
+        for channel, source in enumerate((2, 1, 0, 3)):
+            out[..., channel] = pixels[..., source]
     else:
         rgb = pixels[..., :3].astype(np.float64)
         y = rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2]
