@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from contextlib import asynccontextmanager
 
@@ -59,11 +60,20 @@ class Service:
                        models=models, defaults=Defaults(model=default), limits=self.limits)
 
 
+def _preload(engine: Engine) -> None:
+    try:
+        engine.preload(engine.default_model())
+    except Exception:  # noqa: BLE001 - the first job reports a failing load to its client
+        log.warning("preloading the default model failed", exc_info=True)
+
+
 def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
     service = Service(config, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if config.preload:  # the first job should not pay for loading the default model
+            threading.Thread(target=_preload, args=(engine,), name="underpaint-preload", daemon=True).start()
         yield
         service.jobs.close()
 

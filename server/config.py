@@ -17,6 +17,7 @@ class ServerConfig:
     token: str | None = None
     models_dirs: tuple[Path, ...] = ()
     device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None picks automatically
+    preload: bool = True  # load the default model in the background at start-up
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     allow_pickle: bool = False
     allow_origins: tuple[str, ...] = ()

@@ -91,6 +91,10 @@ class Engine(ABC):
     @abstractmethod
     def device_name(self) -> str: ...
 
+    def preload(self, model_id: str) -> None:
+        """Load a model ahead of its first job (optional; a no-op by default)."""
+        return None
+
     @abstractmethod
     def generate(
         self,

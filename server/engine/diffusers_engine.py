@@ -120,6 +120,9 @@ class DiffusersEngine(Engine):
         spec = self._registry.get(model_id)
         return self._load(spec)
 
+    def preload(self, model_id: str) -> None:
+        self.pipelines(model_id)
+
     def _load(self, spec: ModelSpec) -> Pipelines:
         def load() -> Pipelines:
             return load_pipelines(
