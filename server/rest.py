@@ -8,7 +8,7 @@ import json
 import uuid
 
 import numpy as np
-from fastapi import FastAPI, File, Form, Header, HTTPException, UploadFile
+from fastapi import FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 from underpaint.protocol import errors
@@ -64,6 +64,7 @@ def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no 
     @app.post("/v1/jobs", response_class=Response,
               responses={200: {"content": {"image/png": {}}, "description": "the whole image with the result"}})
     async def run_job(
+        request: Request,
         image: UploadFile = File(..., description="the source image (PNG, JPEG, ...)"),
         mask: UploadFile | None = File(None, description="white = repaint; same size as the image"),
         params: str = Form("{}", description='submit fields as JSON, e.g. {"kind": "inpaint", "prompt": "a cat"}'),
@@ -104,12 +105,18 @@ def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no 
             elif isinstance(item, (Result, Error, Cancelled)):
                 loop.call_soon_threadsafe(done.put_nowait, item)
 
-        client = f"rest-{job_id}"
+        # REST callers from one address share a queue, so the per-client limit and fair turns apply to them too.
+        client = f"rest:{request.client.host if request.client else 'unknown'}"
+        if service.jobs.queued_count(client) >= service.limits.max_queued_jobs:
+            raise _http_error(ProtocolError(errors.QUEUE_FULL, f"at most {service.limits.max_queued_jobs} REST jobs "
+                                            "may wait per client address", "job"))
         service.jobs.submit(client, JobRequest(submit, image_frame, mask_frame), sink)
+        outcome: object = None
         try:
             outcome = await done.get()
         finally:
-            service.jobs.disconnect(client)
+            if outcome is None:  # the request was abandoned: do not leave its job in the queue
+                service.jobs.cancel(client, job_id)
         if isinstance(outcome, Error):
             raise _http_error(outcome.to_exception())
         if isinstance(outcome, Cancelled) or not frames:

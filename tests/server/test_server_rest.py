@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
 import zlib
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from server_helpers import dilate, disc_mask, make_image
+from server_helpers import dilate, disc_mask, make_image, wait_until
 from underpaint.protocol.messages import PROTOCOL_VERSION
 
 
@@ -134,3 +135,25 @@ def test_oversize_uploads_are_refused_before_decoding(live, make_live):
 def test_rest_refuses_a_foreign_origin(live):
     response = httpx.get(f"{live.http}/v1/info", headers={"Origin": "https://evil.example"})
     assert response.status_code == 403 and response.json()["detail"]["code"] == "forbidden_origin"
+
+
+def test_rest_jobs_from_one_address_share_a_queue_limit(make_live):
+    """A script cannot flood the queue: REST jobs from one address count against max_queued_jobs."""
+    server = make_live(max_queued_jobs=1)
+    gate = server.engine.hold("held")
+    image = png(make_image(32, 32, seed=3), "RGBA")
+    answers: dict[str, httpx.Response] = {}
+    running = threading.Thread(target=lambda: answers.update(first=post_job(
+        server.http, image, params={"steps": 2, "prompt": "held"})))
+    running.start()
+    assert gate.reached.wait(60)
+    waiting = threading.Thread(target=lambda: answers.update(second=post_job(
+        server.http, image, params={"steps": 2, "prompt": "queued"})))
+    waiting.start()
+    wait_until(lambda: server.service.jobs.queued_count("rest:127.0.0.1") == 1, 60, "the second job to queue")
+    refused = post_job(server.http, image, params={"steps": 2})
+    assert refused.status_code == 429 and refused.json()["detail"]["code"] == "queue_full"
+    gate.release.set()
+    running.join(120)
+    waiting.join(120)
+    assert answers["first"].status_code == 200 and answers["second"].status_code == 200
