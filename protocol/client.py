@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import errors
-from .connection import ClientConnection, ResultReceived, check_job_frames, check_limits
+from .connection import ClientConnection, ResultReceived, check_job_frames, check_limits, tile_job
 from .errors import ProtocolError
 from .frames import Frame
 from .messages import Cancelled, Error, Submit, Welcome
 
 WS_PATH = "/v1/ws"
+DEFAULT_TILE_SIDE = 1024  # 4096x4096 rgba8 = 16 frames: much faster than one 67 MB websocket message
 _STOP = object()
 
 
@@ -55,8 +56,9 @@ def websocket_url(server: str) -> str:
 class Client:
     def __init__(self, url: str, token: str | None = None, client_name: str = "underpaint",
                  client_version: str = "", on_event: Callable[[object], None] | None = None,
-                 open_timeout: float = 10.0) -> None:
+                 open_timeout: float = 10.0, tile_side: int = DEFAULT_TILE_SIDE) -> None:
         self.url = websocket_url(url)
+        self.tile_side = tile_side  # split images bigger than this (0 = never); results come back tiled alike
         self.token = token or None
         self.client_name = client_name
         self.client_version = client_version
@@ -92,7 +94,11 @@ class Client:
         self.connect()
 
     def submit(self, submit: Submit, image: Frame, mask: Frame | None = None) -> str:
-        """Queue a job for sending; raises ProtocolError at once for anything invalid."""
+        """Queue a job for sending; raises ProtocolError at once for anything invalid.
+
+        An image wider or taller than ``tile_side`` is split into tiles on the sender thread (``submit.tiles``
+        and ``submit.result_tile`` are set there); ``ResultReceived`` still carries one frame per image.
+        """
         with self._lock:
             conn, welcome = self._conn, self.welcome
             if conn is None or welcome is None:
@@ -103,7 +109,7 @@ class Client:
             check_job_frames(submit, image, mask)
             check_limits(submit, welcome.limits, image)
             conn.jobs.add(submit.job)  # reserved now, encoded on the sender thread
-        self._outbox.put(("submit", submit, image, mask))
+        self._outbox.put(("submit", submit, image, mask, self.tile_side))
         return submit.job
 
     def cancel(self, job: str) -> None:
@@ -256,6 +262,8 @@ class Client:
                 return
             kind, *args = item  # type: ignore[misc]
             try:
+                if kind == "submit":
+                    args = list(tile_job(*args))  # split outside the lock: the receiver keeps going
                 with self._lock:
                     if kind == "submit":
                         conn.jobs.discard(args[0].job)

@@ -25,6 +25,8 @@ PIXEL_FORMATS = ("rgba8", "bgra8", "rgb8", "rgba16", "bgra16", "rgbaf16", "rgbaf
 IMAGE_ENCODINGS = ("raw", "zlib", "png")
 PREVIEW_ENCODINGS = ("jpeg", "webp", "png", "raw")
 MAX_SEED = 2**32 - 1
+MAX_TILES = 4096  # image frames of one submit (and as many mask frames)
+MIN_TILE_SIDE, MAX_TILE_SIDE = 64, 16384  # result_tile, when not 0
 
 
 def _f(kind: Any, *, required: bool = False, default: Any = None, **rules: Any) -> Any:
@@ -130,7 +132,10 @@ class Hello(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Submit(Message):
-    """A job; its image frame (and, for inpaint, mask frame) follow as binary frames."""
+    """A job; its ``tiles`` image frames (and, for inpaint, as many mask frames) follow as binary frames.
+
+    ``result_tile``: 0 = one result frame per image; else the longest tile side of the tiled result frames.
+    """
 
     TYPE: ClassVar[str] = "submit"
     job: str = _job()
@@ -149,6 +154,13 @@ class Submit(Message):
     result_format: str = _f(str, default="rgba8", choices=PIXEL_FORMATS)
     result_encoding: str = _f(str, default="raw", choices=IMAGE_ENCODINGS)
     keep_result: bool = _f(bool, default=False)
+    tiles: int = _f(int, default=1, lo=1, hi=MAX_TILES)
+    result_tile: int = _f(int, default=0, lo=0, hi=MAX_TILE_SIDE)
+
+    def __post_init__(self) -> None:
+        if 0 < self.result_tile < MIN_TILE_SIDE:
+            raise ProtocolError(errors.OUT_OF_RANGE, f"'result_tile' must be 0 or {MIN_TILE_SIDE}..{MAX_TILE_SIDE} "
+                                f"(got {self.result_tile})", "result_tile", self.job)
 
 
 @dataclass(frozen=True, kw_only=True)

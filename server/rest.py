@@ -77,6 +77,10 @@ def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no 
             fields = json.loads(params)
             if not isinstance(fields, dict):
                 raise ProtocolError(errors.BAD_MESSAGE, "params must be a JSON object", "params")
+            tiled = sorted({"tiles", "result_tile"} & set(fields))
+            if tiled:
+                raise ProtocolError(errors.UNSUPPORTED, f"REST jobs are single-frame: leave out {tiled[0]!r} "
+                                    "(tiles are for the websocket protocol)", tiled[0])
             fields = {"kind": "inpaint" if mask is not None else "img2img", **fields, "job": job_id}
             submit = Submit.from_dict(fields, ignore=("type",))
             src = _read_image(await image.read(), "image", "RGBA", service.limits.max_pixels)
@@ -110,7 +114,7 @@ def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no 
         if service.jobs.queued_count(client) >= service.limits.max_queued_jobs:
             raise _http_error(ProtocolError(errors.QUEUE_FULL, f"at most {service.limits.max_queued_jobs} REST jobs "
                                             "may wait per client address", "job"))
-        service.jobs.submit(client, JobRequest(submit, image_frame, mask_frame), sink)
+        service.jobs.submit(client, JobRequest.single(submit, image_frame, mask_frame), sink)
         outcome: object = None
         try:
             outcome = await done.get()

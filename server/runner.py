@@ -20,6 +20,7 @@ from underpaint.protocol.geometry import Rect
 from underpaint.protocol.messages import MAX_SEED, Cancelled, Error, Progress, Result, Started, Submit
 from underpaint.protocol.pixels import PNG_FORMATS, make_frame
 from underpaint.protocol.pixels import decode_pixels as decode_payload
+from underpaint.protocol.tiles import split
 
 from . import imaging
 from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo
@@ -44,8 +45,18 @@ def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: 
                       min(step, 0xFFFF))
 
 
+def result_frames(job: str, pixels: bytes, region: Rect, submit: Submit, index: int) -> list[Frame]:
+    """One result image as one frame, or as row-major tiles of ``submit.result_tile`` (all with ``index``)."""
+    if not submit.result_tile:
+        return [make_frame(job, "result", pixels, region.width, region.height, submit.result_format,
+                           submit.result_encoding, region.x, region.y, index)]
+    whole = make_frame(job, "result", pixels, region.width, region.height, submit.result_format, "raw", region.x,
+                       region.y, index)
+    return split(whole, submit.result_tile, index, encoding=submit.result_encoding)
+
+
 def decode_inputs(job: Job) -> tuple[np.ndarray, Rect, np.ndarray | None]:
-    image_frame, mask_frame = job.request.image, job.request.mask
+    image_frame, mask_frame = job.request.image(), job.request.mask()  # tiles are assembled here, off the loop
     image = imaging.decode_pixels(decode_payload(image_frame), image_frame.width, image_frame.height,
                                   image_frame.pixel_format)
     rect = Rect(image_frame.x, image_frame.y, image_frame.width, image_frame.height)
@@ -145,8 +156,8 @@ class JobRunner:
         t_done = time.monotonic()
         for index, generated in enumerate(outputs):
             pixels = imaging.encode_pixels(imaging.finish(prepared, generated), submit.result_format)
-            job.emit(make_frame(job.id, "result", pixels, region.width, region.height, submit.result_format,
-                                submit.result_encoding, region.x, region.y, index))
+            for frame in result_frames(job.id, pixels, region, submit, index):
+                job.emit(frame)
         now = time.monotonic()
         timings = {"queue_s": t0 - job.created, "prepare_s": t_run - t0, "inference_s": t_done - t_run,
                    "encode_s": now - t_done, "total_s": now - job.created}

@@ -43,7 +43,7 @@ MESSAGES: dict[str, Message] = {
         job="job-1", kind="img2img", model="sd15-demo", prompt="a red fox, oil painting", negative_prompt="blurry",
         strength=0.55, steps=24, guidance=6.5, seed=1234, batch=2, sampler="dpmpp_2m",
         preview=PreviewOptions(enabled=True, max_size=256, every_steps=2, min_interval_ms=250, encoding="jpeg"),
-        result_format="bgra8", result_encoding="zlib", keep_result=True,
+        result_format="bgra8", result_encoding="zlib", keep_result=True, tiles=4, result_tile=1024,
     ),
     "submit_inpaint": Submit(job="job-2", kind="inpaint", prompt="a window", strength=1.0,
                              inpaint=InpaintOptions(feather=12, grow=4, context=96)),
@@ -99,6 +99,9 @@ FRAMES: dict[str, FrameCase] = {
                                  bytes([0, 0, 255, 255, 0, 255, 0, 255, 255, 0, 0, 255, 255, 255, 255, 128]),
                                  x=-16, y=32),
     "image_rgba8_zlib": FrameCase("job-1", "image", 4, 3, "rgba8", "zlib", bytes(range(48))),
+    # tile 1 of a 4x1 image sent as submit.tiles = 2: the right half, placed by x/y, index = tile number
+    "image_tile1_rgba8_raw": FrameCase("job-1", "image", 2, 1, "rgba8", "raw", bytes(range(8)), x=2, y=0,
+                                       index=1),
     "image_rgba16_raw": FrameCase("job-1", "image", 2, 1, "rgba16", "raw",
                                   struct.pack("<8H", 0xFFFF, 0x8000, 0x0001, 0xFFFF, 0, 0x1234, 0xABCD, 0x7FFF)),
     "mask_gray8_png": FrameCase("job-2", "mask", 4, 4, "gray8", "png", bytes([0, 64, 128, 255] * 4), x=8, y=8),

@@ -91,7 +91,7 @@ submits = st.builds(
     guidance=finite(0.0, 50.0), seed=st.none() | seeds, batch=st.integers(1, 64),
     sampler=st.sampled_from(SAMPLERS), preview=preview_options, inpaint=inpaint_options,
     result_format=st.sampled_from(PIXEL_FORMATS), result_encoding=st.sampled_from(("raw", "zlib", "png")),
-    keep_result=st.booleans(),
+    keep_result=st.booleans(), tiles=st.integers(1, 4096), result_tile=st.just(0) | st.integers(64, 16384),
 )
 cancels = st.builds(Cancel, job=job_ids)
 resumes = st.builds(Resume, job=job_ids)

@@ -105,7 +105,7 @@ class FakeServer:
 
 def outputs(request: JobRequest) -> list:
     """Everything a job sends after it starts: progress, a preview, inverted result frames, the result."""
-    job, image = request.submit.job, request.image
+    job, image = request.submit.job, request.image()
     pixels = decode_pixels(image).translate(INVERT)
     frames = [make_frame(job, "result", pixels, image.width, image.height, image.pixel_format, x=image.x, y=image.y,
                          index=i) for i in range(request.submit.batch)]
@@ -207,7 +207,7 @@ def test_events_arrive_on_the_queue_in_order(make_server, make_client):
     assert [f.index for f in result.frames] == [0, 1] and result.result.seeds == (0, 1)
     assert decode_pixels(result.frames[0]) == bytes([255]) * (8 * 4 * 4)
     assert (result.frames[0].x, result.frames[0].y) == (5, -3)
-    assert server.requests[0].image == image("j1")
+    assert server.requests[0].image() == image("j1")
 
 
 def test_events_reach_the_callback_on_another_thread(make_server, make_client):
@@ -228,7 +228,7 @@ def test_events_reach_the_callback_on_another_thread(make_server, make_client):
     assert done.wait(WAIT)
     assert isinstance(seen[0], Connected) and isinstance(seen[-1], ResultReceived)
     assert threading.current_thread() not in threads and client.events.empty()
-    assert server.requests[0].mask is not None
+    assert server.requests[0].mask() is not None
 
 
 def test_run_job_returns_the_result(make_server, make_client):

@@ -245,7 +245,8 @@ def client_inputs(draw):
     choice = draw(st.integers(0, 6))
     if choice == 0:
         return Submit(job=job, kind=draw(st.sampled_from(("img2img", "inpaint"))),
-                      steps=draw(st.integers(1, 60)), batch=draw(st.integers(1, 5))).encode()
+                      steps=draw(st.integers(1, 60)), batch=draw(st.integers(1, 5)),
+                      tiles=draw(st.integers(1, 3))).encode()
     if choice == 1:
         return draw(st.sampled_from((Cancel(job=job).encode(), Hello(protocol=draw(st.integers(0, 2)),
                                                                      client="c").encode())))
@@ -253,7 +254,8 @@ def client_inputs(draw):
         role = draw(st.sampled_from(("image", "image", "mask", "result")))
         fmt = "gray8" if role == "mask" else draw(st.sampled_from(("rgba8", "gray8")))
         w, h = draw(st.integers(1, 80)), draw(st.integers(1, 4))
-        return make_frame(job, role, bytes(w * h * BPP[fmt]), w, h, fmt, x=draw(st.integers(0, 1))).encode()
+        return make_frame(job, role, bytes(w * h * BPP[fmt]), w, h, fmt, x=draw(st.integers(0, 1)) * w,
+                          index=draw(st.integers(0, 2))).encode()
     if choice == 4:
         frame, _ = draw(frames())
         return draw(mutate(frame.encode()))
@@ -275,8 +277,8 @@ def test_server_connection_on_random_sequences(inputs, handshake):
         assert len(conn.active) + len(conn._pending) <= LIMITS.max_queued_jobs
         for event in out if isinstance(out, list) else []:
             if isinstance(event, JobRequest):
-                assert event.image.role == "image" and event.image.job == event.submit.job
-                assert (event.mask is not None) == (event.submit.kind == "inpaint")
+                assert event.image().role == "image" and event.image().job == event.submit.job
+                assert (event.mask() is not None) == (event.submit.kind == "inpaint")
                 conn.send(Cancelled(job=event.submit.job))
     only_protocol_errors(conn.receive_bytes, b"\x00" * 40)
 

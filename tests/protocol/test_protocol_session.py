@@ -139,7 +139,7 @@ def test_img2img_submit_and_frame_make_a_job_request():
     assert isinstance(out[0], str) and isinstance(out[1], bytes) and len(out) == 2
     assert server.receive_text(out[0]) == []
     [request] = server.receive_bytes(out[1])
-    assert request == JobRequest(submit, frame, None)
+    assert request == JobRequest.single(submit, frame, None) == JobRequest(submit, (frame,))
     assert server.active == {"j1"} and client.jobs == {"j1"}
 
 
@@ -150,7 +150,7 @@ def test_inpaint_takes_image_then_mask():
     assert len(out) == 3
     assert deliver(server, out[:2]) == []
     [request] = server.receive_bytes(out[2])
-    assert request.mask == mask(x=3, y=4) and request.image == image(x=3, y=4)
+    assert request.mask() == mask(x=3, y=4) and request.image() == image(x=3, y=4)
 
 
 def test_inpaint_mask_first_is_rejected_and_the_job_dropped():
