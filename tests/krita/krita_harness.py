@@ -26,7 +26,10 @@ import pytest
 DRIVER = Path(__file__).resolve().parent / "driver"
 DRIVER_NAME = "underpaint_test_driver"
 TRIXIE_CHROOT = Path(os.environ.get("UNDERPAINT_KRITA_CHROOT", "/var/cache/underpaint/trixie-krita"))
-XVFB_SCREEN = "-screen 0 1600x1200x24 -nolisten tcp"
+# -noreset: Krita 5.2 opens and closes three X connections (OpenGL probing) before its main one. Without it
+# every close resets Xvfb, and a connection that arrives while a slow (CPU-starved) server is resetting is
+# dropped: "qt.qpa.xcb: could not connect to display", then Krita aborts.
+XVFB_SCREEN = "-screen 0 1600x1200x24 -nolisten tcp -noreset"
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,11 @@ class Krita:
         """``path`` as Krita sees it."""
         return "/" + str(path.relative_to(self.chroot)) if self.chroot else str(path)
 
-    def command(self, env: dict[str, str]) -> list[str]:
+    def command(self, env: dict[str, str], xvfb_log: Path) -> list[str]:
+        """Krita under xvfb-run; Xvfb's and xauth's own messages go to ``xvfb_log``."""
+        xvfb = ["-e", self.inside(xvfb_log), "-s", XVFB_SCREEN, "krita", "--nosplash"]
         if self.chroot is None:
-            return ["xvfb-run", "-a", "-s", XVFB_SCREEN, "krita", "--nosplash"]
+            return ["xvfb-run", "-a", *xvfb]
         script = (
             'root=$1; shift; '
             'mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" && '
@@ -60,7 +65,7 @@ class Krita:
         display = str(random.randint(200, 900))  # X's abstract sockets are shared with the host
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "krita-chroot", str(self.chroot),
                 "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
-                "xvfb-run", "-n", display, "-a", "-s", XVFB_SCREEN, "krita", "--nosplash"]
+                "xvfb-run", "-n", display, "-a", *xvfb]
 
 
 def require_krita(krita: Krita = Krita()) -> None:
@@ -136,7 +141,7 @@ def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], time
     config_path = root / "driver-config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     env["UNDERPAINT_TEST_CONFIG"] = krita.inside(config_path)
-    log_path = root / "krita.log"
+    log_path, xvfb_log = root / "krita.log", root / "xvfb.log"
     timed_out = False
     with contextlib.ExitStack() as stack:
         if krita.chroot is not None:  # provisioning takes this lock exclusively while it changes the chroot
@@ -152,7 +157,7 @@ def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], time
                     time.sleep(1)
         log = stack.enter_context(log_path.open("wb"))
         host_env = env if krita.chroot is None else {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        proc = subprocess.Popen(krita.command(env), env=host_env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(krita.command(env, xvfb_log), env=host_env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
         try:
             proc.wait(timeout=timeout)
@@ -169,5 +174,7 @@ def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], time
         for key in ("kra", "png", "screenshot"):
             if isinstance(record.get(key), str) and krita.chroot is not None:
                 record[key] = str(krita.chroot) + record[key]
-    return KritaRun(root, results, None if timed_out else proc.returncode,
-                    log_path.read_text(encoding="utf-8", errors="replace"), timed_out)
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    if xvfb_log.exists() and xvfb_log.stat().st_size:
+        text += "\n--- Xvfb and xauth (xvfb-run -e) ---\n" + xvfb_log.read_text(encoding="utf-8", errors="replace")
+    return KritaRun(root, results, None if timed_out else proc.returncode, text, timed_out)
