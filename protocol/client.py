@@ -5,7 +5,8 @@ sender thread do the I/O, and every event reaches ``on_event`` (called on the re
 UI thread from there) or, without a callback, the ``events`` queue.
 
 Events: ``Connected(welcome)``, ``Disconnected(error)``, and per job the protocol's ``Queued``, ``Started``,
-``Progress``, ``PreviewReceived``, ``ResultReceived``, ``Error`` (``job`` set) and ``Cancelled``.
+``Progress``, ``PreviewReceived``, and exactly one terminal event: ``ResultReceived``, ``Error`` (``job`` set)
+or ``Cancelled``. All checks and all session state live in ``ClientConnection``; this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -17,14 +18,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import errors
-from .connection import ClientConnection, ResultReceived, check_job_frames, check_limits, tile_job
+from .connection import ClientConnection, PreparedJob, ResultReceived, State
 from .errors import ProtocolError
-from .frames import Frame
+from .jobs import Inputs
 from .messages import Cancelled, Error, Submit, Welcome
+from .vocabulary import WS_PATH
 
-WS_PATH = "/v1/ws"
 DEFAULT_TILE_SIDE = 1024  # 4096x4096 rgba8 = 16 frames: much faster than one 67 MB websocket message
-_STOP = object()
+
+
+# Typed commands for the sender thread, in the order the caller gave them.
+@dataclass(frozen=True)
+class SendSubmit:
+    prepared: PreparedJob
+    tile_side: int
+
+
+@dataclass(frozen=True)
+class SendCancel:
+    job: str
+
+
+@dataclass(frozen=True)
+class SendResume:
+    job: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+Command = SendSubmit | SendCancel | SendResume | Stop
 
 
 @dataclass(frozen=True)
@@ -56,12 +81,14 @@ def websocket_url(server: str) -> str:
 class Client:
     def __init__(self, url: str, token: str | None = None, client_name: str = "underpaint",
                  client_version: str = "", on_event: Callable[[object], None] | None = None,
-                 open_timeout: float = 10.0, tile_side: int = DEFAULT_TILE_SIDE) -> None:
+                 open_timeout: float = 10.0, tile_side: int = DEFAULT_TILE_SIDE,
+                 features: tuple[str, ...] | None = None) -> None:
         self.url = websocket_url(url)
         self.tile_side = tile_side  # split images bigger than this (0 = never); results come back tiled alike
         self.token = token or None
         self.client_name = client_name
         self.client_version = client_version
+        self.features = features  # None = everything this protocol library implements
         self.on_event = on_event
         self.open_timeout = open_timeout
         self.events: queue.Queue[object] = queue.Queue()
@@ -69,7 +96,7 @@ class Client:
         self._conn: ClientConnection | None = None
         self._ws = None
         self._lock = threading.Lock()
-        self._outbox: queue.Queue[object] = queue.Queue()
+        self._outbox: queue.Queue[Command] = queue.Queue()
         self._waiters: dict[str, queue.Queue[object]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
@@ -93,30 +120,27 @@ class Client:
     def reconnect(self) -> None:
         self.connect()
 
-    def submit(self, submit: Submit, image: Frame, mask: Frame | None = None) -> str:
+    def submit(self, submit: Submit, inputs: Inputs) -> str:
         """Queue a job for sending; raises ProtocolError at once for anything invalid.
 
-        An image wider or taller than ``tile_side`` is split into tiles on the sender thread (``submit.tiles``
-        and ``submit.result_tile`` are set there); ``ResultReceived`` still carries one frame per image.
+        ``inputs`` maps each input role to its frame (or its tiles, or None to leave it out):
+        ``{"image": frame, "mask": mask}``. ``submit.inputs`` is filled in from them. Every check is the
+        connection's (``begin_submit``); an input wider or taller than ``tile_side`` is split into tiles on the
+        sender thread, and ``ResultReceived`` still carries one frame per image.
         """
         with self._lock:
-            conn, welcome = self._conn, self.welcome
-            if conn is None or welcome is None:
+            conn = self._conn
+            if conn is None or self.welcome is None:
                 raise ProtocolError(errors.NOT_READY, "not connected to a server")
-            if submit.job in conn.jobs:
-                raise ProtocolError(errors.DUPLICATE_JOB, f"job {submit.job!r} is still in flight", "job",
-                                    submit.job)
-            check_job_frames(submit, image, mask)
-            check_limits(submit, welcome.limits, image)
-            conn.jobs.add(submit.job)  # reserved now, encoded on the sender thread
-        self._outbox.put(("submit", submit, image, mask, self.tile_side))
-        return submit.job
+            prepared = conn.begin_submit(submit, inputs)
+        self._outbox.put(SendSubmit(prepared, self.tile_side))
+        return prepared.job
 
     def cancel(self, job: str) -> None:
-        self._outbox.put(("cancel", job))
+        self._outbox.put(SendCancel(job))
 
     def resume(self, job: str) -> None:
-        self._outbox.put(("resume", job))
+        self._outbox.put(SendResume(job))
 
     def close(self, wait: bool = False) -> None:
         self._closing = True
@@ -126,19 +150,19 @@ class Client:
                 ws.close()
             except Exception:  # noqa: BLE001 - closing a broken socket must not raise
                 pass
-        self._outbox.put(_STOP)
+        self._outbox.put(Stop())
         if wait:
             for thread in self._threads:
                 if thread is not threading.current_thread():
                     thread.join(timeout=5)
 
-    def run_job(self, submit: Submit, image: Frame, mask: Frame | None = None, timeout: float | None = None,
+    def run_job(self, submit: Submit, inputs: Inputs, timeout: float | None = None,
                 on_event: Callable[[object], None] | None = None) -> ResultReceived:
         """Blocking helper for scripts and the CLI: submit, wait, return the result or raise ProtocolError."""
         waiter: queue.Queue[object] = queue.Queue()
         self._waiters[submit.job] = waiter
         try:
-            self.submit(submit, image, mask)
+            self.submit(submit, inputs)
             while True:
                 event = waiter.get(timeout=timeout)
                 if on_event is not None:
@@ -206,7 +230,7 @@ class Client:
                        open_timeout=self.open_timeout, close_timeout=2, user_agent_header=None)
 
     def _receiver(self) -> None:
-        conn = ClientConnection(self.client_name, self.client_version, self.token)
+        conn = ClientConnection(self.client_name, self.client_version, self.token, features=self.features)
         try:
             from websockets.exceptions import ConnectionClosed  # a missing websockets is a failure to connect
 
@@ -233,10 +257,10 @@ class Client:
                     if isinstance(event, Welcome):
                         self.welcome = event
                         event = Connected(event)
-                    elif isinstance(event, Error) and event.job is None and conn.state == "closed":
+                    elif isinstance(event, Error) and event.job is None and conn.state is State.CLOSED:
                         error = event.to_exception()
                     self._emit(event)
-                if conn.state == "closed":  # a fatal error: the session cannot go on
+                if conn.state is State.CLOSED:  # a fatal error: the session cannot go on
                     ws.close()
         except ConnectionClosed as exc:
             if not self._closing and error is None:
@@ -246,38 +270,29 @@ class Client:
                 error = ProtocolError(errors.CONNECTION_LOST, f"connection to {self.url} failed: {exc}")
         finally:
             with self._lock:
-                orphans = sorted(conn.jobs)
-                conn.jobs.clear()
+                orphans = conn.close(error)  # one connection_lost per job in flight
                 self._ws, self._conn, self.welcome = None, None, None
-            self._outbox.put(_STOP)
-            for job in orphans:
-                why = error.message if error else "the client closed the connection"
-                self._emit(Error(code=errors.CONNECTION_LOST, message=why, job=job))
+            self._outbox.put(Stop())
+            for event in orphans:
+                self._emit(event)
             self._emit(Disconnected(error))
 
     def _sender(self, ws, conn: ClientConnection) -> None:
         while True:
-            item = self._outbox.get()
-            if item is _STOP:
+            command = self._outbox.get()
+            if isinstance(command, Stop):
                 return
-            kind, *args = item  # type: ignore[misc]
+            job = command.prepared.job if isinstance(command, SendSubmit) else command.job
             try:
-                if kind == "submit":
-                    args = list(tile_job(*args))  # split outside the lock: the receiver keeps going
-                with self._lock:
-                    if kind == "submit":
-                        conn.jobs.discard(args[0].job)
-                        out = conn.submit(*args)
-                    elif kind == "cancel":
-                        out = [conn.cancel(args[0])]
-                    else:
-                        out = [conn.resume(args[0])]
+                if isinstance(command, SendSubmit):  # tiles and encodes outside the lock: the receiver goes on
+                    out: list[str | bytes] = conn.encode_submit(command.prepared, command.tile_side)
+                else:
+                    with self._lock:
+                        text = conn.cancel(job) if isinstance(command, SendCancel) else conn.resume(job)
+                    out = [] if text is None else [text]
                 for data in out:
                     ws.send(data)
-            except ProtocolError as exc:
-                job = args[0].job if kind == "submit" else args[0]
-                with self._lock:
-                    conn.jobs.discard(job)
+            except ProtocolError as exc:  # the connection ended the job: this is its terminal event
                 self._emit(Error(code=exc.code, message=exc.message, job=job, field=exc.field))
             except Exception:  # noqa: BLE001 - the receiver reports the lost connection
                 return

@@ -1,39 +1,64 @@
 """Sans-I/O session state machines: bytes and text in, events out. No sockets, no threads.
 
-``ClientConnection`` is what a plugin speaks; ``ServerConnection`` is what the server's transport wraps.
-Both raise ``ProtocolError`` for anything wrong; a session goes on after any error that is not fatal.
+``ClientConnection`` is what a plugin speaks; ``ServerConnection`` (``server_connection``) is what the server's
+transport wraps. Both raise ``ProtocolError`` for anything wrong; a session goes on after any error that is not
+fatal. State changes only here, through the transitions each class exposes: ``state`` is read-only.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
+import enum
 from dataclasses import dataclass, field
 
 from . import errors
 from .errors import FATAL_CODES, ProtocolError
 from .frames import Frame, FrameLimits, decode_frame
-from .geometry import Rect
+from .jobs import Inputs, JobRequest, Tiles, as_tiles, check_frames, check_limits, check_submit, group_results
+from .jobs import tile_inputs, with_inputs
 from .messages import (
-    CLIENT_MESSAGES,
-    MAX_TILE_SIDE,
-    MAX_TILES,
-    MIN_TILE_SIDE,
-    PROTOCOL_VERSION,
     SERVER_MESSAGES,
     Cancel,
     Cancelled,
     Error,
     Hello,
-    Limits,
-    Message,
+    Progress,
     Result,
     Resume,
     Submit,
     Welcome,
     decode_message,
+    peek_protocol,
 )
-from .tiles import assemble, check_cover, frame_rect, split, tile_count
+from .vocabulary import PROTOCOL_VERSION, SERVER_ROLES
+from .vocabulary import features as default_features
+
+__all__ = ["ClientConnection", "JobRequest", "PreparedJob", "PreviewReceived", "ResultReceived",
+           "ServerConnection", "State", "version_error"]
+
+
+class State(str, enum.Enum):
+    """Session states. Client: NEW -> HELLO_SENT -> READY -> CLOSED. Server: NEW -> HELLO_RECEIVED -> READY ->
+    CLOSED. Any state may go to CLOSED (a fatal error, ``reject``, ``close``)."""
+
+    NEW = "new"
+    HELLO_SENT = "hello_sent"
+    HELLO_RECEIVED = "hello_received"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+def version_error(theirs: int, server_side: bool) -> ProtocolError:
+    """``incompatible_version`` with a sentence that says which program to upgrade."""
+    ours = PROTOCOL_VERSION
+    if server_side:
+        head = f"this server speaks Underpaint protocol {ours} but the plugin speaks protocol {theirs}"
+        fix = ("update the Underpaint plugin (Krita/GIMP) to a release for protocol " if theirs < ours
+               else "upgrade the Underpaint server to a release for protocol ")
+    else:
+        head = f"the server speaks Underpaint protocol {theirs} but this plugin speaks protocol {ours}"
+        fix = ("upgrade the Underpaint server to a release for protocol " if theirs < ours
+               else "update this plugin to a release for protocol ")
+    return ProtocolError(errors.INCOMPATIBLE_VERSION, f"{head}: {fix}{max(ours, theirs)}", "protocol")
 
 
 @dataclass(frozen=True)
@@ -49,338 +74,193 @@ class ResultReceived:
     frames: tuple[Frame, ...]
 
 
-@dataclass(frozen=True)
-class JobRequest:
-    """A submit whose frames have all arrived: ready to queue. ``images``/``masks`` are its tiles, in order."""
+@dataclass(frozen=True, eq=False)
+class PreparedJob:
+    """A submit checked and reserved by ``ClientConnection.begin_submit``; ``encode_submit`` sends it."""
 
     submit: Submit
-    images: tuple[Frame, ...]
-    masks: tuple[Frame, ...] = ()
-
-    @classmethod
-    def single(cls, submit: Submit, image: Frame, mask: Frame | None = None) -> JobRequest:
-        return cls(submit, (image,), () if mask is None else (mask,))
+    inputs: Tiles
 
     @property
-    def region(self) -> Rect:
-        """The bounding box of the image tiles (validated by ``check_job_frames``)."""
-        box = frame_rect(self.images[0])
-        for tile in self.images[1:]:
-            box = box.union(frame_rect(tile))
-        return box
-
-    def image(self) -> Frame:
-        """The whole image as one frame: tiles are assembled (slow for big layers: call it off the event loop)."""
-        return self.images[0] if len(self.images) == 1 else assemble(self.images)
-
-    def mask(self) -> Frame | None:
-        if not self.masks:
-            return None
-        return self.masks[0] if len(self.masks) == 1 else assemble(self.masks)
+    def job(self) -> str:
+        return self.submit.job
 
 
-def check_job_frames(submit: Submit, image: Frame | Sequence[Frame], mask: Frame | Sequence[Frame] | None) -> Rect:
-    """The frames that must follow a submit: ``submit.tiles`` image tiles exactly covering their bounding box,
-    and for inpaint as many mask tiles with the same rectangles. Returns the image region."""
-    job = submit.job
-    images = (image,) if isinstance(image, Frame) else tuple(image)
-    masks = () if mask is None else (mask,) if isinstance(mask, Frame) else tuple(mask)
-    if len(images) != submit.tiles:
-        raise ProtocolError(errors.MISSING_FRAME, f"submit announced {submit.tiles} image tiles but "
-                            f"{len(images)} were given", "tiles", job)
-    for role, tiles in (("image", images), ("mask", masks)):
-        for i, tile in enumerate(tiles):
-            check_tile(submit, tile, role, i)
-    if submit.kind == "inpaint":
-        if not masks:
-            raise ProtocolError(errors.MISSING_FRAME, "an inpaint job needs a mask frame", "mask", job)
-        if len(masks) != len(images):
-            raise ProtocolError(errors.MISSING_FRAME, f"an inpaint job of {len(images)} image tiles needs as many "
-                                f"mask tiles (got {len(masks)})", "mask", job)
-    elif masks:
-        raise ProtocolError(errors.UNEXPECTED_FRAME, "an img2img job takes no mask frame", "mask", job)
-    region = frame_rect(images[0]) if len(images) == 1 else check_cover(images, "image", job)
-    for i, (img, msk) in enumerate(zip(images[:len(masks)], masks, strict=True)):
-        if frame_rect(msk) != frame_rect(img):
-            what = "mask" if len(images) == 1 else f"mask tile {i}"
-            target = "the image region" if len(images) == 1 else f"image tile {i}"
-            raise ProtocolError(errors.SIZE_MISMATCH, f"{what} {msk.width}x{msk.height}@{msk.x},{msk.y} must "
-                                f"cover {target} {img.width}x{img.height}@{img.x},{img.y}", "mask", job)
-    if len(masks) > 1 and any(m.pixel_format != masks[0].pixel_format or m.encoding != masks[0].encoding
-                              for m in masks):
-        check_cover(masks, "mask", job)  # names the first mismatching tile
-    return region
-
-
-def check_tile(submit: Submit, frame: Frame, role: str, i: int) -> None:
-    """Tile ``i`` of ``role`` must belong to the job and carry ``index`` = ``i``."""
-    job = submit.job
-    if frame.job != job or frame.role != role:
-        raise ProtocolError(errors.UNEXPECTED_FRAME, f"expected the {role} frame of job {job!r}"
-                            + (f" (tile {i})" if submit.tiles > 1 else ""), role, job)
-    if frame.index != i:
-        raise ProtocolError(errors.BAD_FRAME, f"{role} tile {i} of job {job!r} has index {frame.index}; tiles are "
-                            f"numbered 0..{submit.tiles - 1} in the order they are sent", "index", job)
-
-
-def check_limits(submit: Submit, limits: Limits, image: Frame | Rect | None = None) -> None:
-    job = submit.job
-    if submit.steps > limits.max_steps:
-        raise ProtocolError(errors.OUT_OF_RANGE, f"steps must be at most {limits.max_steps}", "steps", job)
-    if submit.batch > limits.max_batch:
-        raise ProtocolError(errors.OUT_OF_RANGE, f"batch must be at most {limits.max_batch}", "batch", job)
-    if image is not None and image.width * image.height > limits.max_pixels:
-        raise ProtocolError(errors.TOO_LARGE, f"image of {image.width}x{image.height} exceeds the server's limit "
-                            f"of {limits.max_pixels} pixels", "image", job)
-
-
-def tile_job(submit: Submit, image: Frame | Sequence[Frame], mask: Frame | Sequence[Frame] | None,
-             tile_side: int) -> tuple[Submit, tuple[Frame, ...], tuple[Frame, ...]]:
-    """Split a single image (and mask) wider or taller than ``tile_side`` into tiles, set ``submit.tiles``, and
-    ask for results tiled the same way (unless ``submit.result_tile`` is already set). 0 = never split."""
-    images = (image,) if isinstance(image, Frame) else tuple(image)
-    masks = () if mask is None else (mask,) if isinstance(mask, Frame) else tuple(mask)
-    if tile_side <= 0 or len(images) != 1 or submit.tiles != 1 or len(masks) > 1:
-        return submit, images, masks
-    one = images[0]
-    count = tile_count(one.width, one.height, tile_side)
-    if count == 1 or count > MAX_TILES:
-        return submit, images, masks
-    check_job_frames(submit, images, masks)  # a bad single frame gets its ordinary error, not a tile error
-    result_tile = submit.result_tile or min(max(tile_side, MIN_TILE_SIDE), MAX_TILE_SIDE)
-    submit = dataclasses.replace(submit, tiles=count, result_tile=result_tile)
-    return submit, tuple(split(one, tile_side)), tuple(t for m in masks for t in split(m, tile_side))
-
-
-def group_results(job: str, frames: Sequence[Frame]) -> tuple[Frame, ...]:
-    """One frame per result image: tiles sharing an ``index`` are assembled, in order of first arrival."""
-    groups: dict[int, list[Frame]] = {}
-    for frame in frames:
-        groups.setdefault(frame.index, []).append(frame)
-    return tuple(tiles[0] if len(tiles) == 1 else assemble(tiles) for tiles in groups.values())
+@dataclass
+class _Job:
+    sent: bool = False
+    total: int = 0  # progress.total once known
+    results: list[Frame] = field(default_factory=list)
 
 
 class ClientConnection:
     def __init__(self, client: str, client_version: str = "", token: str | None = None,
-                 frame_limits: FrameLimits | None = None) -> None:
+                 frame_limits: FrameLimits | None = None, features: tuple[str, ...] | None = None) -> None:
         self.hello_message = Hello(protocol=PROTOCOL_VERSION, client=client, client_version=client_version,
-                                   token=token)
-        self.state = "new"  # new -> hello_sent -> ready -> closed
+                                   token=token, features=default_features() if features is None else tuple(features))
+        self._state = State.NEW
         self.welcome: Welcome | None = None
         self.frame_limits = frame_limits or FrameLimits(max_pixels=2**40, max_frame_bytes=2**40)
-        self.jobs: set[str] = set()
-        self._results: dict[str, list[Frame]] = {}
+        self._jobs: dict[str, _Job] = {}
 
-    def hello(self) -> str:
-        if self.state != "new":
-            raise ProtocolError(errors.ALREADY_HELLO, "hello was already sent")
-        self.state = "hello_sent"
-        return self.hello_message.encode()
+    # ------------------------------------------------------------------ state (read-only outside)
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def jobs(self) -> frozenset[str]:
+        """Jobs in flight: reserved, sent or resumed, not yet ended by their one terminal event."""
+        return frozenset(self._jobs)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """What both peers advertised (empty before the welcome)."""
+        if self.welcome is None:
+            return frozenset()
+        return frozenset(self.hello_message.features) & frozenset(self.welcome.features)
 
     def _require_ready(self) -> Welcome:
-        if self.state != "ready" or self.welcome is None:
-            raise ProtocolError(errors.NOT_READY, f"the session is not ready (state {self.state})")
+        if self._state is not State.READY or self.welcome is None:
+            raise ProtocolError(errors.NOT_READY, f"the session is not ready (state {self._state.value})")
         return self.welcome
 
-    def submit(self, submit: Submit, image: Frame | Sequence[Frame], mask: Frame | Sequence[Frame] | None = None,
-               tile_side: int = 0) -> list[str | bytes]:
-        """Validate a job locally and return what to send: the submit, then its frames.
+    # ------------------------------------------------------------------ transitions
+    def hello(self) -> str:
+        if self._state is not State.NEW:
+            raise ProtocolError(errors.ALREADY_HELLO, "hello was already sent")
+        self._state = State.HELLO_SENT
+        return self.hello_message.encode()
 
-        ``image``/``mask`` are one frame each or lists of tiles (then ``submit.tiles`` must match). With
-        ``tile_side`` > 0 a single frame larger than ``tile_side`` x ``tile_side`` is split here (see
-        ``tile_job``).
-        """
+    def begin_submit(self, submit: Submit, inputs: Inputs) -> PreparedJob:
+        """Check a job against the kind's roles, the common features and the server's limits, and reserve its
+        id. Cheap (no pixel copies): call it on the caller's thread, ``encode_submit`` on the sending one."""
         welcome = self._require_ready()
-        if submit.job in self.jobs:
+        tiles = as_tiles(inputs)
+        submit = with_inputs(submit, tiles)
+        if submit.job in self._jobs:
             raise ProtocolError(errors.DUPLICATE_JOB, f"job {submit.job!r} is still in flight", "job", submit.job)
-        submit, images, masks = tile_job(submit, image, mask, tile_side)
-        region = check_job_frames(submit, images, masks)
-        check_limits(submit, welcome.limits, region)
-        out: list[str | bytes] = [submit.encode()]
-        for frame in (*images, *masks):
-            data = frame.encode()
-            if len(data) > welcome.limits.max_frame_bytes:
-                raise ProtocolError(errors.TOO_LARGE, f"a frame of {len(data)} bytes exceeds the server's limit of "
-                                    f"{welcome.limits.max_frame_bytes} bytes; use zlib, tiles or a smaller region",
-                                    frame.role, submit.job)
-            out.append(data)
-        self.jobs.add(submit.job)
-        self._results[submit.job] = []
+        check_submit(submit, welcome.limits, self.hello_message.features, welcome.features)
+        check_limits(submit, welcome.limits, check_frames(submit, tiles))
+        self._jobs[submit.job] = _Job()
+        return PreparedJob(submit, tiles)
+
+    def encode_submit(self, prepared: PreparedJob, tile_side: int = 0) -> list[str | bytes]:
+        """The submit then its frames, tiled when an image is larger than ``tile_side`` (0 = never). A job that
+        ended meanwhile (``close``) gives ``[]``; an error ends the job and names it."""
+        job = self._jobs.get(prepared.job)
+        if job is None or job.sent:
+            return []
+        welcome = self._require_ready()
+        try:
+            submit, tiles = tile_inputs(prepared.submit, prepared.inputs, tile_side)
+            check_frames(submit, tiles)
+            out: list[str | bytes] = [submit.encode()]
+            for role_tiles in tiles.values():
+                for frame in role_tiles:
+                    data = frame.encode()
+                    if len(data) > welcome.limits.max_frame_bytes:
+                        raise ProtocolError(errors.TOO_LARGE, f"a frame of {len(data)} bytes exceeds the server's "
+                                            f"limit of {welcome.limits.max_frame_bytes} bytes; use zlib, tiles or a "
+                                            "smaller region", frame.role, submit.job)
+                    out.append(data)
+        except ProtocolError as exc:
+            if self._jobs.pop(prepared.job, None) is None:
+                return []  # closed meanwhile: the job already had its terminal event
+            exc.job = prepared.job
+            raise
+        job.sent = True
         return out
 
-    def cancel(self, job: str) -> str:
+    def submit(self, submit: Submit, inputs: Inputs, tile_side: int = 0) -> list[str | bytes]:
+        """``begin_submit`` and ``encode_submit`` in one: what to send for a job."""
+        return self.encode_submit(self.begin_submit(submit, inputs), tile_side)
+
+    def cancel(self, job: str) -> str | None:
+        """The cancel to send, or None when the job is not in flight (it may have just ended)."""
         self._require_ready()
-        return Cancel(job=job).encode()
+        return Cancel(job=job).encode() if job in self._jobs else None
 
     def resume(self, job: str) -> str:
+        """Re-attach a job kept by the server (``keep_result``) after a reconnect."""
         self._require_ready()
-        self.jobs.add(job)
-        self._results[job] = []
+        if "resume" not in self.features:
+            raise ProtocolError(errors.UNSUPPORTED, "the server does not offer the 'resume' feature", "job", job)
+        if job in self._jobs:
+            raise ProtocolError(errors.DUPLICATE_JOB, f"job {job!r} is still in flight", "job", job)
+        self._jobs[job] = _Job(sent=True)
         return Resume(job=job).encode()
 
-    def _finish(self, job: str) -> None:
-        self.jobs.discard(job)
-        self._results.pop(job, None)
+    def close(self, error: ProtocolError | None = None) -> list[Error]:
+        """The session ended: one ``connection_lost`` error per job in flight (its terminal event)."""
+        self._state = State.CLOSED
+        why = error.message if error else "the client closed the connection"
+        ended = [Error(code=errors.CONNECTION_LOST, message=why, job=job) for job in self._jobs]
+        self._jobs.clear()
+        return ended
 
+    # ------------------------------------------------------------------ receiving
     def receive_text(self, text: str | bytes) -> list[object]:
+        if self._state is State.HELLO_SENT:
+            version = peek_protocol(text, "welcome")
+            if version is not None and version != PROTOCOL_VERSION:
+                self._state = State.CLOSED
+                raise version_error(version, server_side=False)
         msg = decode_message(text, SERVER_MESSAGES)
         if isinstance(msg, Welcome):
-            if self.state != "hello_sent":
+            if self._state is not State.HELLO_SENT:
                 raise ProtocolError(errors.UNEXPECTED_FRAME, "welcome arrived outside the handshake")
-            if msg.protocol != PROTOCOL_VERSION:
-                self.state = "closed"
-                raise ProtocolError(errors.INCOMPATIBLE_VERSION, f"server speaks protocol {msg.protocol}, this "
-                                    f"client speaks {PROTOCOL_VERSION}", "protocol")
-            self.state, self.welcome = "ready", msg
+            self._state, self.welcome = State.READY, msg
             return [msg]
         if isinstance(msg, Error):
-            if msg.code in FATAL_CODES or self.state == "hello_sent":
-                self.state = "closed"
-            if msg.job:
-                self._finish(msg.job)
-            return [msg]
-        job = getattr(msg, "job", None)
-        if job not in self.jobs:
-            raise ProtocolError(errors.UNKNOWN_JOB, f"{msg.TYPE} for unknown job {job!r}", "job", job)
+            return self._error(msg)
+        job_id = getattr(msg, "job", None)
+        job = self._jobs.get(job_id or "")
+        if job is None or not job.sent:
+            raise ProtocolError(errors.UNKNOWN_JOB, f"{msg.TYPE} for unknown job {job_id!r}", "job", job_id)
+        if isinstance(msg, Progress):
+            if job.total and msg.total != job.total:
+                raise ProtocolError(errors.BAD_VALUE, f"progress of job {job_id!r} changed its total from "
+                                    f"{job.total} to {msg.total}", "total", job_id)
+            job.total = msg.total
         if isinstance(msg, Result):
-            received = self._results.get(job, ())
-            self._finish(job)
-            frames = group_results(job, received)
+            del self._jobs[msg.job]
+            frames = group_results(job.results)
             if len(frames) != msg.images:
-                raise ProtocolError(errors.MISSING_FRAME, f"result of job {job!r} announced {msg.images} images "
-                                    f"but {len(frames)} arrived ({len(received)} frames)", "images", job)
-            return [ResultReceived(job, msg, frames)]
+                return [Error(code=errors.MISSING_FRAME, message=f"result of job {msg.job!r} announced {msg.images} "
+                              f"images but {len(frames)} arrived ({len(job.results)} frames)", job=msg.job,
+                              field="images")]
+            return [ResultReceived(msg.job, msg, frames)]
         if isinstance(msg, Cancelled):
-            self._finish(job)
+            del self._jobs[msg.job]
+        return [msg]
+
+    def _error(self, msg: Error) -> list[object]:
+        if self._state is State.HELLO_SENT and msg.code == errors.UNKNOWN_FIELD and msg.field == "features":
+            self._state = State.CLOSED  # a v1 server does not know hello.features
+            return [Error.from_exception(version_error(1, server_side=False))]
+        if msg.code in FATAL_CODES or self._state is State.HELLO_SENT:
+            self._state = State.CLOSED
+        if msg.job is not None:
+            if msg.job not in self._jobs:
+                raise ProtocolError(errors.UNKNOWN_JOB, f"error for unknown job {msg.job!r}: {msg.message}", "job",
+                                    msg.job)
+            del self._jobs[msg.job]
         return [msg]
 
     def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
         frame = decode_frame(data, self.frame_limits)
-        if frame.job not in self.jobs:
+        if frame.role not in SERVER_ROLES:
+            raise ProtocolError(errors.UNEXPECTED_FRAME, f"servers do not send {frame.role} frames", "role",
+                                frame.job)
+        job = self._jobs.get(frame.job)
+        if job is None or not job.sent:
             raise ProtocolError(errors.UNKNOWN_JOB, f"{frame.role} frame for unknown job {frame.job!r}", "job",
                                 frame.job)
         if frame.role == "preview":
             return [PreviewReceived(frame.job, frame)]
-        if frame.role == "result":
-            self._results.setdefault(frame.job, []).append(frame)
-            return []
-        raise ProtocolError(errors.UNEXPECTED_FRAME, f"servers do not send {frame.role} frames", "role", frame.job)
-
-
-@dataclass
-class _Pending:
-    submit: Submit
-    frames: list[Frame] = field(default_factory=list)
-
-
-class ServerConnection:
-    """One client's session on the server: handshake, then submits with their frames, cancels, resumes."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.frame_limits = FrameLimits(max_pixels=limits.max_pixels, max_frame_bytes=limits.max_frame_bytes)
-        self.state = "new"  # new -> ready -> closed
-        self.hello: Hello | None = None
-        self.active: set[str] = set()  # jobs queued, running or finishing
-        self._pending: dict[str, _Pending] = {}
-
-    def receive_text(self, text: str | bytes) -> list[object]:
-        try:
-            return self._receive_text(text)
-        except ProtocolError as exc:
-            self._unbind(exc)
-            raise
-
-    def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
-        try:
-            return self._receive_bytes(data)
-        except ProtocolError as exc:
-            self._unbind(exc)
-            raise
-
-    def _unbind(self, exc: ProtocolError) -> None:
-        """An error must not name a job that goes on (a duplicate id, a stray frame): clients end jobs on it."""
-        if exc.job in self.active or exc.job in self._pending:
-            exc.job = None
-
-    def _receive_text(self, text: str | bytes) -> list[object]:
-        if self.state == "closed":
-            raise ProtocolError(errors.NOT_READY, "the session is closed")
-        msg = decode_message(text, CLIENT_MESSAGES)
-        if isinstance(msg, Hello):
-            if self.state != "new":
-                raise ProtocolError(errors.ALREADY_HELLO, "hello was already received")
-            if msg.protocol != PROTOCOL_VERSION:
-                self.state = "closed"
-                raise ProtocolError(errors.INCOMPATIBLE_VERSION, f"this server speaks protocol {PROTOCOL_VERSION}, "
-                                    f"the client asked for {msg.protocol}", "protocol")
-            self.hello = msg
-            return [msg]
-        if self.state != "ready":
-            raise ProtocolError(errors.NOT_READY, f"send hello before {msg.TYPE}", "type")
-        if isinstance(msg, Submit):
-            return self._submit(msg)
-        if isinstance(msg, Cancel) and msg.job in self._pending:
-            del self._pending[msg.job]
-            return [Cancelled(job=msg.job)]
-        return [msg]
-
-    def _submit(self, msg: Submit) -> list[object]:
-        job = msg.job
-        if job in self.active or job in self._pending:
-            raise ProtocolError(errors.DUPLICATE_JOB, f"job {job!r} is already in flight", "job", job)
-        if len(self.active) + len(self._pending) >= self.limits.max_queued_jobs:
-            raise ProtocolError(errors.QUEUE_FULL, f"at most {self.limits.max_queued_jobs} jobs may be in flight "
-                                "per client", "job", job)
-        check_limits(msg, self.limits)
-        self._pending[job] = _Pending(msg)
+        job.results.append(frame)
         return []
 
-    def _receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
-        if self.state != "ready":
-            raise ProtocolError(errors.NOT_READY, "send hello before any frame")
-        try:
-            frame = decode_frame(data, self.frame_limits)
-        except ProtocolError as exc:
-            if exc.job:
-                self._pending.pop(exc.job, None)
-            raise
-        pending = self._pending.get(frame.job)
-        if pending is None:
-            raise ProtocolError(errors.UNEXPECTED_FRAME, f"{frame.role} frame for job {frame.job!r}, which is not "
-                                "waiting for frames", "job", frame.job)
-        submit = pending.submit
-        tiles = submit.tiles
-        position = len(pending.frames)
-        role = "image" if position < tiles else "mask"
-        try:
-            check_tile(submit, frame, role, position % tiles)
-        except ProtocolError:
-            del self._pending[frame.job]
-            raise
-        pending.frames.append(frame)
-        need = tiles * (2 if submit.kind == "inpaint" else 1)
-        if len(pending.frames) < need:
-            return []
-        del self._pending[frame.job]
-        images, masks = tuple(pending.frames[:tiles]), tuple(pending.frames[tiles:])
-        region = check_job_frames(submit, images, masks)
-        check_limits(submit, self.limits, region)
-        self.active.add(frame.job)
-        return [JobRequest(submit, images, masks)]
 
-    def accept(self, welcome: Welcome) -> str:
-        self.state = "ready"
-        return welcome.encode()
-
-    def reject(self, exc: ProtocolError) -> str:
-        self.state = "closed"
-        return Error.from_exception(exc).encode()
-
-    def job_finished(self, job: str) -> None:
-        self.active.discard(job)
-
-    def send(self, message: Message) -> str:
-        if isinstance(message, (Result, Cancelled)) or (isinstance(message, Error) and message.job):
-            self.job_finished(message.job or "")
-        return message.encode()
+from .server_connection import ServerConnection  # noqa: E402 - re-exported: one import for both sides

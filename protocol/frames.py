@@ -1,4 +1,5 @@
-"""Binary image frames: a fixed 32-byte header, the job id, then the payload.
+"""Binary image frames: a fixed 32-byte header, the job id, then the payload. The codes of roles, pixel formats
+and encodings come from ``vocabulary``.
 
 Header (big-endian): magic ``UPF1`` | role u8 | pixel format u8 | encoding u8 | job id length u8 |
 index u16 | reserved u16 (0) | width u32 | height u32 | x i32 | y i32 | payload length u32.
@@ -12,26 +13,18 @@ from dataclasses import dataclass
 
 from . import errors
 from .errors import ProtocolError
-from .messages import JOB_ID_CHARS
+from .vocabulary import BYTES_PER_PIXEL, ENCODINGS, JOB_ID_CHARS, MAX_JOB_ID, PIXEL_FORMATS
+from .vocabulary import ROLES as ROLE_TABLE
 
 MAGIC = b"UPF1"
 HEADER = struct.Struct(">4sBBBBHHIIiiI")
 HEADER_SIZE = HEADER.size  # 32
 
-ROLES = {"image": 1, "mask": 2, "preview": 3, "result": 4}
-FORMATS = {"rgba8": 1, "bgra8": 2, "rgb8": 3, "rgba16": 4, "bgra16": 5, "rgbaf16": 6, "rgbaf32": 7, "gray8": 8,
-           "graya8": 9, "gray16": 10, "graya16": 11}
-ENCODINGS = {"raw": 1, "zlib": 2, "png": 3, "jpeg": 4, "webp": 5}
-BYTES_PER_PIXEL = {"rgba8": 4, "bgra8": 4, "rgb8": 3, "rgba16": 8, "bgra16": 8, "rgbaf16": 8, "rgbaf32": 16,
-                   "gray8": 1, "graya8": 2, "gray16": 2, "graya16": 4}
-CLIENT_ROLES = ("image", "mask")
-SERVER_ROLES = ("preview", "result")
-PREVIEW_ONLY_ENCODINGS = ("jpeg", "webp")
-MASK_FORMATS = ("gray8", "gray16")
+__all__ = ["BYTES_PER_PIXEL", "HEADER_SIZE", "Frame", "FrameLimits", "check_fields", "decode_frame"]
 
-_ROLE_NAMES = {v: k for k, v in ROLES.items()}
-_FORMAT_NAMES = {v: k for k, v in FORMATS.items()}
-_ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
+_ROLE_NAMES = {r.code: name for name, r in ROLE_TABLE.items()}
+_FORMAT_NAMES = {f.code: name for name, f in PIXEL_FORMATS.items()}
+_ENCODING_NAMES = {e.code: name for name, e in ENCODINGS.items()}
 _I32 = (-(2**31), 2**31 - 1)
 
 
@@ -65,7 +58,8 @@ class Frame:
         if len(self.payload) > 0xFFFFFFFF:
             raise ProtocolError(errors.TOO_LARGE, "frame payload does not fit in 32 bits", "payload", self.job)
         job = self.job.encode("ascii")
-        head = HEADER.pack(MAGIC, ROLES[self.role], FORMATS[self.pixel_format], ENCODINGS[self.encoding], len(job),
+        head = HEADER.pack(MAGIC, ROLE_TABLE[self.role].code, PIXEL_FORMATS[self.pixel_format].code,
+                           ENCODINGS[self.encoding].code, len(job),
                            self.index, 0, self.width, self.height, self.x, self.y, len(self.payload))
         return b"".join((head, job, self.payload))
 
@@ -73,9 +67,9 @@ class Frame:
 def check_fields(job: str, role: str, pixel_format: str, encoding: str, width: int, height: int, x: int, y: int,
                  index: int) -> None:
     """Validate a frame's header values (used before encoding and after decoding)."""
-    if not job or len(job) > 64 or any(c not in JOB_ID_CHARS for c in job):
+    if not job or len(job) > MAX_JOB_ID or any(c not in JOB_ID_CHARS for c in job):
         raise ProtocolError(errors.BAD_FRAME, "frame job id must be 1-64 characters of [A-Za-z0-9._:-]", "job")
-    for name, value, table in (("role", role, ROLES), ("pixel_format", pixel_format, FORMATS),
+    for name, value, table in (("role", role, ROLE_TABLE), ("pixel_format", pixel_format, PIXEL_FORMATS),
                                ("encoding", encoding, ENCODINGS)):
         if value not in table:
             raise ProtocolError(errors.BAD_FRAME, f"unknown frame {name} {value!r}", name, job)
@@ -85,10 +79,11 @@ def check_fields(job: str, role: str, pixel_format: str, encoding: str, width: i
         raise ProtocolError(errors.OUT_OF_RANGE, "frame offset does not fit in 32 bits", "x", job)
     if not 0 <= index <= 0xFFFF:
         raise ProtocolError(errors.OUT_OF_RANGE, "frame index must be 0..65535", "index", job)
-    if encoding in PREVIEW_ONLY_ENCODINGS and role != "preview":
+    if ENCODINGS[encoding].previews_only and role != "preview":
         raise ProtocolError(errors.BAD_FRAME, f"{encoding} is only allowed for preview frames", "encoding", job)
-    if role == "mask" and pixel_format not in MASK_FORMATS:
-        raise ProtocolError(errors.BAD_FRAME, "a mask frame must be gray8 or gray16", "pixel_format", job)
+    formats = ROLE_TABLE[role].formats
+    if formats is not None and pixel_format not in formats:
+        raise ProtocolError(errors.BAD_FRAME, f"a {role} frame must be {' or '.join(formats)}", "pixel_format", job)
 
 
 def decode_frame(data: bytes | bytearray | memoryview, limits: FrameLimits = FrameLimits()) -> Frame:

@@ -11,12 +11,11 @@ from array import array
 
 from . import errors
 from .errors import ProtocolError
-from .frames import BYTES_PER_PIXEL, Frame
+from .frames import Frame
+from .vocabulary import BYTES_PER_PIXEL, PNG_FORMATS
 
+__all__ = ["PNG_FORMATS", "decode_pixels", "encode_payload", "make_frame"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# pixel format -> (PNG colour type, bit depth)
-PNG_FORMATS = {"gray8": (0, 8), "rgb8": (2, 8), "graya8": (4, 8), "rgba8": (6, 8), "gray16": (0, 16),
-               "graya16": (4, 16), "rgba16": (6, 16)}
 
 
 def make_frame(job: str, role: str, pixels: bytes, width: int, height: int, pixel_format: str,

@@ -24,7 +24,16 @@ class Spec:
     choices: tuple[Any, ...] | None = None
     max_len: int | None = None
     item: Any = None  # element kind of a list, value kind of a dict
-    pattern: str | None = None  # allowed characters of a string
+    pattern: str | None = None  # allowed characters of a string (of each string of a list)
+    item_len: int | None = None  # longest string in a list
+    feature: str | None = None  # written only when not at its default: a feature the peer advertised
+
+
+def describe_chars(chars: str) -> str:
+    """``[A-Za-z0-9._:-]`` for a set of allowed characters."""
+    ranges = [(a, z) for a, z in (("A", "Z"), ("a", "z"), ("0", "9")) if a in chars and z in chars]
+    rest = "".join(c for c in chars if not any(a <= c <= z for a, z in ranges))
+    return "[" + "".join(f"{a}-{z}" for a, z in ranges) + "".join(sorted(rest, key=lambda c: c == "-")) + "]"
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
@@ -74,7 +83,8 @@ def _check_kind(spec: Spec, kind: Any, value: Any, where: str) -> Any:
         if spec.max_len is not None and len(value) > spec.max_len:
             raise ProtocolError(errors.TOO_LONG, f"'{where}' is longer than {spec.max_len} characters", where)
         if spec.pattern is not None and (not value or any(c not in spec.pattern for c in value)):
-            raise ProtocolError(errors.BAD_VALUE, f"'{where}' must be 1+ characters of [A-Za-z0-9._:-]", where)
+            raise ProtocolError(errors.BAD_VALUE, f"'{where}' must be 1+ characters of "
+                                f"{describe_chars(spec.pattern)}", where)
         if spec.choices is not None and value not in spec.choices:
             allowed = ", ".join(map(str, spec.choices))
             raise ProtocolError(errors.BAD_VALUE, f"'{where}' must be one of: {allowed} (got {value!r})", where)
@@ -84,7 +94,8 @@ def _check_kind(spec: Spec, kind: Any, value: Any, where: str) -> Any:
             raise ProtocolError(errors.BAD_TYPE, f"'{where}' must be a list", where)
         if spec.max_len is not None and len(value) > spec.max_len:
             raise ProtocolError(errors.TOO_LONG, f"'{where}' has more than {spec.max_len} items", where)
-        item = Spec(spec.name, spec.item, lo=spec.lo, hi=spec.hi, choices=spec.choices)
+        item = Spec(spec.name, spec.item, lo=spec.lo, hi=spec.hi, choices=spec.choices, pattern=spec.pattern,
+                    max_len=spec.item_len)
         return tuple(_check_kind(item, spec.item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if kind is dict:
         if not isinstance(value, dict):

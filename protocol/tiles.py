@@ -1,6 +1,6 @@
 """Tiled frames: cut one big frame into row-major tiles, check that tiles cover a rectangle, put them back.
 
-A big layer travels as several ordinary frames (``submit.tiles``, ``submit.result_tile``) because one huge
+A big layer travels as several ordinary frames (``submit.inputs[].tiles``, ``submit.result_tile``) because one huge
 websocket message costs several full-size copies inside the websocket libraries. Whole rows are sliced and
 slice-assigned: no per-pixel Python.
 """
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from . import errors
 from .errors import ProtocolError
-from .frames import BYTES_PER_PIXEL, Frame
+from .frames import Frame
 from .geometry import Rect
-from .messages import MAX_TILE_SIDE, MAX_TILES, MIN_TILE_SIDE
 from .pixels import decode_pixels, encode_payload
+from .vocabulary import BYTES_PER_PIXEL, MAX_TILE_SIDE, MAX_TILES, MIN_TILE_SIDE
 
 __all__ = ["MAX_TILES", "MAX_TILE_SIDE", "MIN_TILE_SIDE", "assemble", "check_cover", "split", "tile_count",
            "tile_rects"]

@@ -3,24 +3,32 @@
     .venv/bin/python tests/protocol/make_golden.py      # rewrites golden/*.json and golden/*.bin
 
 Only run it after a deliberate wire change (which also means a new protocol version or an advertised
-feature, see docs/protocol.md). ``test_protocol_golden.py`` checks that today's code encodes these objects to
-exactly the checked-in bytes and decodes the bytes back to the objects.
+feature, see docs/protocol.md section 2.2). ``test_protocol_golden.py`` checks that today's code encodes these
+objects to exactly the checked-in bytes and decodes the bytes back to the objects, and that the wire schema
+(every field rule and every code table, ``wire_schema()``) is the one written to ``golden/wire_schema.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from underpaint.protocol.frames import Frame
+from underpaint.protocol import vocabulary
+from underpaint.protocol.frames import HEADER, MAGIC, Frame
 from underpaint.protocol.messages import (
+    CLIENT_MESSAGES,
+    SERVER_MESSAGES,
     Cancel,
     Cancelled,
     Defaults,
     Error,
     Hello,
     InpaintOptions,
+    JobInput,
     Limits,
     Message,
     ModelInfo,
@@ -37,33 +45,40 @@ from underpaint.protocol.pixels import make_frame
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
+FEATURES = ("encoding:jpeg", "kind:img2img", "kind:inpaint", "resume", "sampler:dpmpp_2m")
 MESSAGES: dict[str, Message] = {
-    "hello": Hello(protocol=1, client="underpaint-krita", client_version="0.1.0", token="s3cret"),
+    "hello": Hello(protocol=2, client="underpaint-krita", client_version="0.2.0", token="s3cret",
+                   features=FEATURES + ("kind:outpaint", "role:control")),
     "submit_img2img": Submit(
-        job="job-1", kind="img2img", model="sd15-demo", prompt="a red fox, oil painting", negative_prompt="blurry",
-        strength=0.55, steps=24, guidance=6.5, seed=1234, batch=2, sampler="dpmpp_2m",
-        preview=PreviewOptions(enabled=True, max_size=256, every_steps=2, min_interval_ms=250, encoding="jpeg"),
-        result_format="bgra8", result_encoding="zlib", keep_result=True, tiles=4, result_tile=1024,
+        job="job-1", kind="img2img", inputs=(JobInput(role="image", tiles=4),), model="sd15-demo",
+        prompt="a red fox, oil painting", negative_prompt="blurry", strength=0.55, steps=24, guidance=6.5,
+        seed=1234, batch=2, sampler="dpmpp_2m",
+        preview=PreviewOptions(enabled=True, max_size=320, every_steps=2, min_interval_ms=250, encoding="jpeg"),
+        result_format="bgra8", result_encoding="zlib", result_tile=1024, keep_result=True,
     ),
-    "submit_inpaint": Submit(job="job-2", kind="inpaint", prompt="a window", strength=1.0,
-                             inpaint=InpaintOptions(feather=12, grow=4, context=96)),
+    "submit_inpaint": Submit(job="job-2", kind="inpaint", inputs=(JobInput(role="image"), JobInput(role="mask")),
+                             prompt="a window", strength=1.0, inpaint=InpaintOptions(feather=12, grow=4, context=96)),
+    "submit_outpaint": Submit(job="job-3", kind="outpaint", inputs=(JobInput(role="image"),),
+                              prompt="more sky", preview=PreviewOptions(enabled=False, encoding="png")),
     "cancel": Cancel(job="job-1"),
     "resume": Resume(job="job-1"),
     "welcome": Welcome(
-        protocol=1, server_version="0.1.0", device="cuda:0 NVIDIA GeForce RTX 3060 (12 GiB)",
+        protocol=2, server_version="0.2.0", device="cuda:0 NVIDIA GeForce RTX 3060 (12 GiB)", features=FEATURES,
         models=(ModelInfo(id="sd15-demo", name="Stable Diffusion 1.5 (demo)", family="sd15",
-                          capabilities=("img2img", "inpaint"), resolution=512, default=True, note=""),),
-        defaults=Defaults(model="sd15-demo", strength=0.5, steps=20, guidance=7.0, sampler="default"),
+                          capabilities=("img2img", "inpaint"), resolution=512, default=True, note="tiny"),),
+        defaults=Defaults(model="sd15-demo", strength=0.6, steps=25, guidance=7.5, sampler="dpmpp_2m"),
         limits=Limits(max_pixels=4194304, max_frame_bytes=33558528, max_queued_jobs=8, max_batch=4,
                       max_steps=150, keep_results_s=600),
     ),
     "queued": Queued(job="job-1", position=2),
-    "started": Started(job="job-1", total=24, x=-16, y=32, width=512, height=384),
-    "progress": Progress(job="job-1", step=12, total=24),
+    "started": Started(job="job-1", x=-16, y=32, width=512, height=384),
+    "progress": Progress(job="job-1", step=7, total=13),
     "result": Result(job="job-1", images=2, seeds=(1234, 1235),
                      timings={"queue_s": 0.25, "inference_s": 3.0, "total_s": 3.5}),
     "error": Error(code="size_mismatch", message="mask 8x4@0,0 must cover the image region 8x8@0,0", job="job-2",
                    field="mask"),
+    "error_unsupported": Error(code="unsupported", message="the server does not offer job kind 'outpaint' (it "
+                               "offers: img2img, inpaint)", job="job-3", field="kind"),
     "cancelled": Cancelled(job="job-1"),
 }
 
@@ -112,7 +127,52 @@ FRAMES: dict[str, FrameCase] = {
     "result_rgbaf32_zlib": FrameCase("job-1", "result", 1, 2, "rgbaf32", "zlib",
                                      struct.pack("<8f", 1.0, 0.5, 0.25, 1.0, 0.0, -0.0, 2.0, 0.125), index=1),
     "result_rgb8_png": FrameCase("job-1", "result", 3, 2, "rgb8", "png", bytes(range(0, 256, 15))),
+    # v2 input roles: a control image (aligned with the image) and a free-size reference image
+    "control_rgb8_raw": FrameCase("job-4", "control", 2, 1, "rgb8", "raw", bytes([255, 0, 0, 0, 0, 255]), x=4, y=4),
+    "reference_graya8_zlib": FrameCase("job-4", "reference", 3, 1, "graya8", "zlib", bytes([10, 255, 20, 128, 30, 0])),
+    "preview_webp": FrameCase("job-1", "preview", 16, 16, "rgb8", "webp", payload=b"RIFF\x04\x00\x00\x00WEBP",
+                              index=5),
 }
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if isinstance(value, type):
+            value = value.__name__
+        elif callable(value):
+            value = repr(value())
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def wire_schema() -> dict[str, Any]:
+    """Every rule that decides wire bytes: message fields, nested objects, code tables, frame header."""
+    classes: dict[str, Any] = {}
+    for cls in (*CLIENT_MESSAGES.values(), *SERVER_MESSAGES.values()):
+        stack = [cls]
+        while stack:
+            c = stack.pop()
+            if c.__name__ in classes:
+                continue
+            classes[c.__name__] = {"type": getattr(c, "TYPE", None), "fields": [_spec_dict(s) for s in c.specs()]}
+            stack += [s.kind for s in c.specs() if hasattr(s.kind, "specs")]
+            stack += [s.item for s in c.specs() if hasattr(s.item, "specs")]
+    tables = {name: {k: _spec_dict(row) for k, row in getattr(vocabulary, name).items()}
+              for name in ("ROLES", "KINDS", "PIXEL_FORMATS", "ENCODINGS", "SAMPLERS")}
+    for kind in tables["KINDS"].values():
+        kind["feature"] = vocabulary.KINDS[kind["name"]].feature
+    return {"protocol": vocabulary.PROTOCOL_VERSION, "ws_path": vocabulary.WS_PATH,
+            "frame_header": {"magic": MAGIC.decode(), "struct": HEADER.format, "size": HEADER.size},
+            "messages": dict(sorted(classes.items())), "tables": tables, "flags": vocabulary.FLAGS,
+            "features": sorted(vocabulary.ALL_FEATURES)}
+
+
+def schema_text() -> str:
+    return json.dumps(wire_schema(), indent=1, sort_keys=True) + "\n"
 
 
 def main() -> None:
@@ -121,7 +181,8 @@ def main() -> None:
         (GOLDEN / f"{name}.json").write_bytes(msg.encode().encode("utf-8"))
     for name, case in FRAMES.items():
         (GOLDEN / f"{name}.bin").write_bytes(case.frame().encode())
-    print(f"wrote {len(MESSAGES)} messages and {len(FRAMES)} frames to {GOLDEN}")
+    (GOLDEN / "wire_schema.json").write_text(schema_text(), encoding="utf-8")
+    print(f"wrote {len(MESSAGES)} messages, {len(FRAMES)} frames and the wire schema to {GOLDEN}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from underpaint.protocol.messages import (
     Error,
     Hello,
     InpaintOptions,
+    JobInput,
     Limits,
     ModelInfo,
     PreviewOptions,
@@ -39,7 +40,9 @@ def fuzz(weight: float) -> settings:
 
 
 JOB_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
-KINDS = ("img2img", "inpaint")
+KINDS = ("img2img", "inpaint", "outpaint", "upscale")
+INPUT_ROLES = ("image", "mask", "control", "reference")
+FEATURE_NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789_:.-", min_size=1, max_size=64)
 SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm")
 PIXEL_FORMATS = ("rgba8", "bgra8", "rgb8", "rgba16", "bgra16", "rgbaf16", "rgbaf32", "gray8", "graya8", "gray16",
                  "graya16")
@@ -72,7 +75,7 @@ inpaint_options = st.builds(InpaintOptions, feather=st.integers(0, 512), grow=st
                             context=st.integers(0, 8192))
 model_infos = st.builds(
     ModelInfo, id=text(512), name=text(512), family=text(32),
-    capabilities=st.lists(st.sampled_from(KINDS), max_size=8).map(tuple), resolution=st.integers(8, 16384),
+    capabilities=st.lists(st.sampled_from(KINDS) | FEATURE_NAMES, max_size=8).map(tuple), resolution=st.integers(8, 16384),
     default=st.booleans(), note=text(2000),
 )
 limits = st.builds(
@@ -80,29 +83,34 @@ limits = st.builds(
     max_queued_jobs=st.integers(1, 10_000), max_batch=st.integers(1, 64), max_steps=st.integers(1, 1000),
     keep_results_s=st.integers(0, 10**6),
 )
-defaults = st.builds(Defaults, model=text(512), strength=finite(0.0, 1.0), steps=st.integers(1, 1000),
+defaults = st.builds(Defaults, model=text(512), strength=finite(0.01, 1.0), steps=st.integers(1, 1000),
                      guidance=finite(0.0, 50.0), sampler=st.sampled_from(SAMPLERS))
+feature_lists = st.lists(FEATURE_NAMES, max_size=20).map(tuple)
 
 hellos = st.builds(Hello, protocol=st.integers(0, 1_000_000), client=text(64), client_version=text(64),
-                   token=st.none() | text(1024))
+                   token=st.none() | text(1024), features=feature_lists)
+job_inputs = st.lists(st.sampled_from(INPUT_ROLES), unique=True, max_size=4).flatmap(
+    lambda roles: st.tuples(*[st.builds(JobInput, role=st.just(r), tiles=st.integers(1, 4096)) for r in roles]))
 submits = st.builds(
-    Submit, job=job_ids, kind=st.sampled_from(KINDS), model=st.none() | text(512), prompt=text(8000),
+    Submit, job=job_ids, kind=st.sampled_from(KINDS), inputs=job_inputs, model=st.none() | text(512), prompt=text(8000),
     negative_prompt=text(8000), strength=finite(0.01, 1.0), steps=st.integers(1, 1000),
     guidance=finite(0.0, 50.0), seed=st.none() | seeds, batch=st.integers(1, 64),
     sampler=st.sampled_from(SAMPLERS), preview=preview_options, inpaint=inpaint_options,
     result_format=st.sampled_from(PIXEL_FORMATS), result_encoding=st.sampled_from(("raw", "zlib", "png")),
-    keep_result=st.booleans(), tiles=st.integers(1, 4096), result_tile=st.just(0) | st.integers(64, 16384),
+    keep_result=st.booleans(), result_tile=st.just(0) | st.integers(64, 16384),
 )
 cancels = st.builds(Cancel, job=job_ids)
 resumes = st.builds(Resume, job=job_ids)
 
 welcomes = st.builds(Welcome, protocol=st.integers(0, 1_000_000), server_version=text(64), device=text(256),
+                     features=feature_lists,
                      models=st.lists(model_infos, max_size=3).map(tuple), defaults=defaults, limits=limits)
 queueds = st.builds(Queued, job=job_ids, position=st.integers(0, 2**53))
 I32 = st.integers(-(2**31), 2**31 - 1)
-starteds = st.builds(Started, job=job_ids, total=st.integers(0, 2**53), x=I32, y=I32, width=st.integers(0, 2**31 - 1),
+starteds = st.builds(Started, job=job_ids, x=I32, y=I32, width=st.integers(0, 2**31 - 1),
                      height=st.integers(0, 2**31 - 1))
-progresses = st.builds(Progress, job=job_ids, step=st.integers(0, 2**53), total=st.integers(0, 2**53))
+progresses = st.integers(1, 2**53).flatmap(
+    lambda total: st.builds(Progress, job=job_ids, step=st.integers(1, total), total=st.just(total)))
 results = st.builds(
     Result, job=job_ids, images=st.integers(0, 64), seeds=st.lists(seeds, max_size=64).map(tuple),
     timings=st.dictionaries(text(40), finite(0.0), max_size=32),
@@ -124,7 +132,7 @@ json_values = st.recursive(
 
 
 @st.composite
-def frame_shapes(draw, roles=("image", "mask", "preview", "result")) -> dict:
+def frame_shapes(draw, roles=("image", "mask", "preview", "result", "control", "reference")) -> dict:
     """Header fields of a valid frame (no payload): role, format and encoding always go together."""
     role = draw(st.sampled_from(roles))
     fmt = draw(st.sampled_from(MASK_FORMATS if role == "mask" else PIXEL_FORMATS))
@@ -140,7 +148,7 @@ def frame_shapes(draw, roles=("image", "mask", "preview", "result")) -> dict:
 
 
 @st.composite
-def frames(draw, roles=("image", "mask", "preview", "result")) -> tuple[Frame, bytes | None]:
+def frames(draw, roles=("image", "mask", "preview", "result", "control", "reference")) -> tuple[Frame, bytes | None]:
     """A valid frame and its raw pixels (None for jpeg/webp previews, whose payload is opaque bytes)."""
     shape = draw(frame_shapes(roles))
     if shape["encoding"] in ("jpeg", "webp"):
@@ -154,3 +162,13 @@ def frames(draw, roles=("image", "mask", "preview", "result")) -> tuple[Frame, b
 def header(frame_bytes: bytes) -> list:
     """The 12 header fields of an encoded frame, for mutation."""
     return list(struct.unpack_from(">4sBBBBHHIIiiI", frame_bytes))
+
+
+def make_welcome(limits: Limits, features: tuple[str, ...] | None = None, **kw) -> Welcome:
+    """A v2 welcome offering ``features`` (default: every feature of the vocabulary but the reserved ones)."""
+    from underpaint.protocol.vocabulary import PROTOCOL_VERSION
+    from underpaint.protocol.vocabulary import features as all_features
+
+    fields = {"protocol": PROTOCOL_VERSION, "server_version": "test", "device": "cpu",
+              "defaults": Defaults(model="demo"), **kw}
+    return Welcome(features=all_features() if features is None else features, limits=limits, **fields)

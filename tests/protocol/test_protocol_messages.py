@@ -18,6 +18,7 @@ from underpaint.protocol.messages import (
     Error,
     Hello,
     InpaintOptions,
+    JobInput,
     PreviewOptions,
     Progress,
     Queued,
@@ -31,8 +32,9 @@ from underpaint.protocol.messages import (
 C, S = CLIENT_MESSAGES, SERVER_MESSAGES
 LIMITS = {"max_pixels": 4194304, "max_frame_bytes": 33554432, "max_queued_jobs": 8, "max_batch": 4,
           "max_steps": 150}
-WELCOME = {"type": "welcome", "protocol": 1, "server_version": "0.1.0", "device": "cpu",
+WELCOME = {"type": "welcome", "protocol": 2, "server_version": "0.1.0", "device": "cpu", "features": [],
            "defaults": {"model": "demo"}, "limits": LIMITS}
+IMAGE = [{"role": "image", "tiles": 1}]
 
 
 @ROUNDTRIP
@@ -58,17 +60,17 @@ def test_tables_hold_exactly_the_documented_types():
 
 
 @pytest.mark.parametrize("text, table, expected", [
-    ('{"type":"hello","protocol":1,"client":"krita"}', C,
-     Hello(protocol=1, client="krita", client_version="", token=None)),
-    ('{"type":"submit","job":"j1","kind":"img2img"}', C,
-     Submit(job="j1", kind="img2img", model=None, prompt="", negative_prompt="", strength=0.5, steps=20,
+    ('{"type":"hello","protocol":2,"client":"krita","features":[]}', C,
+     Hello(protocol=2, client="krita", client_version="", token=None, features=())),
+    ('{"type":"submit","job":"j1","kind":"img2img","inputs":[{"role":"image"}]}', C,
+     Submit(job="j1", kind="img2img", inputs=(JobInput(role="image", tiles=1),), model=None, prompt="", negative_prompt="", strength=0.5, steps=20,
             guidance=7.0, seed=None, batch=1, sampler="default", preview=PreviewOptions(enabled=True, max_size=256,
             every_steps=1, min_interval_ms=0, encoding="jpeg"), inpaint=InpaintOptions(feather=8, grow=0, context=64),
-            result_format="rgba8", result_encoding="raw", keep_result=False)),
+            result_format="rgba8", result_encoding="raw", result_tile=0, keep_result=False)),
     ('{"type":"cancel","job":"j1"}', C, Cancel(job="j1")),
     ('{"type":"resume","job":"j1"}', C, Resume(job="j1")),
     ('{"type":"queued","job":"j1","position":0}', S, Queued(job="j1", position=0)),
-    ('{"type":"started","job":"j1"}', S, Started(job="j1", total=0, x=0, y=0, width=0, height=0)),
+    ('{"type":"started","job":"j1"}', S, Started(job="j1", x=0, y=0, width=0, height=0)),
     ('{"type":"progress","job":"j1","step":3,"total":20}', S, Progress(job="j1", step=3, total=20)),
     ('{"type":"result","job":"j1","images":1}', S, Result(job="j1", images=1, seeds=(), timings={})),
     ('{"type":"error","code":"queue_full","message":"m"}', S, Error(code="queue_full", message="m")),
@@ -85,13 +87,19 @@ def test_welcome_defaults_and_int_for_float():
 
 
 def test_nested_lists_decode_to_tuples():
-    model = {"id": "a", "name": "A", "family": "sd15", "resolution": 512}
-    msg = decode_message(json.dumps({**WELCOME, "models": [model]}), S)
-    assert msg.models[0].capabilities == ("img2img", "inpaint") and msg.models[0].default is False
+    model = {"id": "a", "name": "A", "family": "sd15", "resolution": 512, "capabilities": ["inpaint", "new-kind"]}
+    msg = decode_message(json.dumps({**WELCOME, "models": [model], "features": ["kind:inpaint", "x.y"]}), S)
+    assert msg.models[0].capabilities == ("inpaint", "new-kind") and msg.models[0].default is False
+    assert msg.features == ("kind:inpaint", "x.y")  # names this version does not know are carried, not refused
 
 
 def submit(**extra) -> str:
-    return json.dumps({"type": "submit", "job": "j1", "kind": "inpaint", **extra})
+    return json.dumps({"type": "submit", "job": "j1", "kind": "inpaint", "inputs": IMAGE, **extra})
+
+
+def submit_with(tail: str) -> str:
+    """A submit with raw JSON (NaN, huge numbers) appended before its closing brace."""
+    return submit()[:-1] + tail
 
 
 def result(**extra) -> str:
@@ -114,21 +122,40 @@ BAD = [
     ('{"type":"nope"}', C, errors.UNKNOWN_TYPE, "type"),
     ('{"type":"welcome"}', C, errors.UNKNOWN_TYPE, "type"),
     ('{"type":"submit","job":"j1","kind":"img2img"}', S, errors.UNKNOWN_TYPE, "type"),
+    ('{"type":"progress","job":"j1","step":4,"total":3}', S, errors.OUT_OF_RANGE, "step"),
+    ('{"type":"progress","job":"j1","step":0,"total":3}', S, errors.OUT_OF_RANGE, "step"),
+    ('{"type":"progress","job":"j1","step":1,"total":0}', S, errors.OUT_OF_RANGE, "total"),
+    ('{"type":"started","job":"j1","total":3}', S, errors.UNKNOWN_FIELD, "total"),
+    (submit(tiles=2), C, errors.UNKNOWN_FIELD, "tiles"),
+    (submit(inputs=[{"role": "image", "tiles": 1, "x": 1}]), C, errors.UNKNOWN_FIELD, "inputs[0].x"),
+    (submit(inputs=[{"role": "preview"}]), C, errors.BAD_VALUE, "inputs[0].role"),
+    (submit(inputs=[{"role": "image"}, {"role": "image"}]), C, errors.BAD_VALUE, "inputs[1].role"),
+    (submit(inputs=[{"role": "image", "tiles": 0}]), C, errors.OUT_OF_RANGE, "inputs[0].tiles"),
+    (submit(inputs=[{"role": "image", "tiles": 4097}]), C, errors.OUT_OF_RANGE, "inputs[0].tiles"),
+    (submit(inputs=[{"role": m} for m in ("image", "mask", "control", "reference", "image")]), C, errors.TOO_LONG,
+     "inputs"),
+    ('{"type":"hello","protocol":2,"client":"k","features":["Kind:X"]}', C, errors.BAD_VALUE, "features[0]"),
+    ('{"type":"hello","protocol":2,"client":"k","features":["' + "f" * 65 + '"]}', C, errors.TOO_LONG,
+     "features[0]"),
+    ('{"type":"hello","protocol":2,"client":"k","features":"kind:img2img"}', C, errors.BAD_TYPE, "features"),
+    ('{"type":"hello","protocol":2,"client":"k"}', C, errors.MISSING_FIELD, "features"),
+    (json.dumps({k: v for k, v in WELCOME.items() if k != "features"}), S, errors.MISSING_FIELD, "features"),
+    ('{"type":"submit","job":"j1","kind":"img2img"}', C, errors.MISSING_FIELD, "inputs"),
     # unknown fields, top level and nested
-    ('{"type":"hello","protocol":1,"client":"k","extra":1}', C, errors.UNKNOWN_FIELD, "extra"),
+    ('{"type":"hello","protocol":2,"client":"k","features":[],"extra":1}', C, errors.UNKNOWN_FIELD, "extra"),
     (submit(preview={"foo": 1}), C, errors.UNKNOWN_FIELD, "preview.foo"),
     (json.dumps({**WELCOME, "limits": {**LIMITS, "gpu": 1}}), S, errors.UNKNOWN_FIELD, "limits.gpu"),
     # missing fields
-    ('{"type":"hello","protocol":1}', C, errors.MISSING_FIELD, "client"),
-    ('{"type":"submit","job":"j1"}', C, errors.MISSING_FIELD, "kind"),
+    ('{"type":"hello","protocol":2,"features":[]}', C, errors.MISSING_FIELD, "client"),
+    ('{"type":"submit","job":"j1","inputs":[]}', C, errors.MISSING_FIELD, "kind"),
     ('{"type":"cancel"}', C, errors.MISSING_FIELD, "job"),
     (json.dumps({**WELCOME, "defaults": {}}), S, errors.MISSING_FIELD, "defaults.model"),
     # wrong types
-    ('{"type":"hello","protocol":"1","client":"k"}', C, errors.BAD_TYPE, "protocol"),
-    ('{"type":"hello","protocol":true,"client":"k"}', C, errors.BAD_TYPE, "protocol"),
-    ('{"type":"hello","protocol":1.0,"client":"k"}', C, errors.BAD_TYPE, "protocol"),
-    ('{"type":"hello","protocol":1,"client":null}', C, errors.BAD_TYPE, "client"),
-    ('{"type":"hello","protocol":1,"client":"k","token":5}', C, errors.BAD_TYPE, "token"),
+    ('{"type":"hello","protocol":"1","client":"k","features":[]}', C, errors.BAD_TYPE, "protocol"),
+    ('{"type":"hello","protocol":true,"client":"k","features":[]}', C, errors.BAD_TYPE, "protocol"),
+    ('{"type":"hello","protocol":1.0,"client":"k","features":[]}', C, errors.BAD_TYPE, "protocol"),
+    ('{"type":"hello","protocol":2,"client":null,"features":[]}', C, errors.BAD_TYPE, "client"),
+    ('{"type":"hello","protocol":2,"client":"k","features":[],"token":5}', C, errors.BAD_TYPE, "token"),
     (submit(strength="0.5"), C, errors.BAD_TYPE, "strength"),
     (submit(strength=True), C, errors.BAD_TYPE, "strength"),
     (submit(keep_result=1), C, errors.BAD_TYPE, "keep_result"),
@@ -142,12 +169,12 @@ BAD = [
     (result(timings={"unet": "fast"}), S, errors.BAD_TYPE, "timings.unet"),
     (result(timings=[]), S, errors.BAD_TYPE, "timings"),
     # NaN and infinities
-    (submit().replace("}", ',"strength":NaN}'), C, errors.NOT_FINITE, "strength"),
-    (submit().replace("}", ',"guidance":Infinity}'), C, errors.NOT_FINITE, "guidance"),
-    (submit().replace("}", ',"guidance":-Infinity}'), C, errors.NOT_FINITE, "guidance"),
-    (submit().replace("}", ',"steps":NaN}'), C, errors.BAD_TYPE, "steps"),
+    (submit_with(',"strength":NaN}'), C, errors.NOT_FINITE, "strength"),
+    (submit_with(',"guidance":Infinity}'), C, errors.NOT_FINITE, "guidance"),
+    (submit_with(',"guidance":-Infinity}'), C, errors.NOT_FINITE, "guidance"),
+    (submit_with(',"steps":NaN}'), C, errors.BAD_TYPE, "steps"),
     (result().replace("}", ',"timings":{"unet":NaN}}'), S, errors.NOT_FINITE, "timings.unet"),
-    (submit().replace("}", ',"guidance":1e999}'), C, errors.NOT_FINITE, "guidance"),
+    (submit_with(',"guidance":1e999}'), C, errors.NOT_FINITE, "guidance"),
     # out of range
     (submit(strength=0), C, errors.OUT_OF_RANGE, "strength"),
     (submit(strength=1.0000001), C, errors.OUT_OF_RANGE, "strength"),
@@ -159,19 +186,19 @@ BAD = [
     (submit(guidance=50.5), C, errors.OUT_OF_RANGE, "guidance"),
     (submit(preview={"max_size": 15}), C, errors.OUT_OF_RANGE, "preview.max_size"),
     (submit(inpaint={"grow": -513}), C, errors.OUT_OF_RANGE, "inpaint.grow"),
-    ('{"type":"hello","protocol":-1,"client":"k"}', C, errors.OUT_OF_RANGE, "protocol"),
+    ('{"type":"hello","protocol":-1,"client":"k","features":[]}', C, errors.OUT_OF_RANGE, "protocol"),
     (json.dumps({**WELCOME, "limits": {**LIMITS, "max_batch": 65}}), S, errors.OUT_OF_RANGE, "limits.max_batch"),
     (json.dumps({**WELCOME, "limits": {**LIMITS, "max_pixels": 0}}), S, errors.OUT_OF_RANGE, "limits.max_pixels"),
     (result(images=65), S, errors.OUT_OF_RANGE, "images"),
     (result(seeds=[-1]), S, errors.OUT_OF_RANGE, "seeds[0]"),
     (result(timings={"unet": -0.5}), S, errors.OUT_OF_RANGE, "timings.unet"),
     (result().replace("}", ',"timings":{"unet":' + HUGE + "}}"), S, errors.OUT_OF_RANGE, "timings.unet"),
-    (submit().replace("}", ',"strength":' + HUGE + "}"), C, errors.OUT_OF_RANGE, "strength"),
+    (submit_with(',"strength":' + HUGE + "}"), C, errors.OUT_OF_RANGE, "strength"),
     ('{"type":"queued","job":"j1","position":-1}', S, errors.OUT_OF_RANGE, "position"),
     ('{"type":"started","job":"j1","x":-2147483649}', S, errors.OUT_OF_RANGE, "x"),
     ('{"type":"started","job":"j1","width":-1}', S, errors.OUT_OF_RANGE, "width"),
     # values outside the allowed set
-    (submit(kind="outpaint"), C, errors.BAD_VALUE, "kind"),
+    (submit(kind="txt2video"), C, errors.BAD_VALUE, "kind"),
     (submit(sampler="heun"), C, errors.BAD_VALUE, "sampler"),
     (submit(result_format="cmyk8"), C, errors.BAD_VALUE, "result_format"),
     (submit(result_encoding="jpeg"), C, errors.BAD_VALUE, "result_encoding"),
@@ -181,18 +208,21 @@ BAD = [
     (submit(job="jöb"), C, errors.BAD_VALUE, "job"),
     ('{"type":"cancel","job":"x/y"}', C, errors.BAD_VALUE, "job"),
     (json.dumps({**WELCOME, "models": [{"id": "a", "name": "A", "family": "f", "resolution": 512,
-                                         "capabilities": ["outpaint"]}]}), S, errors.BAD_VALUE,
+                                         "capabilities": ["Out Paint"]}]}), S, errors.BAD_VALUE,
      "models[0].capabilities[0]"),
+    (json.dumps({**WELCOME, "models": [{"id": "a", "name": "A", "family": "f", "resolution": 512}]}), S,
+     errors.MISSING_FIELD, "models[0].capabilities"),
     # too long
     (submit(job="j" * 65), C, errors.TOO_LONG, "job"),
     (submit(prompt="p" * 8001), C, errors.TOO_LONG, "prompt"),
-    ('{"type":"hello","protocol":1,"client":"' + "k" * 65 + '"}', C, errors.TOO_LONG, "client"),
+    ('{"type":"hello","protocol":2,"features":[],"client":"' + "k" * 65 + '"}', C, errors.TOO_LONG, "client"),
     (result(seeds=[1] * 65), S, errors.TOO_LONG, "seeds"),
     (result(timings={f"t{i}": 1.0 for i in range(33)}), S, errors.TOO_LONG, "timings"),
     # too large as a whole: a megabyte of characters, or of UTF-8 bytes
     (submit(prompt="p" * MAX_TEXT_BYTES), C, errors.TOO_LARGE, None),
     (submit(prompt="p" * MAX_TEXT_BYTES).encode(), C, errors.TOO_LARGE, None),
-    (json.dumps({"type": "submit", "job": "j1", "kind": "inpaint", "prompt": "é" * 600_000}, ensure_ascii=False),
+    (json.dumps({"type": "submit", "job": "j1", "kind": "inpaint", "inputs": IMAGE, "prompt": "é" * 600_000},
+                ensure_ascii=False),
      C, errors.TOO_LARGE, None),
 ]
 
@@ -217,7 +247,8 @@ def test_errors_in_a_job_message_name_the_job():
 
 
 def test_message_limit_counts_utf8_bytes_not_characters():
-    ok = json.dumps({"type": "submit", "job": "j1", "kind": "inpaint", "prompt": "é" * 4000}, ensure_ascii=False)
+    ok = json.dumps({"type": "submit", "job": "j1", "kind": "inpaint", "inputs": IMAGE, "prompt": "é" * 4000},
+                    ensure_ascii=False)
     assert decode_message(ok, C).prompt == "é" * 4000
 
 

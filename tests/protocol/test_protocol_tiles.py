@@ -8,19 +8,23 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from proto_strategies import BPP, PIXEL_FORMATS, PNG_PIXEL_FORMATS, ROUNDTRIP
+from proto_strategies import BPP, PIXEL_FORMATS, PNG_PIXEL_FORMATS, ROUNDTRIP, make_welcome
 from underpaint.protocol import errors
 from underpaint.protocol.connection import ClientConnection, JobRequest, ResultReceived, ServerConnection
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import decode_frame
 from underpaint.protocol.geometry import Rect
-from underpaint.protocol.messages import CLIENT_MESSAGES, Defaults, Limits, Result, Submit, Welcome, decode_message
+from underpaint.protocol.messages import CLIENT_MESSAGES, JobInput, Limits, Error, Result, Submit, decode_message
 from underpaint.protocol.pixels import decode_pixels, make_frame
 from underpaint.protocol.tiles import assemble, check_cover, split, tile_count, tile_rects
 
 LIMITS = Limits(max_pixels=300 * 200, max_frame_bytes=64 * 64 * 4 + 200, max_queued_jobs=4, max_batch=4,
                 max_steps=50)
-WELCOME = Welcome(protocol=1, server_version="test", device="cpu", defaults=Defaults(model="demo"), limits=LIMITS)
+WELCOME = make_welcome(LIMITS)
+
+
+def tiled(role: str, n: int) -> tuple[JobInput, ...]:
+    return (JobInput(role=role, tiles=n),)
 
 
 def noise(n: int, seed: int = 0) -> bytes:
@@ -135,9 +139,10 @@ def test_a_row_of_4096_tiles_is_one_cover():
 
 # ------------------------------------------------------------------------------------------------ submit fields
 def test_submit_tiles_and_result_tile_ranges():
-    base = '{"type":"submit","job":"j","kind":"img2img",'
-    assert decode_message(base + '"tiles":4096,"result_tile":64}', CLIENT_MESSAGES).tiles == 4096
-    for body, field in (('"tiles":0}', "tiles"), ('"tiles":4097}', "tiles"), ('"result_tile":63}', "result_tile"),
+    base = '{"type":"submit","job":"j","kind":"img2img","inputs":[{"role":"image","tiles":%d}],'
+    assert decode_message(base % 4096 + '"result_tile":64}', CLIENT_MESSAGES).input("image").tiles == 4096
+    base %= 1
+    for body, field in (('"result_tile":63}', "result_tile"),
                         ('"result_tile":16385}', "result_tile"), ('"result_tile":1}', "result_tile")):
         exc = expect(errors.OUT_OF_RANGE, decode_message, base + body, CLIENT_MESSAGES)
         assert exc.field == field and exc.job == "j"
@@ -152,22 +157,27 @@ def pair() -> tuple[ClientConnection, ServerConnection]:
 
 
 def deliver(server: ServerConnection, out: list) -> list:
+    """Feed the server like its transport does: an error is sent at once (which ends the job it names)."""
     events: list = []
     for data in out:
-        events += server.receive_bytes(data) if isinstance(data, bytes) else server.receive_text(data)
+        try:
+            events += server.receive_bytes(data) if isinstance(data, bytes) else server.receive_text(data)
+        except ProtocolError as exc:
+            server.send(Error.from_exception(exc))
+            raise
     return events
 
 
 def test_client_tiles_a_big_inpaint_and_the_server_queues_it_after_the_last_mask_tile():
     client, server = pair()
     image, mask = frame(300, 200), frame(300, 200, fmt="gray8", role="mask", seed=1)
-    out = client.submit(Submit(job="j1", kind="inpaint"), image, mask, tile_side=64)
+    out = client.submit(Submit(job="j1", kind="inpaint"), {"image": image, "mask": mask}, tile_side=64)
     assert len(out) == 1 + 2 * 20
     sent = decode_message(out[0], CLIENT_MESSAGES)
-    assert (sent.tiles, sent.result_tile) == (20, 64)
+    assert (sent.input("image").tiles, sent.input("mask").tiles, sent.result_tile) == (20, 20, 64)
     assert deliver(server, out[:-1]) == []  # nothing before the last mask tile
     [request] = server.receive_bytes(out[-1])
-    assert isinstance(request, JobRequest) and len(request.images) == len(request.masks) == 20
+    assert isinstance(request, JobRequest) and len(request.tiles("image")) == len(request.tiles("mask")) == 20
     assert request.region == Rect(-7, 5, 300, 200)
     assert request.image() == dataclasses.replace(image, index=0)
     assert request.mask() == mask
@@ -175,22 +185,25 @@ def test_client_tiles_a_big_inpaint_and_the_server_queues_it_after_the_last_mask
 
 def test_client_leaves_small_images_and_explicit_result_tile_alone():
     client, _ = pair()
-    out = client.submit(Submit(job="a", kind="img2img"), frame(64, 64, job="a"), tile_side=64)
-    assert len(out) == 2 and decode_message(out[0], CLIENT_MESSAGES).tiles == 1
-    out = client.submit(Submit(job="b", kind="img2img", result_tile=128), frame(65, 10, job="b"), tile_side=64)
+    out = client.submit(Submit(job="a", kind="img2img"), {"image": frame(64, 64, job="a")}, tile_side=64)
+    assert len(out) == 2 and decode_message(out[0], CLIENT_MESSAGES).input("image").tiles == 1
+    out = client.submit(Submit(job="b", kind="img2img", result_tile=128), {"image": frame(65, 10, job="b")},
+                        tile_side=64)
     assert decode_message(out[0], CLIENT_MESSAGES).result_tile == 128
-    expect(errors.TOO_LARGE, client.submit, Submit(job="c", kind="img2img"), frame(65, 65, job="c"), tile_side=0)
+    expect(errors.TOO_LARGE, client.submit, Submit(job="c", kind="img2img"), {"image": frame(65, 65, job="c")},
+           tile_side=0)
 
 
 def test_client_checks_the_whole_bbox_against_max_pixels():
     client, _ = pair()
-    exc = expect(errors.TOO_LARGE, client.submit, Submit(job="j1", kind="img2img"), frame(301, 200), tile_side=64)
+    exc = expect(errors.TOO_LARGE, client.submit, Submit(job="j1", kind="img2img"), {"image": frame(301, 200)},
+                 tile_side=64)
     assert "301x200" in exc.message
 
 
 def tiled_out(submit: Submit, image, mask=None, side=64) -> list:
     client, _ = pair()
-    return client.submit(submit, image, mask, tile_side=side)
+    return client.submit(submit, {"image": image, "mask": mask}, tile_side=side)
 
 
 def test_server_names_a_mask_tile_that_does_not_match_its_image_tile():
@@ -200,33 +213,46 @@ def test_server_names_a_mask_tile_that_does_not_match_its_image_tile():
     bad = dataclasses.replace(bad, index=1)
     exc = expect(errors.SIZE_MISMATCH, deliver, server, [*out[:4], bad.encode()])
     assert "mask tile 1 64x64@0,0 must cover image tile 1 64x64@57,5" in exc.message and exc.job == "j1"
-    assert "j1" not in server._pending and "j1" not in server.active
+    assert not server.live("j1")
 
 
-def test_server_rejects_a_wrong_tile_index_or_role_at_once():
+def test_server_rejects_a_wrong_tile_index_twice_or_out_of_range_at_once():
     _, server = pair()
     out = tiled_out(Submit(job="j1", kind="img2img"), frame(128, 64))
     tile1 = decode_frame(out[2])
-    exc = expect(errors.BAD_FRAME, deliver, server, [out[0], tile1.encode()])
-    assert "image tile 0" in exc.message and "index 1" in exc.message and "j1" not in server._pending
+    exc = expect(errors.BAD_FRAME, deliver, server, [out[0], tile1.encode(), tile1.encode()])
+    assert "image tile 1" in exc.message and "twice" in exc.message and not server.live("j1")
+    far = dataclasses.replace(tile1, job="j3", index=2)
+    exc = expect(errors.BAD_FRAME, deliver, server, [out[0].replace('"j1"', '"j3"'), far.encode()])
+    assert "image tile 2" in exc.message and "announced 2" in exc.message and exc.job == "j3"
+
+
+def test_frames_carry_their_role_so_their_order_does_not_matter():
+    _, server = pair()
     out = tiled_out(Submit(job="j2", kind="inpaint"), frame(128, 64, job="j2"),
                     frame(128, 64, fmt="gray8", role="mask", job="j2"))
-    expect(errors.UNEXPECTED_FRAME, deliver, server, [out[0], out[1], out[3]])  # a mask before image tile 1
+    assert deliver(server, [out[0], out[4], out[3], out[2]]) == []  # masks first, image tiles backwards
+    [request] = deliver(server, [out[1]])
+    assert [t.index for t in request.tiles("image")] == [0, 1] == [t.index for t in request.tiles("mask")]
+    control = frame(8, 8, role="control", job="j4")
+    out = tiled_out(Submit(job="j4", kind="img2img"), frame(8, 8, job="j4"))
+    exc = expect(errors.UNEXPECTED_FRAME, deliver, server, [out[0], control.encode()])
+    assert "announced no control input" in exc.message
 
 
 def test_server_rejects_tiles_with_a_gap_and_a_bbox_over_max_pixels():
     _, server = pair()
-    submit = Submit(job="j1", kind="img2img", tiles=2)
+    submit = Submit(job="j1", kind="img2img", inputs=tiled("image", 2))
     a, b = frame(64, 64, 0, 0), frame(64, 64, 65, 0, index=1)  # one column missing between them
     exc = expect(errors.SIZE_MISMATCH, deliver, server, [submit.encode(), a.encode(), b.encode()])
     assert "64 pixels" in exc.message
     far = frame(64, 64, 300, 0, index=1)
     exc = expect(errors.SIZE_MISMATCH, deliver, server, [submit.encode(), a.encode(), far.encode()])
     assert "364x64@0,0" in exc.message
-    rows = Submit(job="j2", kind="img2img", tiles=4)
+    rows = Submit(job="j2", kind="img2img", inputs=tiled("image", 4))
     tiles = [frame(64, 64, 0, 64 * i, index=i, job="j2") for i in range(4)]
     [request] = deliver(server, [rows.encode(), *(t.encode() for t in tiles)])
-    assert request.region == Rect(0, 0, 64, 256) and request.images == tuple(tiles)
+    assert request.region == Rect(0, 0, 64, 256) and request.tiles("image") == tuple(tiles)
 
 
 def test_tiles_over_the_bbox_limit_are_too_large():
@@ -234,7 +260,7 @@ def test_tiles_over_the_bbox_limit_are_too_large():
     server = ServerConnection(limits)
     server.receive_text(ClientConnection("t").hello())
     server.accept(WELCOME)
-    submit = Submit(job="j1", kind="img2img", tiles=3)
+    submit = Submit(job="j1", kind="img2img", inputs=tiled("image", 3))
     tiles = [frame(64, 64, 64 * i, 0, index=i) for i in range(3)]
     exc = expect(errors.TOO_LARGE, deliver, server, [submit.encode(), *(t.encode() for t in tiles)])
     assert "192x64" in exc.message
@@ -242,7 +268,7 @@ def test_tiles_over_the_bbox_limit_are_too_large():
 
 def test_client_assembles_result_tiles_per_image():
     client, _ = pair()
-    client.submit(Submit(job="j1", kind="img2img", batch=2), frame(300, 200), tile_side=64)
+    client.submit(Submit(job="j1", kind="img2img", batch=2), {"image": frame(300, 200)}, tile_side=64)
     images = [frame(300, 200, role="result", index=i, seed=10 + i, encoding="zlib") for i in range(2)]
     for image in images:
         for tile in split(image, 128, index=image.index):
@@ -256,7 +282,7 @@ def test_client_assembles_result_tiles_per_image():
 
 def test_client_reports_result_tiles_that_do_not_cover_their_image():
     client, _ = pair()
-    client.submit(Submit(job="j1", kind="img2img"), frame(300, 200), tile_side=64)
+    client.submit(Submit(job="j1", kind="img2img"), {"image": frame(300, 200)}, tile_side=64)
     tiles = split(frame(300, 200, role="result"), 128, index=0)
     for tile in tiles[1:]:
         client.receive_bytes(tile.encode())

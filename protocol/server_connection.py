@@ -1,0 +1,262 @@
+"""The server side of a session, sans-I/O: what the server's transport wraps.
+
+The transport calls the transitions (``receive_text``/``receive_bytes``, ``accept``, ``reject``, ``send``,
+``send_frame``, ``close``) and never touches the state. ``send`` keeps the one rule of jobs: every job gets
+exactly one terminal event (``result``, ``error`` naming it, or ``cancelled``) and nothing after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from . import errors
+from .connection import State, version_error
+from .errors import FATAL_CODES, ProtocolError
+from .frames import HEADER_SIZE, Frame, FrameLimits, decode_frame
+from .jobs import JobRequest, check_frames, check_limits, check_submit
+from .messages import (
+    CLIENT_MESSAGES,
+    Cancel,
+    Cancelled,
+    Error,
+    Hello,
+    Limits,
+    Message,
+    Result,
+    Resume,
+    Submit,
+    Welcome,
+    decode_message,
+    peek_protocol,
+)
+from .vocabulary import ENCODINGS, PROTOCOL_VERSION
+
+TERMINAL = (Result, Cancelled)
+
+
+@dataclass
+class _Pending:
+    """A submit waiting for its frames, which may arrive in any order: role -> tile number -> frame."""
+
+    submit: Submit
+    frames: dict[str, dict[int, Frame]] = field(default_factory=dict)
+
+    def complete(self) -> bool:
+        return all(len(self.frames.get(i.role, ())) == i.tiles for i in self.submit.inputs)
+
+
+class ServerConnection:
+    """One client's session on the server: handshake, then submits with their frames, cancels, resumes."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.frame_limits = FrameLimits(max_pixels=limits.max_pixels, max_frame_bytes=limits.max_frame_bytes)
+        self._state = State.NEW
+        self.hello: Hello | None = None
+        self.welcome: Welcome | None = None
+        self._active: set[str] = set()  # jobs queued, running or finishing: their terminal event is still due
+        self._pending: dict[str, _Pending] = {}
+        self._dropped: dict[str, None] = {}  # recently refused or cancelled jobs whose frames are ignored
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def active(self) -> frozenset[str]:
+        return frozenset(self._active)
+
+    @property
+    def features(self) -> frozenset[str]:
+        if self.hello is None or self.welcome is None:
+            return frozenset()
+        return frozenset(self.hello.features) & frozenset(self.welcome.features)
+
+    def live(self, job: str) -> bool:
+        """The job still owes the client its terminal event."""
+        return job in self._active or job in self._pending
+
+    # ------------------------------------------------------------------ transitions called by the transport
+    def accept(self, welcome: Welcome) -> str:
+        """Answer the hello: the session is ready. ``welcome.features`` says what this server implements."""
+        if self._state is not State.HELLO_RECEIVED:
+            raise ProtocolError(errors.NOT_READY, f"accept needs a received hello (state {self._state.value})")
+        if welcome.protocol != PROTOCOL_VERSION:
+            raise ValueError(f"welcome.protocol must be {PROTOCOL_VERSION}")  # a server bug, not bad input
+        self._state, self.welcome = State.READY, welcome
+        return welcome.encode()
+
+    def reject(self, exc: ProtocolError) -> str:
+        """End the session with ``exc`` (bad token, forbidden origin, ...): the error to send before closing."""
+        self._state = State.CLOSED
+        return Error.from_exception(exc).encode()
+
+    def close(self) -> frozenset[str]:
+        """The socket is gone: returns the jobs that were still live."""
+        self._state = State.CLOSED
+        live = frozenset(self._active) | frozenset(self._pending)
+        self._active.clear()
+        self._pending.clear()
+        return live
+
+    def send(self, message: Message) -> str | None:
+        """Encode a message for this client, or None when it must not be sent: anything about a job after its
+        terminal event. An error naming a job that is not live is sent without the job (it ends nothing)."""
+        if isinstance(message, Welcome):
+            raise ValueError("send the welcome with accept()")
+        if isinstance(message, Error):
+            if message.code in FATAL_CODES:
+                self._state = State.CLOSED
+            if message.job is not None:
+                if self.live(message.job):
+                    self._end(message.job)
+                else:
+                    message = dataclasses.replace(message, job=None)
+            return message.encode()
+        job = getattr(message, "job", None)
+        if job is None or not self.live(job):
+            return None
+        if isinstance(message, TERMINAL):
+            self._end(job)
+        return message.encode()
+
+    def send_frame(self, data: bytes) -> bytes | None:
+        """An encoded preview/result frame, or None when its job already ended (a late preview)."""
+        length = data[7] if len(data) > 7 else 0
+        job = bytes(data[HEADER_SIZE:HEADER_SIZE + length]).decode("ascii", "replace")
+        return data if job in self._active else None
+
+    def _end(self, job: str) -> None:
+        self._active.discard(job)
+        self._pending.pop(job, None)
+
+    # ------------------------------------------------------------------ receiving
+    def receive_text(self, text: str | bytes) -> list[object]:
+        try:
+            return self._receive_text(text)
+        except ProtocolError as exc:
+            self._unbind(exc)
+            raise
+
+    def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
+        try:
+            return self._receive_bytes(data)
+        except ProtocolError as exc:
+            self._unbind(exc)
+            raise
+
+    def _unbind(self, exc: ProtocolError) -> None:
+        """An error that names a job waiting for frames (or a submit just refused) ends it: its frames still on
+        the way are dropped quietly. One naming a job that goes on (a duplicate id, a malformed cancel) or no
+        live job must not name it: the client would end that job."""
+        if exc.job in self._pending and exc.code != errors.DUPLICATE_JOB:
+            del self._pending[exc.job]
+            self._active.add(exc.job)  # its terminal error is now due: send() ends it
+            self._dropped[exc.job] = None
+            while len(self._dropped) > 256:
+                del self._dropped[next(iter(self._dropped))]
+        elif exc.job is not None:
+            if exc.job not in exc.message:
+                exc.message = f"{exc.message} (job {exc.job!r})"
+            exc.job = None
+
+    def _receive_text(self, text: str | bytes) -> list[object]:
+        if self._state is State.CLOSED:
+            raise ProtocolError(errors.NOT_READY, "the session is closed")
+        if self._state is State.NEW:
+            version = peek_protocol(text, "hello")
+            if version is not None and version != PROTOCOL_VERSION:
+                self._state = State.CLOSED
+                raise version_error(version, server_side=True)
+        try:
+            msg = decode_message(text, CLIENT_MESSAGES)
+        except ProtocolError as exc:
+            if exc.job and self._state is State.READY and not self.live(exc.job) and _is_submit(text):
+                self._pending[exc.job] = _Pending(Submit(job=exc.job, kind="img2img"))  # refused: name the job
+            raise
+        if isinstance(msg, Hello):
+            if self._state is not State.NEW:
+                raise ProtocolError(errors.ALREADY_HELLO, "hello was already received")
+            self._state, self.hello = State.HELLO_RECEIVED, msg
+            return [msg]
+        if self._state is not State.READY:
+            raise ProtocolError(errors.NOT_READY, f"send hello before {msg.TYPE}", "type")
+        if isinstance(msg, Submit):
+            return self._submit(msg)
+        if isinstance(msg, Cancel):
+            if msg.job in self._pending:
+                del self._pending[msg.job]
+                self._active.add(msg.job)  # until send(Cancelled) ends it
+                self._dropped[msg.job] = None
+                return [Cancelled(job=msg.job)]
+            return [msg] if msg.job in self._active else []  # a cancel that crossed the job's end is moot
+        if isinstance(msg, Resume):
+            if "resume" not in self.features:
+                raise ProtocolError(errors.UNSUPPORTED, "this server does not offer the 'resume' feature", "job")
+            if self.live(msg.job):
+                raise ProtocolError(errors.DUPLICATE_JOB, f"job {msg.job!r} is already in flight", "job", msg.job)
+            self._active.add(msg.job)  # the transport answers unknown_job (naming it) if it has no such job
+        return [msg]
+
+    def _submit(self, msg: Submit) -> list[object]:
+        job = msg.job
+        if self.live(job):
+            raise ProtocolError(errors.DUPLICATE_JOB, f"job {job!r} is already in flight", "job", job)
+        full = len(self._active) + len(self._pending) >= self.limits.max_queued_jobs
+        self._pending[job] = _Pending(msg)  # before the checks: their error ends it like any frame error
+        self._dropped.pop(job, None)
+        if full:
+            raise ProtocolError(errors.QUEUE_FULL, f"at most {self.limits.max_queued_jobs} jobs may be in flight "
+                                "per client", "job", job)
+        assert self.hello is not None and self.welcome is not None
+        check_submit(msg, self.limits, self.hello.features, self.welcome.features)
+        return self._finish_if_complete(job)
+
+    def _receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
+        if self._state is not State.READY:
+            raise ProtocolError(errors.NOT_READY, "send hello before any frame")
+        frame = decode_frame(data, self.frame_limits)
+        pending = self._pending.get(frame.job)
+        if pending is None and frame.job in self._dropped:
+            return []  # the rest of a job that was refused or cancelled while its frames were on the way
+        if pending is None:
+            raise ProtocolError(errors.UNEXPECTED_FRAME, f"{frame.role} frame for job {frame.job!r}, which is not "
+                                "waiting for frames", "job", frame.job)
+        submit, job = pending.submit, frame.job
+        spec = submit.input(frame.role)
+        if spec is None:
+            raise ProtocolError(errors.UNEXPECTED_FRAME, f"job {job!r} announced no {frame.role} input "
+                                f"(inputs: {', '.join(i.role for i in submit.inputs)})", "role", job)
+        if frame.index >= spec.tiles:
+            raise ProtocolError(errors.BAD_FRAME, f"{frame.role} tile {frame.index} of job {job!r}: the submit "
+                                f"announced {spec.tiles} (numbered 0..{spec.tiles - 1})", "index", job)
+        tiles = pending.frames.setdefault(frame.role, {})
+        if frame.index in tiles:
+            raise ProtocolError(errors.BAD_FRAME, f"{frame.role} tile {frame.index} of job {job!r} arrived twice",
+                                "index", job)
+        feature = ENCODINGS[frame.encoding].feature
+        if feature and feature not in self.features:
+            raise ProtocolError(errors.UNSUPPORTED, f"{frame.encoding} frames need the {feature!r} feature",
+                                "encoding", job)
+        tiles[frame.index] = frame
+        return self._finish_if_complete(job)
+
+    def _finish_if_complete(self, job: str) -> list[object]:
+        pending = self._pending[job]
+        if not pending.complete():
+            return []
+        tiles = {i.role: tuple(pending.frames[i.role][n] for n in range(i.tiles)) for i in pending.submit.inputs}
+        check_limits(pending.submit, self.limits, check_frames(pending.submit, tiles))
+        del self._pending[job]
+        self._active.add(job)
+        return [JobRequest(pending.submit, tiles)]
+
+
+def _is_submit(text: str | bytes) -> bool:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError, TypeError):
+        return False
+    return isinstance(data, dict) and data.get("type") == "submit"

@@ -1,0 +1,205 @@
+"""The one vocabulary of the wire: job kinds and their input roles, frame roles, pixel formats, encodings,
+samplers, features, limits and defaults. Every other module (and the server, and both plugins) imports these
+tables; nothing re-declares them.
+
+A row with ``feature=None`` is *core* in protocol v2: every v2 peer has it. A row with a feature name may be
+used only when both peers advertised that name (``hello.features`` / ``welcome.features``). Adding a row with
+a feature name is how the protocol grows without a new major version (see docs/protocol.md, section 2.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+PROTOCOL_VERSION = 2
+WS_PATH = "/v2/ws"
+
+
+# ----------------------------------------------------------------------------- frame roles
+@dataclass(frozen=True)
+class Role:
+    """A frame role: who sends it, which pixel formats it may use, and whether its tiles must have exactly the
+    rectangles of the ``image`` input's tiles (``aligned``)."""
+
+    name: str
+    code: int  # the frame header's role byte
+    sender: str  # "client" (an input of a job) or "server"
+    formats: tuple[str, ...] | None = None  # None = any pixel format
+    aligned: bool = False
+    feature: str | None = None
+
+
+ROLES: dict[str, Role] = {r.name: r for r in (
+    Role("image", 1, "client"),
+    Role("mask", 2, "client", formats=("gray8", "gray16"), aligned=True),
+    Role("preview", 3, "server"),
+    Role("result", 4, "server"),
+    Role("control", 5, "client", aligned=True, feature="role:control"),
+    Role("reference", 6, "client", feature="role:reference"),
+)}
+INPUT_ROLES = tuple(name for name, r in ROLES.items() if r.sender == "client")
+SERVER_ROLES = tuple(name for name, r in ROLES.items() if r.sender == "server")
+
+
+# ----------------------------------------------------------------------------- job kinds
+@dataclass(frozen=True)
+class JobKind:
+    """A job kind and the input roles its ``submit.inputs`` must (``required``) or may (``optional``) name.
+    The region of a job is the bounding box of its ``image`` input."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def feature(self) -> str:
+        return f"kind:{self.name}"
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+KINDS: dict[str, JobKind] = {k.name: k for k in (
+    JobKind("img2img", required=("image",), optional=("control", "reference")),
+    JobKind("inpaint", required=("image", "mask"), optional=("control", "reference")),
+    JobKind("outpaint", required=("image",), optional=("mask",)),  # transparent pixels (or the mask) are filled
+    JobKind("upscale", required=("image",)),
+)}
+
+
+# ----------------------------------------------------------------------------- pixels and encodings
+@dataclass(frozen=True)
+class PixelFormat:
+    """Rows top to bottom, tightly packed; multi-byte samples little-endian; alpha straight.
+
+    ``dtype`` is a numpy-style sample type (``|u1``, ``<u2``, ``<f2``, ``<f4``); ``layout`` names the channels
+    in byte order; ``png`` is (PNG colour type, bit depth) when PNG can carry the format."""
+
+    name: str
+    code: int
+    bytes_per_pixel: int
+    dtype: str
+    layout: str
+    png: tuple[int, int] | None = None
+    feature: str | None = None
+
+    @property
+    def channels(self) -> int:
+        return len(self.layout)
+
+
+PIXEL_FORMATS: dict[str, PixelFormat] = {f.name: f for f in (
+    PixelFormat("rgba8", 1, 4, "|u1", "RGBA", png=(6, 8)),
+    PixelFormat("bgra8", 2, 4, "|u1", "BGRA"),
+    PixelFormat("rgb8", 3, 3, "|u1", "RGB", png=(2, 8)),
+    PixelFormat("rgba16", 4, 8, "<u2", "RGBA", png=(6, 16)),
+    PixelFormat("bgra16", 5, 8, "<u2", "BGRA"),
+    PixelFormat("rgbaf16", 6, 8, "<f2", "RGBA"),
+    PixelFormat("rgbaf32", 7, 16, "<f4", "RGBA"),
+    PixelFormat("gray8", 8, 1, "|u1", "Y", png=(0, 8)),
+    PixelFormat("graya8", 9, 2, "|u1", "YA", png=(4, 8)),
+    PixelFormat("gray16", 10, 2, "<u2", "Y", png=(0, 16)),
+    PixelFormat("graya16", 11, 4, "<u2", "YA", png=(4, 16)),
+)}
+BYTES_PER_PIXEL = {name: f.bytes_per_pixel for name, f in PIXEL_FORMATS.items()}
+PNG_FORMATS = {name: f.png for name, f in PIXEL_FORMATS.items() if f.png is not None}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    name: str
+    code: int  # the frame header's encoding byte
+    previews_only: bool = False  # an opaque file the host decodes (never pixels the protocol decodes)
+    feature: str | None = None
+
+
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
+    Encoding("raw", 1),
+    Encoding("zlib", 2),
+    Encoding("png", 3),
+    Encoding("jpeg", 4, previews_only=True, feature="encoding:jpeg"),
+    Encoding("webp", 5, previews_only=True, feature="encoding:webp"),
+)}
+IMAGE_ENCODINGS = tuple(name for name, e in ENCODINGS.items() if not e.previews_only)
+PREVIEW_ENCODINGS = tuple(ENCODINGS)
+
+
+# ----------------------------------------------------------------------------- samplers
+@dataclass(frozen=True)
+class Sampler:
+    name: str
+    feature: str | None = None
+
+
+SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
+    Sampler("default"),  # the model's own scheduler
+    *(Sampler(n, f"sampler:{n}") for n in ("euler", "euler_a", "dpmpp_2m", "ddim", "lcm")),
+)}
+
+
+# ----------------------------------------------------------------------------- features
+# Session-wide capabilities that are not a row of the tables above.
+FLAGS: dict[str, str] = {
+    "resume": "jobs submitted with keep_result survive a dropped connection and can be resumed",
+    "live": "reserved for latest-wins live painting streams; no v2.0 peer advertises it",
+}
+RESERVED_FLAGS = frozenset({"live"})
+FEATURE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_:.-"
+MAX_FEATURES = 512
+
+
+def features(kinds: Iterable[str] | None = None, roles: Iterable[str] | None = None,
+             samplers: Iterable[str] | None = None, encodings: Iterable[str] | None = None,
+             flags: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The feature names of the given rows (``None`` = every row this vocabulary knows, reserved flags aside).
+
+    A server passes what it implements: ``features(kinds=("img2img", "inpaint"), roles=(), flags=("resume",))``.
+    Core rows have no feature name and are always available.
+    """
+    def pick(table: dict, names: Iterable[str] | None) -> list[str]:
+        rows = table.values() if names is None else [table[n] for n in names]
+        return [row.feature for row in rows if row.feature]
+
+    chosen_flags = [f for f in FLAGS if f not in RESERVED_FLAGS] if flags is None else list(flags)
+    for flag in chosen_flags:
+        if flag not in FLAGS:
+            raise KeyError(f"unknown feature flag {flag!r}")
+    chosen = pick(KINDS, kinds) + pick(ROLES, roles) + pick(SAMPLERS, samplers) + pick(ENCODINGS, encodings)
+    return tuple(sorted(set(chosen + chosen_flags)))
+
+
+ALL_FEATURES = frozenset(features(flags=FLAGS))  # every name this vocabulary declares
+
+
+# ----------------------------------------------------------------------------- limits and defaults
+@dataclass(frozen=True)
+class Range:
+    """An inclusive range and the default a UI (and the decoder, for a missing field) starts from."""
+
+    lo: float
+    hi: float
+    default: float
+
+
+STRENGTH = Range(0.01, 1.0, 0.5)  # 1.0 = ignore the source pixels
+STEPS = Range(1, 1000, 20)
+GUIDANCE = Range(0.0, 50.0, 7.0)
+BATCH = Range(1, 64, 1)
+MAX_SEED = 2**32 - 1
+PREVIEW_SIZE = Range(16, 2048, 256)  # longest side of a preview, pixels
+FEATHER = Range(0, 512, 8)
+GROW = Range(-512, 512, 0)
+CONTEXT = Range(0, 8192, 64)
+
+MAX_TEXT_BYTES = 1 << 20  # a JSON control message is at most 1 MiB
+MAX_PROMPT = 8000  # characters
+JOB_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
+MAX_JOB_ID = 64
+MAX_TILES = 4096  # frames of one input of a submit
+MIN_TILE_SIDE, MAX_TILE_SIDE = 64, 16384  # submit.result_tile, when not 0
+
+# What a server offers unless its operator says otherwise (welcome.limits).
+SERVER_LIMITS = {"max_pixels": 4096 * 4096, "max_frame_bytes": 256 * 1024 * 1024 + 4096, "max_queued_jobs": 8,
+                 "max_batch": 8, "max_steps": 150, "keep_results_s": 600}
