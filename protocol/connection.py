@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 from . import errors
 from .errors import FATAL_CODES, ProtocolError
 from .frames import Frame, FrameLimits, decode_frame
-from .jobs import Inputs, JobRequest, Tiles, as_tiles, check_frames, check_limits, check_submit, group_results
-from .jobs import tile_inputs, with_inputs
+from .jobs import (
+    Inputs,
+    JobRequest,
+    Tiles,
+    as_tiles,
+    check_frames,
+    check_limits,
+    check_submit,
+    group_results,
+    tile_inputs,
+    with_inputs,
+)
 from .messages import (
     SERVER_MESSAGES,
     Cancel,

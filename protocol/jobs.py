@@ -168,7 +168,7 @@ def _check_aligned(images: Sequence[Frame], frames: Sequence[Frame], role: str, 
     if len(frames) != len(images):
         raise ProtocolError(errors.MISSING_FRAME, f"a job of {len(images)} image tiles needs as many {role} "
                             f"tiles (got {len(frames)})", role, job)
-    for i, (img, other) in enumerate(zip(images, frames)):
+    for i, (img, other) in enumerate(zip(images, frames, strict=True)):
         if frame_rect(other) != frame_rect(img):
             what = role if len(images) == 1 else f"{role} tile {i}"
             target = "the image region" if len(images) == 1 else f"image tile {i}"

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 PROTOCOL_VERSION = 2
-WS_PATH = "/v2/ws"
+WS_PATH = "/v1/ws"  # the endpoint; the protocol version is negotiated in hello/welcome
 
 
 # ----------------------------------------------------------------------------- frame roles

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
+from collections import Counter
+from collections.abc import Callable
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -34,9 +37,28 @@ FUZZ = settings.get_profile("protocol-ci" if CI else "protocol-dev")
 ROUNDTRIP = settings.get_profile("protocol-roundtrip")
 
 
-def fuzz(weight: float) -> settings:
-    """The FUZZ profile with ``weight`` times its examples: cheap tests run more of them."""
-    return settings(FUZZ, max_examples=max(1, round(FUZZ.max_examples * weight)))
+EXAMPLES_RUN: Counter[str] = Counter()  # test name -> examples its body really ran (this process)
+
+
+def fuzz(weight: float) -> Callable:
+    """The FUZZ profile with ``weight`` times its examples (cheap tests run more of them), and a counter of the
+    examples the test body actually ran (``EXAMPLES_RUN``): the budget is checked against what ran, not what
+    was configured. Use it above ``@given``."""
+    chosen = settings(FUZZ, max_examples=max(1, round(FUZZ.max_examples * weight)))
+
+    def apply(test: Callable) -> Callable:
+        test = chosen(test)
+        inner = test.hypothesis.inner_test  # hypothesis' documented hook for wrapping the test body
+
+        @functools.wraps(inner)
+        def counted(*args, **kwargs):
+            EXAMPLES_RUN[test.__name__] += 1
+            return inner(*args, **kwargs)
+
+        test.hypothesis.inner_test = counted
+        return test
+
+    return apply
 
 
 JOB_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
@@ -75,7 +97,8 @@ inpaint_options = st.builds(InpaintOptions, feather=st.integers(0, 512), grow=st
                             context=st.integers(0, 8192))
 model_infos = st.builds(
     ModelInfo, id=text(512), name=text(512), family=text(32),
-    capabilities=st.lists(st.sampled_from(KINDS) | FEATURE_NAMES, max_size=8).map(tuple), resolution=st.integers(8, 16384),
+    capabilities=st.lists(st.sampled_from(KINDS) | FEATURE_NAMES, max_size=8).map(tuple),
+    resolution=st.integers(8, 16384),
     default=st.booleans(), note=text(2000),
 )
 limits = st.builds(

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from proto_strategies import make_welcome
 from underpaint.protocol import errors
 from underpaint.protocol.client import Client, Connected, Disconnected, new_job_id, websocket_url
 from underpaint.protocol.connection import JobRequest, PreviewReceived, ResultReceived, ServerConnection
@@ -16,7 +17,6 @@ from underpaint.protocol.frames import Frame
 from underpaint.protocol.messages import (
     Cancel,
     Cancelled,
-    Defaults,
     Error,
     Hello,
     Limits,
@@ -29,12 +29,14 @@ from underpaint.protocol.messages import (
     Welcome,
 )
 from underpaint.protocol.pixels import decode_pixels, make_frame
+from underpaint.protocol.vocabulary import PROTOCOL_VERSION, features
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
 LIMITS = Limits(max_pixels=2048 * 2048, max_frame_bytes=2048 * 2048 * 4 + 4096, max_queued_jobs=4, max_batch=4,
                 max_steps=100, keep_results_s=60)
-WELCOME = Welcome(protocol=1, server_version="fake", device="cpu", defaults=Defaults(model="demo"), limits=LIMITS)
+SERVER_FEATURES = features(kinds=("img2img", "inpaint"), flags=("resume",))
+WELCOME = make_welcome(LIMITS, server_version="fake", features=SERVER_FEATURES)
 INVERT = bytes(range(255, -1, -1))
 WAIT = 30  # seconds: a liveness bound for queue reads, never a performance assertion
 
@@ -69,7 +71,9 @@ class FakeServer:
 
         def send(item) -> None:
             with lock:
-                ws.send(item.encode() if isinstance(item, Frame) else conn.send(item))
+                data = conn.send_frame(item.encode()) if isinstance(item, Frame) else conn.send(item)
+                if data is not None:
+                    ws.send(data)
 
         try:
             for data in ws:
@@ -87,7 +91,8 @@ class FakeServer:
                             send(Error(code=errors.BAD_TOKEN, message="wrong token", field="token"))
                             return
                         with lock:
-                            ws.send(conn.accept(self.welcome))
+                            future = self.welcome.protocol != PROTOCOL_VERSION  # a later server's own welcome
+                            ws.send(self.welcome.encode() if future else conn.accept(self.welcome))
                     elif isinstance(event, JobRequest):
                         self.requests.append(event)
                         self.on_job(self, send, event)
@@ -95,6 +100,8 @@ class FakeServer:
                         self.held.discard(event.job)
                         send(Cancelled(job=event.job))
                     elif isinstance(event, Resume):
+                        if event.job not in self.kept:
+                            send(Error(code=errors.UNKNOWN_JOB, message="no kept job", job=event.job))
                         for item in self.kept.pop(event.job, []):
                             send(item)
                     elif isinstance(event, Cancelled):
@@ -117,7 +124,7 @@ def outputs(request: JobRequest) -> list:
 
 def echo(server: FakeServer, send, request: JobRequest) -> None:
     send(Queued(job=request.submit.job, position=0))
-    send(Started(job=request.submit.job, total=2))
+    send(Started(job=request.submit.job))
     for item in outputs(request):
         send(item)
 
@@ -130,7 +137,7 @@ def hold(server: FakeServer, send, request: JobRequest) -> None:
 def drop(server: FakeServer, send, request: JobRequest) -> None:
     if request.submit.keep_result:
         server.kept[request.submit.job] = outputs(request)
-    send(Started(job=request.submit.job, total=2))
+    send(Started(job=request.submit.job))
     raise ConnectionClosed(None, None)  # leaves the handler: the server closes the socket mid-job
 
 
@@ -199,7 +206,7 @@ def test_events_arrive_on_the_queue_in_order(make_server, make_client):
     server = make_server()
     client = connected(make_client, server)
     client.events.get(timeout=WAIT)  # Connected
-    job = client.submit(Submit(job="j1", kind="img2img", batch=2), image("j1"))
+    job = client.submit(Submit(job="j1", kind="img2img", batch=2), {"image": image("j1")})
     assert job == "j1"
     seen = events_until(client, lambda e: isinstance(e, ResultReceived))
     assert [type(e) for e in seen] == [Queued, Started, Progress, PreviewReceived, Progress, ResultReceived]
@@ -223,8 +230,8 @@ def test_events_reach_the_callback_on_another_thread(make_server, make_client):
     client = make_client(server.url, on_event=on_event)
     client.connect()
     client.wait_connected(WAIT)
-    client.submit(Submit(job="cb", kind="inpaint"), image("cb"),
-                  make_frame("cb", "mask", bytes([255]) * 32, 8, 4, "gray8", x=5, y=-3))
+    client.submit(Submit(job="cb", kind="inpaint"), {"image": image("cb"), "mask": make_frame(
+        "cb", "mask", bytes([255]) * 32, 8, 4, "gray8", x=5, y=-3)})
     assert done.wait(WAIT)
     assert isinstance(seen[0], Connected) and isinstance(seen[-1], ResultReceived)
     assert threading.current_thread() not in threads and client.events.empty()
@@ -236,17 +243,18 @@ def test_run_job_returns_the_result(make_server, make_client):
     client = connected(make_client, server)
     progress = []
     job = new_job_id()
-    done = client.run_job(Submit(job=job, kind="img2img"), image(job), timeout=WAIT, on_event=progress.append)
+    done = client.run_job(Submit(job=job, kind="img2img"), {"image": image(job)}, timeout=WAIT,
+                          on_event=progress.append)
     assert isinstance(done, ResultReceived) and len(done.frames) == 1
     assert [type(e) for e in progress][-1] is ResultReceived and any(isinstance(e, Progress) for e in progress)
-    again = client.run_job(Submit(job="second", kind="img2img"), image("second"), timeout=WAIT)
+    again = client.run_job(Submit(job="second", kind="img2img"), {"image": image("second")}, timeout=WAIT)
     assert again.job == "second" and len(server.requests) == 2
 
 
 def test_run_job_raises_the_servers_error(make_server, make_client):
     client = connected(make_client, make_server(on_job=fail))
     with pytest.raises(ProtocolError) as info:
-        client.run_job(Submit(job="j1", kind="img2img", model="x"), image("j1"), timeout=WAIT)
+        client.run_job(Submit(job="j1", kind="img2img", model="x"), {"image": image("j1")}, timeout=WAIT)
     assert (info.value.code, info.value.job, info.value.field) == (errors.UNKNOWN_MODEL, "j1", "model")
 
 
@@ -254,7 +262,7 @@ def test_cancel_a_held_job(make_server, make_client):
     server = make_server(on_job=hold)
     client = connected(make_client, server)
     client.events.get(timeout=WAIT)
-    client.submit(Submit(job="j1", kind="img2img"), image("j1"))
+    client.submit(Submit(job="j1", kind="img2img"), {"image": image("j1")})
     assert isinstance(client.events.get(timeout=WAIT), Queued)
     client.cancel("j1")
     assert client.events.get(timeout=WAIT) == Cancelled(job="j1")
@@ -270,7 +278,7 @@ def test_cancel_a_held_job(make_server, make_client):
 
 def _run_and_catch(client: Client, job: str) -> ProtocolError | None:
     try:
-        client.run_job(Submit(job=job, kind="img2img"), image(job), timeout=WAIT)
+        client.run_job(Submit(job=job, kind="img2img"), {"image": image(job)}, timeout=WAIT)
     except ProtocolError as exc:
         return exc
     return None
@@ -279,28 +287,28 @@ def _run_and_catch(client: Client, job: str) -> ProtocolError | None:
 def test_server_closing_mid_job_ends_it_with_connection_lost(make_server, make_client):
     client = connected(make_client, make_server(on_job=drop))
     client.events.get(timeout=WAIT)
-    client.submit(Submit(job="j1", kind="img2img"), image("j1"))
+    client.submit(Submit(job="j1", kind="img2img"), {"image": image("j1")})
     seen = events_until(client, lambda e: isinstance(e, Disconnected))
     assert isinstance(seen[0], Started)
     [lost] = [e for e in seen if isinstance(e, Error)]
     assert (lost.code, lost.job) == (errors.CONNECTION_LOST, "j1")
     assert seen[-1].error.code == errors.CONNECTION_LOST and not client.connected
     with pytest.raises(ProtocolError) as info:
-        client.submit(Submit(job="j2", kind="img2img"), image("j2"))
+        client.submit(Submit(job="j2", kind="img2img"), {"image": image("j2")})
     assert info.value.code == errors.NOT_READY
 
 
 def test_run_job_sees_the_lost_connection(make_server, make_client):
     client = connected(make_client, make_server(on_job=drop))
     with pytest.raises(ProtocolError) as info:
-        client.run_job(Submit(job="j1", kind="img2img"), image("j1"), timeout=WAIT)
+        client.run_job(Submit(job="j1", kind="img2img"), {"image": image("j1")}, timeout=WAIT)
     assert info.value.code == errors.CONNECTION_LOST and info.value.job == "j1"
 
 
 def test_resume_after_reconnect_collects_a_kept_result(make_server, make_client):
     server = make_server(on_job=drop)
     client = connected(make_client, server)
-    client.submit(Submit(job="kept", kind="img2img", keep_result=True), image("kept"))
+    client.submit(Submit(job="kept", kind="img2img", keep_result=True), {"image": image("kept")})
     events_until(client, lambda e: isinstance(e, Disconnected))
     client.reconnect()
     client.wait_connected(WAIT)
@@ -331,8 +339,8 @@ def test_submit_never_blocks_the_caller(make_server, make_client):
     returned = []
 
     def caller():
-        client.submit(Submit(job="big", kind="img2img"), big)
-        client.submit(Submit(job="small", kind="img2img"), image("small"))
+        client.submit(Submit(job="big", kind="img2img"), {"image": big})
+        client.submit(Submit(job="small", kind="img2img"), {"image": image("small")})
         client.cancel("nothing")
         returned.append(True)
 
@@ -350,30 +358,35 @@ def test_invalid_submits_raise_at_once(make_server, make_client):
     server = make_server(on_job=hold)
     client = make_client(server.url)
     with pytest.raises(ProtocolError) as info:
-        client.submit(Submit(job="j1", kind="img2img"), image("j1"))
+        client.submit(Submit(job="j1", kind="img2img"), {"image": image("j1")})
     assert info.value.code == errors.NOT_READY
     client.connect()
     client.wait_connected(WAIT)
     bad_mask = make_frame("j1", "mask", bytes(8), 4, 2, "gray8")
-    for args, code in [((Submit(job="j1", kind="inpaint"), image("j1"), bad_mask), errors.SIZE_MISMATCH),
-                       ((Submit(job="j1", kind="img2img", steps=101), image("j1")), errors.OUT_OF_RANGE),
-                       ((Submit(job="j1", kind="inpaint"), image("j1")), errors.MISSING_FRAME)]:
+    for args, code in [((Submit(job="j1", kind="inpaint"), {"image": image("j1"), "mask": bad_mask}),
+                        errors.SIZE_MISMATCH),
+                       ((Submit(job="j1", kind="img2img", steps=101), {"image": image("j1")}), errors.OUT_OF_RANGE),
+                       ((Submit(job="j1", kind="inpaint"), {"image": image("j1")}), errors.MISSING_INPUT),
+                       ((Submit(job="j1", kind="img2img"), {"image": image("j1"), "mask": bad_mask}),
+                        errors.UNEXPECTED_INPUT),
+                       ((Submit(job="j1", kind="upscale"), {"image": image("j1")}), errors.UNSUPPORTED)]:
         with pytest.raises(ProtocolError) as info:
             client.submit(*args)
         assert info.value.code == code
-    client.submit(Submit(job="j1", kind="img2img"), image("j1"))
+    client.submit(Submit(job="j1", kind="img2img"), {"image": image("j1")})
     with pytest.raises(ProtocolError) as info:
-        client.submit(Submit(job="j1", kind="img2img"), image("j1"))
+        client.submit(Submit(job="j1", kind="img2img"), {"image": image("j1")})
     assert info.value.code == errors.DUPLICATE_JOB
 
 
 def test_incompatible_server_version_disconnects(make_server, make_client):
-    welcome = Welcome(protocol=2, server_version="future", device="cpu", defaults=Defaults(model="m"), limits=LIMITS)
+    welcome = make_welcome(LIMITS, protocol=3, server_version="future")
     client = make_client(make_server(welcome=welcome).url)
     client.connect()
     seen = events_until(client, lambda e: isinstance(e, Disconnected))
     assert seen[-1].error.code == errors.INCOMPATIBLE_VERSION
     assert [e.code for e in seen if isinstance(e, Error)] == [errors.INCOMPATIBLE_VERSION]
+    assert "update this plugin to a release for protocol 3" in seen[-1].error.message
     with pytest.raises(ProtocolError) as info:
         client.wait_connected(WAIT)
     assert info.value.code == errors.INCOMPATIBLE_VERSION

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from make_golden import GOLDEN, MESSAGES
-from underpaint.protocol import errors
-from underpaint.protocol.frames import ENCODINGS, FORMATS, ROLES
+from underpaint.protocol import errors, vocabulary
 from underpaint.protocol.messages import (
     CLIENT_MESSAGES,
     SERVER_MESSAGES,
     Defaults,
     InpaintOptions,
+    JobInput,
     Limits,
     ModelInfo,
     PreviewOptions,
@@ -33,7 +33,7 @@ def test_every_error_code_is_in_the_table():
 
 
 @pytest.mark.parametrize("cls", [*CLIENT_MESSAGES.values(), *SERVER_MESSAGES.values(), PreviewOptions,
-                                 InpaintOptions, ModelInfo, Defaults, Limits], ids=lambda c: c.__name__)
+                                 InpaintOptions, ModelInfo, Defaults, Limits, JobInput], ids=lambda c: c.__name__)
 def test_every_message_and_field_is_documented(cls):
     if hasattr(cls, "TYPE") and cls.TYPE:
         assert f"#### `{cls.TYPE}`" in DOC
@@ -42,15 +42,63 @@ def test_every_message_and_field_is_documented(cls):
 
 
 def test_frame_codes_match_the_header_table():
-    for table in (ROLES, FORMATS, ENCODINGS):
-        for name, code in table.items():
-            assert f"{code} `{name}`" in DOC, name
+    for table in (vocabulary.ROLES, vocabulary.PIXEL_FORMATS, vocabulary.ENCODINGS):
+        for name, row in table.items():
+            assert f"{row.code} `{name}`" in DOC, name
+
+
+def _row(first_cell: str) -> list[str]:
+    [line] = [line for line in DOC.splitlines() if line.startswith(f"| `{first_cell}` |")][:1] or [""]
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip("|"))]
+
+
+def _names(cell: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"`([a-z_0-9]+)`", cell))
+
+
+def test_kind_table_is_the_vocabulary():
+    for kind in vocabulary.KINDS.values():
+        row = _row(kind.name)
+        assert row and _names(row[1]) == kind.required and _names(row[2]) == kind.optional, kind.name
+
+
+def test_role_table_is_the_vocabulary():
+    for role in vocabulary.ROLES.values():
+        row = _row(role.name)
+        assert row[1] == str(role.code) and row[2] == role.sender, role.name
+        assert ("aligned" in row[3]) == role.aligned and (role.feature is None or f"`{role.feature}`" in row[3])
+
+
+def test_pixel_format_table_is_the_vocabulary():
+    for fmt in vocabulary.PIXEL_FORMATS.values():
+        row = _row(fmt.name)
+        assert row[1:5] == [str(fmt.code), str(fmt.bytes_per_pixel), f"`{fmt.dtype}`".replace("|", "\\|"),
+                            fmt.layout], fmt.name
+
+
+def test_every_feature_is_documented():
+    section = DOC.split("### 2.1 Features")[1].split("### 2.2")[0]
+    assert set(re.findall(r"`([a-z_0-9]+:[a-z_0-9]+|[a-z]+)`", section)) >= vocabulary.ALL_FEATURES
+
+
+def test_ranges_in_the_submit_table_are_the_vocabulary():
+    for name, r in (("strength", vocabulary.STRENGTH), ("steps", vocabulary.STEPS),
+                    ("guidance", vocabulary.GUIDANCE), ("batch", vocabulary.BATCH)):
+        row = _row(name)
+        assert row[2] == f"`{r.default}`" and row[3].startswith(f"{r.lo:g} – {r.hi:g}".replace(".0 ", " ")), row
+
+
+def test_version_is_the_code():
+    assert f"# Underpaint wire protocol, version {vocabulary.PROTOCOL_VERSION}" in DOC
+    assert f"`PROTOCOL_VERSION = {vocabulary.PROTOCOL_VERSION}`" in DOC
 
 
 def test_json_examples_decode_to_the_golden_messages():
     blocks = re.findall(r"```json\n(.*?)```", DOC, re.S)
     assert len(blocks) >= len(CLIENT_MESSAGES) + len(SERVER_MESSAGES)
     golden = {m.encode() for m in MESSAGES.values()}
+    assert {json.loads("".join(x.strip() for x in b.splitlines()))["type"] for b in blocks} == {
+        *CLIENT_MESSAGES, *SERVER_MESSAGES}
     for block in blocks:
         text = "".join(line.strip() for line in block.splitlines())
         table = CLIENT_MESSAGES if json.loads(text)["type"] in CLIENT_MESSAGES else SERVER_MESSAGES

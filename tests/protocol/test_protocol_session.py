@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from underpaint.protocol import errors
 from proto_strategies import make_welcome
+from underpaint.protocol import errors
 from underpaint.protocol.connection import (
     ClientConnection,
     JobRequest,
@@ -20,7 +20,6 @@ from underpaint.protocol.frames import Frame, FrameLimits
 from underpaint.protocol.messages import (
     Cancel,
     Cancelled,
-    Defaults,
     Error,
     Hello,
     JobInput,

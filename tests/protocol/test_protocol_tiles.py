@@ -14,7 +14,7 @@ from underpaint.protocol.connection import ClientConnection, JobRequest, ResultR
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import decode_frame
 from underpaint.protocol.geometry import Rect
-from underpaint.protocol.messages import CLIENT_MESSAGES, JobInput, Limits, Error, Result, Submit, decode_message
+from underpaint.protocol.messages import CLIENT_MESSAGES, Error, JobInput, Limits, Result, Submit, decode_message
 from underpaint.protocol.pixels import decode_pixels, make_frame
 from underpaint.protocol.tiles import assemble, check_cover, split, tile_count, tile_rects
 
