@@ -156,6 +156,10 @@ def cmd_install(args: argparse.Namespace) -> int:
         build_zip = None
     dest = install(Path(args.dest) if args.dest else None)
     print(f"installed the {args.host} plugin into {dest}")
+    if args.host == "krita":
+        from .install_krita import next_steps
+
+        print(next_steps())
     if args.zip:
         if build_zip is None:
             print("--zip is only for krita", file=sys.stderr)
