@@ -23,15 +23,10 @@ from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.tiles import split
 
 from . import imaging
-from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo
+from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
 from .jobs import Job
 
 log = logging.getLogger("underpaint.runner")
-
-
-def denoising_steps(steps: int, strength: float) -> int:
-    """What diffusers' img2img/inpaint run for ``steps`` at ``strength``."""
-    return min(int(steps * strength), steps)
 
 
 def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: Rect) -> Frame:
@@ -122,8 +117,7 @@ class JobRunner:
         if submit.result_encoding == "png" and submit.result_format not in PNG_FORMATS:
             raise EngineError(errors.UNSUPPORTED, f"PNG cannot carry {submit.result_format}; use raw or zlib",
                               "result_encoding")
-        total = denoising_steps(submit.steps, submit.strength)
-        if total < 1:
+        if denoising_steps(submit.steps, submit.strength) < 1:  # refused before the engine loads anything
             raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
                               "denoising step; raise steps or strength", "strength")
         image, rect, mask = decode_inputs(job)
@@ -137,10 +131,20 @@ class JobRunner:
         region = prepared.region
         seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
         seed = min(seed, MAX_SEED - submit.batch + 1)
-        job.emit(Started(job=job.id, total=0, x=region.x, y=region.y, width=region.width, height=region.height))
         throttle = PreviewThrottle(submit)
+        started = False
+
+        def start(total: int) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                job.emit(Started(job=job.id, total=total, x=region.x, y=region.y, width=region.width,
+                                 height=region.height))
 
         def on_step(info: StepInfo) -> None:
+            start(info.total)  # the engine's step 0: it knows how many steps will really run
+            if info.step < 1:
+                return
             job.emit(Progress(job=job.id, step=info.step, total=info.total))
             if throttle.wants(info.step, info.total):
                 rgb = info.render_preview(submit.preview.max_size)
@@ -154,6 +158,7 @@ class JobRunner:
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()
+        start(0)  # an engine that reported no step at all
         for index, generated in enumerate(outputs):
             pixels = imaging.encode_pixels(imaging.finish(prepared, generated), submit.result_format)
             for frame in result_frames(job.id, pixels, region, submit, index):

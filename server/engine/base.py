@@ -19,6 +19,15 @@ SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm")
 KINDS = ("img2img", "inpaint")
 
 
+def denoising_steps(steps: int, strength: float) -> int:
+    """The steps-at-strength rule of diffusers' img2img/inpaint (``init_timestep``); >= 1 for a runnable job.
+
+    The number of steps a scheduler then actually runs can differ (PNDM runs one more): engines report
+    that number in their first StepInfo (``step == 0``).
+    """
+    return min(int(steps * strength), steps)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model the registry found. Clients name it by ``id`` only, never by path."""
@@ -52,8 +61,8 @@ class GenerationRequest:
 
 @dataclass
 class StepInfo:
-    step: int  # denoising steps done, 1-based
-    total: int  # denoising steps this job will run
+    step: int  # denoising steps done: 0 before the first one (the plan), then 1..total
+    total: int  # denoising steps this job will actually run (the scheduler's count, not ``steps``)
     render_preview: Callable[[int], np.ndarray] = field(repr=False)  # max side -> (h, w, 3) uint8
 
 
@@ -103,6 +112,8 @@ class Engine(ABC):
         cancel: threading.Event,
     ) -> list[np.ndarray]:
         """Run one job; return ``request.batch`` images of the input's size, (H, W, 3) uint8.
+
+        ``on_step`` gets ``step=0`` once the number of steps is known, then every finished step 1..total.
 
         Raises JobCancelled (checked every step, no final VAE decode) or EngineError.
         Image ``i`` of a batch uses seed ``request.seed + i``.

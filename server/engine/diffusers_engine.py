@@ -9,7 +9,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .base import KINDS, Engine, EngineError, GenerationRequest, JobCancelled, ModelSpec, Pipelines, StepInfo
+from .base import (
+    KINDS,
+    Engine,
+    EngineError,
+    GenerationRequest,
+    JobCancelled,
+    ModelSpec,
+    Pipelines,
+    StepInfo,
+    denoising_steps,
+)
 from .loader import PipelineCache, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
 from .previews import X0Capture, render_latent_preview
 from .samplers import make_scheduler
@@ -23,9 +33,15 @@ class Registry(Protocol):
     def default_id(self) -> str: ...
 
 
-def denoise_steps(steps: int, strength: float) -> int:
-    """Steps diffusers actually runs for img2img/inpaint at this strength."""
-    return min(int(steps * strength), steps)
+def steps_to_run(scheduler: Any, steps: int, strength: float) -> int:
+    """How many denoising steps the pipeline will run, computed as diffusers' ``get_timesteps`` does.
+
+    Works on a copy: the job's own scheduler is set up by the pipeline itself.
+    """
+    probe = type(scheduler).from_config(scheduler.config)
+    probe.set_timesteps(steps)
+    start = steps - denoising_steps(steps, strength)
+    return len(probe.timesteps[start * probe.order :])
 
 
 def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
@@ -54,7 +70,7 @@ def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
         raise EngineError("out_of_range", f"strength {request.strength} must be in (0, 1]", "strength")
     if request.steps < 1:
         raise EngineError("out_of_range", f"steps {request.steps} must be >= 1", "steps")
-    if denoise_steps(request.steps, request.strength) < 1:
+    if denoising_steps(request.steps, request.strength) < 1:
         raise EngineError(
             "out_of_range",
             f"strength {request.strength} x {request.steps} steps leaves no denoising step",
@@ -181,11 +197,17 @@ class DiffusersEngine(Engine):
         capture = X0Capture(scheduler)
         pipe = job_pipeline(base, scheduler)
         family = pipes.spec.family
+        total = steps_to_run(scheduler, request.steps, request.strength)
+
+        def no_preview(_max_side: int) -> np.ndarray:
+            raise RuntimeError("no denoising step has run yet")
+
+        on_step(StepInfo(step=0, total=total, render_preview=no_preview))
 
         def on_step_end(_pipe: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             source = capture.x0 if capture.x0 is not None else tensors["latents"]
             render = functools.partial(render_latent_preview, source, family)
-            on_step(StepInfo(step=i + 1, total=_pipe.num_timesteps, render_preview=render))
+            on_step(StepInfo(step=i + 1, total=total, render_preview=render))
             if cancel.is_set():
                 raise JobCancelled()
             return {}

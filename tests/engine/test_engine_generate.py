@@ -105,6 +105,20 @@ def test_every_sampler_runs(engine: DiffusersEngine, make_request: Make, sampler
     assert totals and min(totals) >= 3  # int(4 steps x 0.75) = 3 denoising steps (PNDM repeats one)
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("kind, steps, strength", [("img2img", 6, 1.0), ("img2img", 7, 0.3), ("inpaint", 9, 0.55)])
+def test_the_announced_total_is_the_number_of_steps_that_run(
+    engine: DiffusersEngine, make_request: Make, sampler: str, kind: str, steps: int, strength: float
+) -> None:
+    infos: list[StepInfo] = []
+    run(engine, make_request(kind=kind, sampler=sampler, steps=steps, strength=strength), infos.append)
+    plan, done = infos[0], infos[1:]
+    assert plan.step == 0  # announced before the first step
+    assert [i.step for i in done] == list(range(1, plan.total + 1))  # one callback per step, last == total
+    assert {i.total for i in infos} == {plan.total}
+    assert plan.total >= min(int(steps * strength), steps)  # PNDM ("default" here) runs one step more
+
+
 def test_steps_are_reported_with_lazy_previews(engine: DiffusersEngine, make_request: Make) -> None:
     infos: list[StepInfo] = []
     previews: dict[int, np.ndarray] = {}
@@ -119,7 +133,7 @@ def test_steps_are_reported_with_lazy_previews(engine: DiffusersEngine, make_req
         diffusers_engine, "render_latent_preview", wraps=diffusers_engine.render_latent_preview
     ) as spy:
         run(engine, make_request(sampler="euler", steps=8, strength=0.5), on_step)
-    assert [i.step for i in infos] == [1, 2, 3, 4] and {i.total for i in infos} == {4}
+    assert [i.step for i in infos] == [0, 1, 2, 3, 4] and {i.total for i in infos} == {4}
     assert spy.call_count == 2  # only the two previews asked for were rendered
     assert previews[64].shape == (12, 16, 3) and previews[64].dtype == np.uint8  # latent size, 1/8
     assert previews[8].shape == (6, 8, 3)
@@ -139,6 +153,8 @@ def test_previews_show_predicted_x0_when_the_scheduler_has_it(
     sources: list[tuple[object, object]] = []
 
     def on_step(info: StepInfo) -> None:
+        if info.step == 0:
+            return
         info.render_preview(32)
         sources.append((spy.call_args.args[0], captures[0].x0))
 
@@ -172,7 +188,7 @@ def test_cancel_mid_run_raises_and_skips_the_vae_decode(engine: DiffusersEngine,
         with pytest.raises(JobCancelled):
             engine.generate(make_request(steps=10, strength=1.0), on_step, cancel)
         assert decode.call_count == 0
-    assert steps == [1, 2]
+    assert steps == [0, 1, 2]
 
 
 def test_cancel_before_start_runs_nothing(engine: DiffusersEngine, make_request: Make) -> None:

@@ -11,7 +11,8 @@ from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import PreviewOptions, Submit
 from underpaint.server import runner, security
 from underpaint.server.config import ServerConfig, build_config
-from underpaint.server.runner import PreviewThrottle, denoising_steps
+from underpaint.server.engine.base import denoising_steps
+from underpaint.server.runner import PreviewThrottle
 from underpaint.server.security import UnsafeConfig, bearer_token, check_origin, check_startup, check_token
 
 
