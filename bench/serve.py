@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from underpaint.server.config import ServerConfig
-from underpaint.server.engine.base import ModelSpec, Pipelines
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.interface import ModelSpec, Pipelines
 from underpaint.server.engine.registry import ModelRegistry
 
 from . import common  # noqa: F401 - sets the offline Hugging Face environment (HF imports are lazy)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from underpaint.server.cli import make_server
+    from underpaint.server.cli.compose import make_server
 
     engine = build_engine(args)
     if args.preload:

@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .base import ModelSpec
+from .interface import ModelSpec
 
 DEMO_VERSION = "demo-v1"
 INPAINT_SUBFOLDER = "unet_inpaint"

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .base import (
+from .interface import (
     KINDS,
     Engine,
     EngineError,

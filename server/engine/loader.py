@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, ModelSpec, Pipelines
+from .interface import EngineError, ModelSpec, Pipelines
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 

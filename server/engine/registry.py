@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, ModelSpec
+from .interface import EngineError, ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SAMPLERS, EngineError
+from .interface import SAMPLERS, EngineError
 
 
 def make_scheduler(name: str, base: Any) -> Any:

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, ModelSpec, Pipelines
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
+from .interface import EngineError, ModelSpec, Pipelines
 from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")

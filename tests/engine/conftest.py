@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from underpaint.server.engine.base import EngineError, GenerationRequest, ModelSpec
 from underpaint.server.engine.demo_model import demo_spec, ensure_demo_model
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.interface import EngineError, GenerationRequest, ModelSpec
 
 # Tiny models on a shared 2-core machine: more intra-op threads only add spin-wait contention.
 torch.set_num_threads(1)

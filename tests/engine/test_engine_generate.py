@@ -13,9 +13,16 @@ import torch
 from PIL import Image
 from underpaint.protocol.errors import ALL_CODES
 from underpaint.server.engine import diffusers_engine
-from underpaint.server.engine.base import SAMPLERS, EngineError, GenerationRequest, JobCancelled, ModelSpec, StepInfo
 from underpaint.server.engine.demo_model import INPAINT_SUBFOLDER
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.interface import (
+    SAMPLERS,
+    EngineError,
+    GenerationRequest,
+    JobCancelled,
+    ModelSpec,
+    StepInfo,
+)
 
 Make = Callable[..., GenerationRequest]
 

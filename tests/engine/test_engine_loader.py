@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from underpaint.server.engine.base import EngineError, ModelSpec, Pipelines
 from underpaint.server.engine.demo_model import INPAINT_SUBFOLDER
+from underpaint.server.engine.interface import EngineError, ModelSpec, Pipelines
 from underpaint.server.engine.loader import PipelineCache, load_pipelines, pick_device, pipeline_nbytes
 
 NO_ACCEL = not torch.cuda.is_available() and not torch.backends.mps.is_available()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from underpaint.server.engine.base import EngineError
+from underpaint.server.engine.interface import EngineError
 from underpaint.server.engine.registry import (
     MAX_DEPTH,
     ModelRegistry,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from underpaint.server.engine.base import ModelSpec
 from underpaint.server.engine.gen_configs import (
     CLIP_TOKENIZER_DIR,
     CONFIGS_DIR,
@@ -15,6 +14,7 @@ from underpaint.server.engine.gen_configs import (
     config_folders,
     render,
 )
+from underpaint.server.engine.interface import ModelSpec
 from underpaint.server.engine.single_file import prepare_config
 
 # Parameter counts of the released models (UNet, VAE, text encoder[, text encoder 2]).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_sd import tiny_pipeline, tiny_xl_pipeline, write_single_file
-from underpaint.server.engine.base import EngineError, ModelSpec
+from underpaint.server.engine.interface import EngineError, ModelSpec
 from underpaint.server.engine.registry import ModelRegistry
 from underpaint.server.engine.single_file import config_name, config_override, load_single_file, prepare_config
 

@@ -18,7 +18,7 @@ from underpaint.protocol.frames import Frame
 from underpaint.protocol.messages import PROTOCOL_VERSION, Cancelled, Error, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
 from underpaint.server.config import ServerConfig
-from underpaint.server.engine.base import Engine, GenerationRequest, JobCancelled, StepInfo
+from underpaint.server.engine.interface import Engine, GenerationRequest, JobCancelled, StepInfo
 
 MODEL_PIXELS = 64 * 64  # model-side cap: keeps CPU jobs fast (8x8 latents)
 TIMEOUT = 120.0  # generous bound for one CPU job; never a timing assertion
@@ -135,7 +135,7 @@ class Live:
 
 
 def start_live(engine: ControlledEngine, **settings: Any) -> Live:
-    from underpaint.server.cli import make_server
+    from underpaint.server.cli.compose import make_server
 
     config = ServerConfig(**{"port": 0, "log_level": "warning", "max_model_pixels": MODEL_PIXELS, **settings})
     server, sock = make_server(config, engine)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from underpaint.server.cli import SERVE_FLAGS, parser
+from underpaint.server.cli.main import SERVE_FLAGS, parser
 
 
 def underpaint(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import PreviewOptions, Submit
-from underpaint.server import runner, security
 from underpaint.server.config import ServerConfig, build_config
-from underpaint.server.engine.base import denoising_steps
-from underpaint.server.runner import PreviewThrottle
-from underpaint.server.security import UnsafeConfig, bearer_token, check_origin, check_startup, check_token
+from underpaint.server.engine.interface import denoising_steps
+from underpaint.server.jobs import runner
+from underpaint.server.jobs.runner import PreviewThrottle
+from underpaint.server.transport import security
+from underpaint.server.transport.security import UnsafeConfig, bearer_token, check_origin, check_startup, check_token
 
 
 def write(path: Path, text: str) -> Path:

@@ -22,9 +22,9 @@ from underpaint.protocol.pixels import PNG_FORMATS, make_frame
 from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.tiles import split
 
-from . import imaging
-from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
-from .jobs import Job
+from .. import imaging
+from ..engine.interface import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
+from .queue import Job
 
 log = logging.getLogger("underpaint.runner")
 
