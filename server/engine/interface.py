@@ -1,22 +1,24 @@
-"""The engine interface: what the job layer needs from an inference backend.
+"""The engine seam: what the job layer asks of an inference backend, in plain values.
 
-The engine sees numpy images at model resolution and never a websocket; a distributed backend can
-implement the same interface later.
+Everything that crosses it could cross a process boundary (a Ray Serve engine builds on it): requests,
+step reports and previews are dataclasses of numbers, strings and numpy arrays; models are named by id
+(the engine's own registry knows where they live); cancellation is a token the engine polls. No
+websockets and no threads here.
 """
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.messages import KINDS, SAMPLERS
 
-SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm")
-KINDS = ("img2img", "inpaint")
+__all__ = ["KINDS", "SAMPLERS", "CancelToken", "Engine", "EngineError", "GenerationRequest", "JobCancelled",
+           "ModelSpec", "PreviewPolicy", "StepInfo", "denoising_steps"]
 
 
 def denoising_steps(steps: int, strength: float) -> int:
@@ -30,7 +32,7 @@ def denoising_steps(steps: int, strength: float) -> int:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model the registry found. Clients name it by ``id`` only, never by path."""
+    """A model the engine offers. Clients and the job layer name it by ``id`` only, never by path."""
 
     id: str
     name: str
@@ -38,15 +40,30 @@ class ModelSpec:
     inpaint: bool  # a 9-channel inpainting UNet
     resolution: int  # native side in pixels (512, 768, 1024, ...)
     source: str  # "diffusers" | "single_file" | "builtin"
-    path: Path | None = None
     note: str = ""
     capabilities: tuple[str, ...] = KINDS
 
 
 @dataclass(frozen=True)
+class PreviewPolicy:
+    """Which steps get a preview image: every ``every_steps`` (0: none), at most one per ``min_interval_s``,
+    never the last step (the result follows it); at most ``max_side`` pixels on the long side."""
+
+    every_steps: int = 0
+    max_side: int = 256
+    min_interval_s: float = 0.0
+
+    def wants(self, step: int, total: int, since_last_s: float | None) -> bool:
+        """``since_last_s``: seconds since the last preview, None before the first."""
+        if self.every_steps < 1 or step < 1 or step >= total or step % self.every_steps:
+            return False
+        return since_last_s is None or since_last_s >= self.min_interval_s
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
-    kind: str  # "img2img" | "inpaint"
-    model: str  # registry id
+    kind: str  # one of KINDS
+    model: str  # a ModelSpec id
     prompt: str
     negative_prompt: str
     strength: float
@@ -57,37 +74,36 @@ class GenerationRequest:
     sampler: str  # one of SAMPLERS
     image: np.ndarray  # (H, W, 3) uint8 RGB; H and W multiples of 8
     mask: np.ndarray | None = None  # (H, W) uint8; >= 128 means repaint
+    preview: PreviewPolicy = PreviewPolicy()
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepInfo:
     step: int  # denoising steps done: 0 before the first one (the plan), then 1..total
     total: int  # denoising steps this job will actually run (the scheduler's count, not ``steps``)
-    render_preview: Callable[[int], np.ndarray] = field(repr=False)  # max side -> (h, w, 3) uint8
+    preview: np.ndarray | None = None  # (h, w, 3) uint8 of the first image, where the PreviewPolicy wants one
 
 
-@dataclass
-class Pipelines:
-    """Loaded diffusers pipelines of one model, sharing components."""
+@runtime_checkable
+class CancelToken(Protocol):
+    """Set by the job layer (a client's cancel, a dropped socket); polled by the engine between steps."""
 
-    spec: ModelSpec
-    img2img: Any
-    inpaint: Any
-    nbytes: int = 0
+    @property
+    def cancelled(self) -> bool: ...
+
+    def raise_if_cancelled(self) -> None:
+        """Raise JobCancelled if the job was cancelled."""
 
 
 class JobCancelled(Exception):
-    """Raised inside the denoising loop when the job's cancel event is set."""
+    """Raised by ``CancelToken.raise_if_cancelled``: the job stops, without its final VAE decode."""
 
 
-class EngineError(Exception):
-    """A job-level failure with a protocol error code: the worker keeps serving."""
+class EngineError(ProtocolError):
+    """A job-level failure with a code from ``underpaint.protocol.errors``: the worker keeps serving."""
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
+        super().__init__(code, message, field)
 
 
 class Engine(ABC):
@@ -106,15 +122,11 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(
-        self,
-        request: GenerationRequest,
-        on_step: Callable[[StepInfo], None],
-        cancel: threading.Event,
+        self, request: GenerationRequest, on_step: Callable[[StepInfo], None], cancel: CancelToken
     ) -> list[np.ndarray]:
         """Run one job; return ``request.batch`` images of the input's size, (H, W, 3) uint8.
 
-        ``on_step`` gets ``step=0`` once the number of steps is known, then every finished step 1..total.
-
-        Raises JobCancelled (checked every step, no final VAE decode) or EngineError.
-        Image ``i`` of a batch uses seed ``request.seed + i``.
+        ``on_step`` gets ``step=0`` once the number of steps is known, then every finished step 1..total
+        (with a preview where ``request.preview`` wants one). Image ``i`` of a batch uses seed ``request.seed + i``.
+        Raises JobCancelled (checked every step) or EngineError.
         """

@@ -23,7 +23,15 @@ from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.tiles import split
 
 from .. import imaging
-from ..engine.interface import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
+from ..engine.interface import (
+    Engine,
+    EngineError,
+    GenerationRequest,
+    JobCancelled,
+    PreviewPolicy,
+    StepInfo,
+    denoising_steps,
+)
 from .queue import Job
 
 log = logging.getLogger("underpaint.runner")
@@ -63,22 +71,11 @@ def decode_inputs(job: Job) -> tuple[np.ndarray, Rect, np.ndarray | None]:
     return image, rect, mask
 
 
-class PreviewThrottle:
-    """Decides which steps get a preview: every N steps, at most one per interval, never the last step."""
-
-    def __init__(self, submit: Submit) -> None:
-        self.options = submit.preview
-        self.last: float | None = None  # the first eligible step always gets a preview
-
-    def wants(self, step: int, total: int) -> bool:
-        opts = self.options
-        if not opts.enabled or step >= total or step % opts.every_steps:
-            return False
-        now = time.monotonic()
-        if self.last is not None and (now - self.last) * 1000 < opts.min_interval_ms:
-            return False
-        self.last = now
-        return True
+def preview_policy(submit: Submit) -> PreviewPolicy:
+    """The client's preview options as the engine's PreviewPolicy."""
+    opts = submit.preview
+    return PreviewPolicy(every_steps=opts.every_steps if opts.enabled else 0, max_side=opts.max_size,
+                         min_interval_s=opts.min_interval_ms / 1000)
 
 
 class JobRunner:
@@ -89,14 +86,11 @@ class JobRunner:
     def __call__(self, job: Job) -> None:
         submit = job.request.submit
         try:
-            if job.cancel.is_set():
-                raise JobCancelled()
+            job.cancel.raise_if_cancelled()
             self._run(job, submit)
         except JobCancelled:
             job.emit(Cancelled(job=job.id))
-        except EngineError as exc:
-            job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
-        except ProtocolError as exc:
+        except ProtocolError as exc:  # EngineError included
             job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
         except MemoryError:
             job.emit(Error(code=errors.OUT_OF_MEMORY, message="the server ran out of memory for this job; try a "
@@ -125,13 +119,13 @@ class JobRunner:
         try:
             prepared = imaging.prepare(image, rect, mask, submit.kind, spec.resolution, opts.context, opts.grow,
                                        opts.feather, self.max_model_pixels)
+        except imaging.EmptyMask as exc:
+            raise EngineError(errors.EMPTY_MASK, str(exc), "mask") from None
         except ValueError as exc:
-            code = errors.EMPTY_MASK if "empty" in str(exc) else errors.BAD_VALUE
-            raise EngineError(code, str(exc), "mask" if mask is not None else "image") from None
+            raise EngineError(errors.BAD_VALUE, str(exc), "mask" if mask is not None else "image") from None
         region = prepared.region
         seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
         seed = min(seed, MAX_SEED - submit.batch + 1)
-        throttle = PreviewThrottle(submit)
         started = False
 
         def start(total: int) -> None:
@@ -146,15 +140,15 @@ class JobRunner:
             if info.step < 1:
                 return
             job.emit(Progress(job=job.id, step=info.step, total=info.total))
-            if throttle.wants(info.step, info.total):
-                rgb = info.render_preview(submit.preview.max_size)
-                job.emit(encode_preview(rgb, submit.preview.encoding, job.id, info.step, region))
+            if info.preview is not None:
+                job.emit(encode_preview(info.preview, submit.preview.encoding, job.id, info.step, region))
 
         t_run = time.monotonic()
         request = GenerationRequest(
             kind=submit.kind, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
             strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
             sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
+            preview=preview_policy(submit),
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()
