@@ -99,6 +99,18 @@ def scenario_values_survive_a_failed_run():
     return {"first": first, "second": second}
 
 
+def scenario_dialog_without_server():
+    """The painter's last values name a server that is down (the dialog's values win over the caller's)."""
+    path = os.path.join(Gimp.directory(), "underpaint-values.json")
+    with open(path) as f:
+        values = json.load(f)
+    values["img2img"]["server-url"] = DATA["dead_url"]
+    with open(path, "w") as f:
+        json.dump(values, f)
+    img, paint = canvas_image()
+    return {"run": call(IMG2IMG, img, paint, Gimp.RunMode.INTERACTIVE)}
+
+
 def scenario_limits_and_batch():
     img, paint = canvas_image()
     Gimp.Selection.none(img)
@@ -124,6 +136,7 @@ def scenario_reuse_parameters():
 
 SCENARIOS = [scenario_canvas_preview_success, scenario_canvas_preview_cancel,
              scenario_hard_kill_then_next_run_cleans_up, scenario_values_survive_a_failed_run,
+             scenario_dialog_without_server,
              scenario_limits_and_batch, scenario_reuse_parameters]
 results = {}
 for scenario in SCENARIOS:

@@ -157,6 +157,14 @@ def test_the_dialog_offers_the_servers_models(session) -> None:
     assert message.startswith("The server does not know that model") and "unknown_model" not in message
 
 
+def test_without_a_server_the_model_is_free_text(session) -> None:
+    status, message = scenario(session, "dialog_without_server")["run"]
+    assert status == "execution-error" and message.startswith("Cannot reach the Underpaint server")
+    down = [d for d in dialogs(session) if not d["models"]]
+    assert len(down) == 1 and down[0]["model_placeholder"] == "Server not reachable: type a model id"
+    assert down[0]["ranges"] == {"steps": 1000, "batch": 64}  # no limits known: the protocol's own
+
+
 def test_batch_makes_one_layer_per_image(session) -> None:
     facts = scenario(session, "limits_and_batch")
     assert facts["batch"] == ["success", None]
@@ -188,7 +196,9 @@ def test_reuse_parameters_fills_the_dialog_from_a_result_layer(session) -> None:
 
 # ---------------------------------------------------------------- 4, 5: limits, step/total
 def test_server_limits_bound_the_dialog_and_are_checked_before_sending(session) -> None:
-    for dialog in dialogs(session):
+    reached = [dialog for dialog in dialogs(session) if dialog["models"]]
+    assert len(reached) == 3
+    for dialog in reached:
         assert dialog["ranges"] == {"steps": 150, "batch": 8}  # the test server's welcome.limits
     facts = scenario(session, "limits_and_batch")
     assert facts["too_many_steps"] == ["execution-error", "This server allows at most 150 steps, but Steps is "
