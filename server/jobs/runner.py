@@ -1,7 +1,9 @@
 """Run one job on the worker thread: wire frames -> imaging -> engine -> result frames.
 
-Everything the client caused (bad mask, unknown model, cancel, out of memory) ends as one event for that
-job; nothing here can stop the worker.
+``started`` goes out when the engine announces how many steps will really run (its step 0, after the
+model is loaded), so ``started.total`` and every ``progress.total`` agree and the last progress step
+equals it. Everything the client caused (bad mask, unknown model, cancel, out of memory) ends as one
+event for that job; nothing here can stop the worker.
 """
 
 from __future__ import annotations

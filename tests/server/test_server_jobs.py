@@ -257,3 +257,12 @@ def test_empty_selection_is_a_clear_error(live):
         with pytest.raises(ProtocolError) as info:
             run(client, submit("inpaint"), pixels, mask=np.zeros((32, 32), np.uint8))
     assert info.value.code == "empty_mask" and info.value.field == "mask"
+
+
+def test_a_selection_shrunk_to_nothing_is_an_empty_mask(live):
+    pixels, mask = make_image(32, 32), np.zeros((32, 32), np.uint8)
+    mask[14:18, 14:18] = 255  # 4x4 px, shrunk by 8 px
+    with connected(live.url) as (client, _):
+        with pytest.raises(ProtocolError) as info:
+            run(client, submit("inpaint", inpaint=InpaintOptions(grow=-8)), pixels, mask=mask)
+    assert (info.value.code, info.value.field) == ("empty_mask", "mask") and "shrinking" in info.value.message
