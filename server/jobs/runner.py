@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
-from underpaint.protocol.frames import Frame
+from underpaint.protocol.frames import PREVIEW_ONLY_ENCODINGS, Frame
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.messages import MAX_SEED, Cancelled, Error, Progress, Result, Started, Submit
 from underpaint.protocol.pixels import PNG_FORMATS, make_frame
@@ -41,7 +41,7 @@ log = logging.getLogger("underpaint.runner")
 
 def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: Rect) -> Frame:
     height, width = rgb.shape[:2]
-    if encoding in ("jpeg", "webp"):
+    if encoding in PREVIEW_ONLY_ENCODINGS:  # lossy: PIL encodes them
         buf = io.BytesIO()
         Image.fromarray(rgb, "RGB").save(buf, "JPEG" if encoding == "jpeg" else "WEBP", quality=80)
         return Frame(job=job, role="preview", width=width, height=height, pixel_format="rgb8",
