@@ -63,7 +63,7 @@ def create_app() -> FastAPI:
 
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
-    from underpaint.server.cli import bind_socket
+    from underpaint.server.cli.compose import bind_socket
 
     parser = argparse.ArgumentParser(prog="python -m bench.echo")
     parser.add_argument("--port-file", type=Path, required=True)

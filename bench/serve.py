@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from underpaint.server.config import ServerConfig
-from underpaint.server.engine.base import ModelSpec, Pipelines
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
-from underpaint.server.engine.registry import ModelRegistry
+from underpaint.server.engine.interface import ModelSpec
+from underpaint.server.engine.loader import Pipelines
+from underpaint.server.engine.registry import ModelRegistry, ModelSource
 
 from . import common  # noqa: F401 - sets the offline Hugging Face environment (HF imports are lazy)
 
@@ -32,14 +33,18 @@ class BenchRegistry:
 
     def __init__(self, base: ModelRegistry, sides: list[int]) -> None:
         self.base = base
-        demo = base.get("demo")
-        self.aliases = {demo_side_id(s): replace(demo, id=demo_side_id(s), resolution=s) for s in sides}
+        demo = base.source("demo")
+        self.aliases = {demo_side_id(s): ModelSource(replace(demo.spec, id=demo_side_id(s), resolution=s), demo.path)
+                        for s in sides}
 
     def specs(self) -> list[ModelSpec]:
-        return [*self.base.specs(), *self.aliases.values()]
+        return [*self.base.specs(), *(a.spec for a in self.aliases.values())]
 
     def get(self, model_id: str) -> ModelSpec:
-        return self.aliases.get(model_id) or self.base.get(model_id)
+        return self.source(model_id).spec
+
+    def source(self, model_id: str) -> ModelSource:
+        return self.aliases.get(model_id) or self.base.source(model_id)
 
     def default_id(self) -> str:
         return self.base.default_id()
@@ -48,11 +53,11 @@ class BenchRegistry:
 class BenchEngine(DiffusersEngine):
     """DiffusersEngine whose demo aliases share the demo's loaded pipelines (one load, one cache entry)."""
 
-    def _load(self, spec: ModelSpec) -> Pipelines:
+    def _load(self, source: ModelSource) -> Pipelines:
         registry = self._registry
-        if isinstance(registry, BenchRegistry) and spec.id in registry.aliases:
-            spec = registry.base.get("demo")
-        return super()._load(spec)
+        if isinstance(registry, BenchRegistry) and source.spec.id in registry.aliases:
+            source = registry.base.source("demo")
+        return super()._load(source)
 
 
 def build_engine(args: argparse.Namespace) -> BenchEngine:
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from underpaint.server.cli import make_server
+    from underpaint.server.cli.compose import make_server
 
     engine = build_engine(args)
     if args.preload:

@@ -1,7 +1,7 @@
 """Everything that touches the GIMP image: reading pixels and writing the result layer.
 
-The image is changed exactly once per run, in ``insert_result`` (one undo group); previews are shown in
-the plug-in's own window (ui.py), never in the image. Main thread only (every call here is a PDB call).
+The image is changed once per run, in ``insert_results`` (one undo group); previews go into a temporary
+layer kept out of the undo history (canvas_preview.py). Main thread only (every call here is a PDB call).
 """
 
 from __future__ import annotations
@@ -97,38 +97,47 @@ def check_alive(image: Gimp.Image, layer: Gimp.Layer) -> None:
         raise ImageGone("The layer was deleted while Underpaint was running; the result was discarded.")
 
 
-def insert_result(image: Gimp.Image, source: Gimp.Layer, plan: Plan, spec: px.PixelSpec, data: bytes,
-                  name: str, parasite: bytes, mask: tuple[str, bytes] | None) -> Gimp.Layer:
-    """Add the result as a new layer right above ``source`` in one undo group.
+def insert_results(image: Gimp.Image, source: Gimp.Layer, plan: Plan, spec: px.PixelSpec,
+                   results: list[tuple[bytes, str, bytes]], mask: tuple[str, bytes] | None) -> list[Gimp.Layer]:
+    """Add each result (pixels, layer name, parasite) as a new layer above ``source``, in one undo group.
 
-    ``data``: little-endian pixels of ``plan.region``; ``mask``: (babl format, native pixels) of the
-    layer mask over the region, required when the plan is masked.
+    The first result ends up directly above the source, the next ones above it. ``pixels``: little-endian
+    pixels of ``plan.region``; ``mask``: (babl format, native pixels) of the layer mask over the region,
+    required when the plan is masked. The painter's selected layers stay selected.
     """
     check_alive(image, source)
     region = plan.region
-    px.check_pixels(data, region.width, region.height, spec, "result pixels")
+    for data, _, _ in results:
+        px.check_pixels(data, region.width, region.height, spec, "result pixels")
+    if plan.masked and mask is None:
+        raise ValueError("a masked result needs the selection mask")
+    selected = list(image.get_selected_layers())
+    layers = []
     image.undo_group_start()
     log("undo_group_start")
     try:
-        layer = _new_layer(image, name, region, spec)
-        _write(layer, region.width, region.height, spec.babl_format,
-               px.from_little_endian(data, spec.bytes_per_sample))
-        _insert_above(image, layer, source)
-        log("result_inserted", layer=layer.get_id(), name=name)
-        if plan.masked:
-            if mask is None:
-                raise ValueError("a masked result needs the selection mask")
-            layer_mask = layer.create_mask(Gimp.AddMaskType.BLACK)
-            layer.add_mask(layer_mask)
-            _write(layer_mask, region.width, region.height, *mask)
-            log("mask_added", layer=layer.get_id())
-        layer.attach_parasite(Gimp.Parasite.new(PARASITE_NAME, Gimp.PARASITE_PERSISTENT, parasite))
-        log("parasite_attached", layer=layer.get_id())
+        anchor = source
+        for data, name, parasite in results:
+            layer = _new_layer(image, name, region, spec)
+            _write(layer, region.width, region.height, spec.babl_format,
+                   px.from_little_endian(data, spec.bytes_per_sample))
+            _insert_above(image, layer, anchor)
+            log("result_inserted", layer=layer.get_id(), name=name)
+            if plan.masked:
+                layer_mask = layer.create_mask(Gimp.AddMaskType.BLACK)
+                layer.add_mask(layer_mask)
+                _write(layer_mask, region.width, region.height, *mask)
+                log("mask_added", layer=layer.get_id())
+            layer.attach_parasite(Gimp.Parasite.new(PARASITE_NAME, Gimp.PARASITE_PERSISTENT, parasite))
+            log("parasite_attached", layer=layer.get_id())
+            layers.append(layer)
+            anchor = layer
+        image.set_selected_layers([layer for layer in selected if layer.is_valid()])
     finally:
         image.undo_group_end()
         log("undo_group_end")
     Gimp.displays_flush()
-    return layer
+    return layers
 
 
 def mask_babl(spec: px.PixelSpec) -> str:

@@ -36,11 +36,30 @@ class JobSink(Protocol):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    frame: Any  # protocol Frame of the result
-    pixels: bytes  # raw little-endian pixels in the requested format
+class Image:
+    """One result image: its protocol frame, raw little-endian pixels and the seed that made it."""
+
+    frame: Any
+    pixels: bytes
     seed: int | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    images: tuple[Image, ...]  # one per requested image (batch), in the server's order
     model: str | None
+
+    @property
+    def frame(self) -> Any:
+        return self.images[0].frame
+
+    @property
+    def pixels(self) -> bytes:
+        return self.images[0].pixels
+
+    @property
+    def seed(self) -> int | None:
+        return self.images[0].seed
 
 
 def build_submit(job: str, params: JobParams, spec: PixelSpec, previews: bool = True) -> Any:
@@ -66,15 +85,44 @@ def build_frames(job: str, plan: Plan, spec: PixelSpec, image: bytes, mask: byte
     return image_frame, mask_frame
 
 
+_ERROR_SENTENCES = {
+    errors.CONNECTION_FAILED: "Cannot reach the Underpaint server. Is it running, and is the server URL right?",
+    errors.CONNECTION_LOST: "The connection to the Underpaint server was lost.",
+    errors.BAD_TOKEN: "The server refused the access token: check the Token field.",
+    errors.FORBIDDEN_ORIGIN: "The server refused this client.",
+    errors.INCOMPATIBLE_VERSION: "The plug-in and the server speak different protocol versions: update both.",
+    errors.UNKNOWN_MODEL: "The server does not know that model: pick one of the server's models.",
+    errors.OUT_OF_RANGE: "A value is outside what the server accepts.",
+    errors.TOO_LARGE: "The image is too large for the server: select a smaller area.",
+    errors.QUEUE_FULL: "The server's queue is full: try again when its running jobs are done.",
+    errors.EMPTY_MASK: "The selection is empty: select the area to repaint.",
+    errors.OUT_OF_MEMORY: "The server ran out of memory: use a smaller area, fewer images or fewer steps.",
+    errors.MODEL_LOAD_FAILED: "The server could not load the model.",
+    errors.UNSUPPORTED: "The server does not support this request.",
+    errors.INTERNAL: "The server failed with an internal error.",
+    errors.CANCELLED: "The job was cancelled.",
+}
+
+
 def describe_error(code: str, message: str) -> str:
-    """A sentence for the user from a protocol error."""
-    if code == errors.CONNECTION_FAILED:
-        return f"Cannot reach the Underpaint server. Is it running? ({message})"
-    if code == errors.BAD_TOKEN:
-        return f"The server refused the access token: {message}"
-    if code == errors.UNKNOWN_MODEL:
-        return f"The server does not know that model: {message}"
-    return f"Underpaint server error ({code}): {message}"
+    """A sentence for the user from a protocol error; the raw code is never shown."""
+    detail = " ".join(str(message).split())
+    sentence = _ERROR_SENTENCES.get(code, "The Underpaint server refused the job.")
+    return f"{sentence} ({detail})" if detail else sentence
+
+
+def limit_problem(submit: Any, limits: Any, pixels: int) -> str | None:
+    """Why ``submit`` breaks the server's ``welcome.limits`` (a sentence), or None when it fits."""
+    if submit.steps > limits.max_steps:
+        return (f"This server allows at most {limits.max_steps} steps, but Steps is {submit.steps}: "
+                "lower Steps and run again.")
+    if submit.batch > limits.max_batch:
+        return (f"This server makes at most {limits.max_batch} images per run, but Images is {submit.batch}: "
+                "lower Images and run again.")
+    if pixels > limits.max_pixels:
+        return (f"The area is {pixels:,} pixels but this server accepts at most {limits.max_pixels:,}: "
+                "select a smaller area.")
+    return None
 
 
 class JobRunner:
@@ -98,6 +146,7 @@ class JobRunner:
         self._last_event = 0.0
         self._submitted = False
         self._cancelled = False
+        self.total = 0  # denoising steps that will run, from started/progress; 0 = unknown
 
     @property
     def done(self) -> bool:
@@ -162,7 +211,12 @@ class JobRunner:
         job = self.submit_msg.job
         if isinstance(event, pclient.Connected):
             self.welcome = event.welcome
-            self._submit()
+            r = self.plan.region
+            problem = limit_problem(self.submit_msg, event.welcome.limits, r.width * r.height)
+            if problem:
+                self._fail(problem)
+            else:
+                self._submit()
         elif isinstance(event, pclient.Disconnected):
             err = event.error
             self._fail(describe_error(err.code, err.message) if err else "The connection was closed.")
@@ -174,18 +228,26 @@ class JobRunner:
         elif isinstance(event, messages.Queued):
             self.sink.status(f"Waiting in the server queue (position {event.position + 1})")
         elif isinstance(event, messages.Started):
-            self.sink.status("Generating")
-            self.sink.progress(0.0)
+            self._step(0, event.total)
         elif isinstance(event, messages.Progress):
-            if event.total > 0:
-                self.sink.status(f"Step {event.step} of {event.total}")
-                self.sink.progress(min(1.0, event.step / event.total))
+            self._step(event.step, event.total)
         elif isinstance(event, messages.Cancelled):
             self._fail("The server cancelled the job.")
         elif isinstance(event, connection.PreviewReceived):
             self._preview(event.frame)
         elif isinstance(event, connection.ResultReceived):
             self._result(event)
+
+    def _step(self, step: int, total: int) -> None:
+        """Report step/total; the total is the steps that will really run (0 = not known yet)."""
+        self.total = total if total > 0 else self.total
+        if self.total > 0:
+            step = min(step, self.total)
+            self.sink.status(f"Step {step} of {self.total}")
+            self.sink.progress(step / self.total)
+        else:
+            self.sink.status(f"Generating (step {step})" if step else "Generating")
+            self.sink.progress(0.0)
 
     def _submit(self) -> None:
         self.sink.status("Sending the image")
@@ -209,22 +271,39 @@ class JobRunner:
         if not event.frames:
             self._fail("The server finished without a result image.")
             return
-        frame = event.frames[0]
         want = self.submit_msg.result_format
-        if frame.pixel_format != want:
-            self._fail(f"The server returned {frame.pixel_format} pixels but {want} was requested.")
-            return
-        try:
-            check_result_region(self.plan, frame.x, frame.y, frame.width, frame.height)
-            data = pixels.decode_pixels(frame)
-        except (ValueError, errors.ProtocolError) as exc:
-            self._fail(str(exc))
-            return
-        if len(data) != frame.width * frame.height * frames.BYTES_PER_PIXEL[want]:
-            self._fail("The result image has the wrong number of bytes.")
-            return
         seeds = event.result.seeds
+        images = []
+        for index, frame in enumerate(event.frames):
+            if frame.pixel_format != want:
+                self._fail(f"The server returned {frame.pixel_format} pixels but {want} was requested.")
+                return
+            try:
+                check_result_region(self.plan, frame.x, frame.y, frame.width, frame.height)
+                data = pixels.decode_pixels(frame)
+            except (ValueError, errors.ProtocolError) as exc:
+                self._fail(str(exc))
+                return
+            if len(data) != frame.width * frame.height * frames.BYTES_PER_PIXEL[want]:
+                self._fail("The result image has the wrong number of bytes.")
+                return
+            seed = seeds[index] if index < len(seeds) else (self.submit_msg.seed if index == 0 else None)
+            images.append(Image(frame, data, seed))
         model = self.submit_msg.model
         if model is None and self.welcome is not None:
             model = self.welcome.defaults.model
-        self.outcome = Outcome(frame, data, seeds[0] if seeds else self.submit_msg.seed, model)
+        self.outcome = Outcome(tuple(images), model)
+
+
+def fetch_welcome(url: str, token: str | None, timeout: float = 3.0,
+                  client_factory: Callable[..., Any] = pclient.Client) -> Any:
+    """The server's welcome (models, defaults, limits) for the dialog, or None when it does not answer."""
+    client = client_factory(url, token=token, client_name=CLIENT_NAME, client_version=CLIENT_VERSION,
+                            open_timeout=timeout)
+    try:
+        client.connect()
+        return client.wait_connected(timeout=timeout)
+    except (errors.ProtocolError, OSError):
+        return None
+    finally:
+        client.close()

@@ -22,6 +22,7 @@ WS_PATH = "/v1/ws"
 SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm")
 GIMP_INT_MAX = 2**31 - 1  # PDB int arguments are signed 32-bit
 RANDOM_SEED = -1
+MAX_BATCH = 64  # the protocol's ceiling; a server may allow fewer (welcome.limits)
 
 
 class ParamError(ValueError):
@@ -46,22 +47,32 @@ class ArgSpec:
 ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("prompt", "string", "_Prompt", "What the result should show", ""),
     ArgSpec("negative-prompt", "string", "_Negative prompt", "What the result should avoid", ""),
-    ArgSpec("strength", "double", "_Strength", "How much to change: 0.01 keeps almost everything, 1 repaints",
+    ArgSpec("strength", "double", "Stren_gth", "How much to change: 0.01 keeps almost everything, 1 repaints",
             0.5, 0.01, 1.0),
-    ArgSpec("steps", "int", "S_teps", "Denoising steps", 20, 1, 1000),
-    ArgSpec("cfg", "double", "_CFG scale", "Classifier-free guidance: how closely to follow the prompt",
+    ArgSpec("steps", "int", "S_teps", "Denoising steps (the server runs about strength x steps)", 20, 1, 1000),
+    ArgSpec("cfg", "double", "Gui_dance (CFG)", "Classifier-free guidance: how closely to follow the prompt",
             7.0, 0.0, 50.0),
     ArgSpec("seed", "int", "S_eed", "Random seed; -1 picks one at random", RANDOM_SEED, RANDOM_SEED,
             GIMP_INT_MAX),
-    ArgSpec("sampler", "choice", "Sa_mpler", "Sampler; 'default' lets the server decide", "default",
+    ArgSpec("batch", "int", "_Images", "How many images to make; each becomes its own layer", 1, 1, MAX_BATCH),
+    ArgSpec("sampler", "choice", "S_ampler", "Sampler; 'default' lets the server decide", "default",
             choices=SAMPLERS),
     ArgSpec("model", "string", "_Model", "Model id; empty uses the server's default model", ""),
     ArgSpec("context", "int", "Conte_xt", "Pixels of surrounding image sent along as context",
             64, 0, 8192, kinds=(INPAINT,)),
     ArgSpec("server-url", "string", "Server _URL",
             "Underpaint server, e.g. ws://127.0.0.1:7860/v1/ws; empty uses the last server", ""),
-    ArgSpec("token", "string", "_Token", "Access token of a remote server; empty for none", ""),
+    ArgSpec("token", "string", "To_ken", "Access token of a remote server; empty for none", ""),
 )
+# Access keys of the buttons GIMP 3.0's procedure dialog adds (_Load Saved Settings, _Save Settings, _Help,
+# _Cancel, _OK; Reset) and of the progress window: no argument may use them.
+DIALOG_BUTTON_KEYS = frozenset("lshcor")
+
+
+def mnemonic(spec: ArgSpec) -> str | None:
+    """The lower-case access key of ``spec.nick`` (the letter after ``_``), or None."""
+    index = spec.nick.find("_")
+    return spec.nick[index + 1].lower() if 0 <= index < len(spec.nick) - 1 else None
 
 
 def arguments_for(kind: str) -> tuple[ArgSpec, ...]:
@@ -88,6 +99,7 @@ class JobParams:
     server_url: str  # "" until resolved against the remembered settings
     token: str | None
     context: int = 64
+    batch: int = 1
 
     def submit_fields(self) -> dict[str, Any]:
         """The fields of a protocol ``Submit`` these parameters decide (not job id or formats)."""
@@ -101,6 +113,7 @@ class JobParams:
             "guidance": self.guidance,
             "seed": self.seed,
             "sampler": self.sampler,
+            "batch": self.batch,
         }
         return fields
 
@@ -163,6 +176,7 @@ def parse_params(kind: str, values: Mapping[str, Any]) -> JobParams:
         server_url=url,
         token=v["token"].strip() or None,
         context=v.get("context", 64),
+        batch=v["batch"],
     )
 
 
@@ -191,3 +205,43 @@ def normalize_url(text: str) -> str:
     del port
     path = parts.path if parts.path not in ("", "/") else WS_PATH
     return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+_RECORD_FIELDS = {"prompt": "prompt", "negative_prompt": "negative-prompt", "strength": "strength",
+                  "steps": "steps", "guidance": "cfg", "seed": "seed", "sampler": "sampler", "model": "model",
+                  "context": "context", "batch": "batch"}
+
+
+def values_from_record(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Argument values from a result layer's recorded parameters (``JobParams.record``).
+
+    Fields that are missing, invalid or not taken by ``kind`` are left out; the seed is the seed that
+    was actually used, so the run can be repeated exactly.
+    """
+    specs = {spec.name: spec for spec in arguments_for(kind)}
+    values: dict[str, Any] = {}
+    for field, name in _RECORD_FIELDS.items():
+        if field not in record or name not in specs:
+            continue
+        value = record[field]
+        if name == "seed" and value is None:
+            value = RANDOM_SEED
+        if name == "model" and value is None:
+            value = ""
+        try:
+            values[name] = _check(specs[name], value)
+        except ParamError:
+            continue
+    return values
+
+
+def clean_values(kind: str, values: Mapping[str, Any], leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The valid argument values of ``kind`` among ``values``; unknown or invalid ones are dropped."""
+    out: dict[str, Any] = {}
+    for spec in arguments_for(kind):
+        if spec.name in values and spec.name not in leave_out:
+            try:
+                out[spec.name] = _check(spec, values[spec.name])
+            except ParamError:
+                continue
+    return out

@@ -118,3 +118,20 @@ def check_pixels(data: bytes, width: int, height: int, spec: PixelSpec, what: st
     if len(data) != expected:
         raise ValueError(f"{what}: expected {expected} bytes for {width}x{height} {spec.wire_format}, "
                          f"got {len(data)}")
+
+
+def upscale_nearest(data: bytes, width: int, height: int, bpp: int, out_w: int, out_h: int) -> bytes:
+    """Nearest-neighbour resize of packed pixels (a small preview stretched over the job's region)."""
+    if len(data) != width * height * bpp or min(width, height, out_w, out_h) <= 0:
+        raise ValueError(f"cannot resize {len(data)} bytes as {width}x{height}x{bpp} to {out_w}x{out_h}")
+    columns = [min(width - 1, x * width // out_w) * bpp for x in range(out_w)]
+    rows: dict[int, bytes] = {}
+    out = bytearray()
+    for y in range(out_h):
+        sy = min(height - 1, y * height // out_h)
+        row = rows.get(sy)
+        if row is None:
+            src = data[sy * width * bpp:(sy + 1) * width * bpp]
+            row = rows[sy] = b"".join(src[c:c + bpp] for c in columns)
+        out += row
+    return bytes(out)

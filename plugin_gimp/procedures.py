@@ -13,8 +13,9 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
-from . import gimp_image, job, naming, params, settings, ui  # noqa: E402
+from . import gimp_image, job, naming, params, reuse, settings, ui  # noqa: E402
 from . import pixels as px  # noqa: E402
+from .canvas_preview import CanvasPreview, remove_stale  # noqa: E402
 from .region import Plan, RegionError, mask_has_pixels, plan  # noqa: E402
 from .trace import log  # noqa: E402
 
@@ -56,27 +57,34 @@ def _error(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
 
 
 class _Progress:
-    """The job's sink: GIMP's progress bar and status text, plus the preview window when there is one."""
+    """The job's sink: the progress window and the preview layer in the image when there is a window, else
+    GIMP's progress bar (whose Cancel kills the plug-in: window runs offer their own clean Cancel)."""
 
-    def __init__(self, window: ui.ProgressWindow | None) -> None:
-        self.window = window
+    def __init__(self, window: ui.ProgressWindow | None, canvas: CanvasPreview | None = None) -> None:
+        self.window, self.canvas = window, canvas
 
     def status(self, text: str) -> None:
-        Gimp.progress_set_text(f"Underpaint: {text}")
+        log("status", text=text)
         if self.window is not None:
             self.window.status(text)
+        else:
+            Gimp.progress_set_text(f"Underpaint: {text}")
 
     def progress(self, fraction: float) -> None:
-        Gimp.progress_update(fraction)
         log("progress", fraction=round(fraction, 4))
         if self.window is not None:
             self.window.progress(fraction)
+        else:
+            Gimp.progress_update(fraction)
 
     def preview(self, frame, data: bytes) -> None:
         shown = px.preview_rgb(frame.pixel_format, data, frame.width, frame.height)
-        if self.window is not None and shown is not None:
-            self.window.preview(shown[0], shown[1], frame.width, frame.height)
-            log("preview_shown", width=frame.width, height=frame.height)
+        if self.window is None or shown is None:
+            return
+        self.window.preview(shown[0], shown[1], frame.width, frame.height)
+        log("preview_shown", width=frame.width, height=frame.height)
+        if self.canvas is not None:
+            self.canvas.show(shown[0], shown[1], frame.width, frame.height)
 
 
 def _wait(runner: job.JobRunner) -> None:
@@ -146,32 +154,46 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
 
 
 def _execute(image: Gimp.Image, request: _Request, kind: str, window_wanted: bool) -> job.JobRunner:
-    """Run the job to its end (result inserted, failed or cancelled); the runner tells which."""
+    """Run the job to its end (results inserted, failed or cancelled); the runner tells which."""
     window: ui.ProgressWindow | None = None
+    canvas: CanvasPreview | None = None
     runner = job.JobRunner(request.server.url, request.server.token, request.submit, *request.frames,
                            request.plan, _Progress(None), idle_timeout=_idle_timeout())
-    Gimp.progress_init(f"Underpaint: {TITLES[kind].split(': ', 1)[1]}")
+    if not window_wanted:
+        Gimp.progress_init(f"Underpaint: {TITLES[kind].split(': ', 1)[1]}")
     try:
         if window_wanted:
             window = ui.ProgressWindow(TITLES[kind], runner.cancel)
-            runner.sink = _Progress(window)
+            canvas = CanvasPreview(image, request.layer, request.plan, request.spec.gray)
+            runner.sink = _Progress(window, canvas)
             log("window_opened")
         runner.start()
         _wait(runner)
+        if canvas is not None:
+            canvas.remove()  # replaced by the results below (removal is kept out of the undo history)
         if runner.outcome is not None:
-            outcome, r = runner.outcome, request.plan.region
-            name = naming.result_layer_name(kind, request.params.prompt, outcome.seed)
-            payload = naming.parasite_payload(request.params.record(), outcome.seed, outcome.model,
-                                              request.server.url, (r.x, r.y, r.width, r.height))
-            gimp_image.insert_result(image, request.layer, request.plan, request.spec, outcome.pixels, name,
-                                     payload, request.layer_mask)
+            _insert(image, request, kind, runner.outcome)
     finally:
         runner.close()
+        if canvas is not None:
+            canvas.remove()  # every other way out: failure, cancel, an exception
         if window is not None:
             window.close()
             log("window_closed", previews=window.previews)
-        Gimp.progress_end()
+        if not window_wanted:
+            Gimp.progress_end()
     return runner
+
+
+def _insert(image: Gimp.Image, request: _Request, kind: str, outcome: job.Outcome) -> None:
+    r = request.plan.region
+    results = []
+    for result in outcome.images:
+        name = naming.result_layer_name(kind, request.params.prompt, result.seed)
+        payload = naming.parasite_payload(request.params.record(), result.seed, outcome.model, request.server.url,
+                                          (r.x, r.y, r.width, r.height))
+        results.append((result.pixels, name, payload))
+    gimp_image.insert_results(image, request.layer, request.plan, request.spec, results, request.layer_mask)
 
 
 def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list,
@@ -183,8 +205,12 @@ def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
         plan(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image))  # fail before the dialog
     except (px.UnsupportedImage, RegionError, ValueError) as exc:
         return _error(procedure, str(exc))
+    remove_stale(image)  # preview layers of an Underpaint run that GIMP killed
     remembered = settings.load(profile)
     has_display = run_mode != Gimp.RunMode.NONINTERACTIVE and ui.display_available()
+    if run_mode != Gimp.RunMode.NONINTERACTIVE:  # the last confirmed values, even when that run failed
+        for name, value in settings.load_values(profile, kind).items():
+            config.set_property(name, value)
     if run_mode == Gimp.RunMode.INTERACTIVE:
         if not has_display:
             return _error(procedure, "No display for the Underpaint dialog: call the procedure non-interactively "
@@ -193,8 +219,11 @@ def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
             config.set_property("server-url", remembered.url)
         if not config.get_property("token") and remembered.token:
             config.set_property("token", remembered.token)
-        if not ui.ask(procedure, config, TITLES[kind], params.arguments_for(kind)):
+        welcome = _welcome(config, remembered)
+        specs = params.arguments_for(kind)
+        if not ui.ask(procedure, config, TITLES[kind], specs, welcome):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+        settings.save_values(profile, kind, {spec.name: config.get_property(spec.name) for spec in specs})
     try:
         request = _prepare(image, layer, spec, kind, config, remembered)
         runner = _execute(image, request, kind, has_display)
@@ -208,14 +237,27 @@ def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
+def _welcome(config: Gimp.ProcedureConfig, remembered: settings.ServerSettings):
+    """The server's models and limits for the dialog; None when it cannot be reached."""
+    try:
+        url = params.normalize_url(config.get_property("server-url") or remembered.url)
+    except params.ParamError:
+        return None
+    welcome = job.fetch_welcome(url, config.get_property("token") or remembered.token)
+    log("welcome", reached=welcome is not None)
+    return welcome
+
+
 class Underpaint(Gimp.PlugIn):
     def do_query_procedures(self) -> list[str]:
-        return list(PROCEDURES)
+        return [*PROCEDURES, reuse.NAME]
 
     def do_set_i18n(self, name: str) -> bool:
         return False
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        if name == reuse.NAME:
+            return self._reuse_procedure()
         kind = PROCEDURES[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self._run, kind)
         procedure.set_image_types("*")
@@ -228,6 +270,30 @@ class Underpaint(Gimp.PlugIn):
         for spec in params.arguments_for(kind):
             _add_argument(procedure, spec)
         return procedure
+
+    def _reuse_procedure(self) -> Gimp.Procedure:
+        procedure = Gimp.ImageProcedure.new(self, reuse.NAME, Gimp.PDBProcType.PLUGIN, self._run_reuse, None)
+        procedure.set_image_types("*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label(reuse.LABEL)
+        for path in MENU_PATHS:
+            procedure.add_menu_path(path)
+        procedure.set_documentation(reuse.TITLE, reuse.BLURB, reuse.NAME)
+        procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
+        return procedure
+
+    def _run_reuse(self, procedure, run_mode, image, drawables, config, data):
+        log("run_start", procedure=procedure.get_name(), run_mode=run_mode.value_nick)
+        try:
+            problem = reuse.run({kind: name for name, kind in PROCEDURES.items()}, run_mode, image,
+                                list(drawables))
+        except Exception as exc:  # noqa: BLE001 - any bug still ends as a clear PDB error
+            log("run_crashed", error=traceback.format_exc())
+            problem = f"Underpaint failed unexpectedly: {type(exc).__name__}: {exc}"
+        result = _error(procedure, problem) if problem else procedure.new_return_values(
+            Gimp.PDBStatusType.SUCCESS, None)
+        log("run_end", status=result.index(0).value_nick)
+        return result
 
     def _run(self, procedure, run_mode, image, drawables, config, kind):
         log("run_start", procedure=procedure.get_name(), run_mode=run_mode.value_nick)

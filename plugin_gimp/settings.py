@@ -10,9 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .params import DEFAULT_URL, ParamError, normalize_url
+from .params import DEFAULT_URL, ParamError, clean_values, normalize_url
 
 FILE_NAME = "underpaint.json"
+VALUES_FILE = "underpaint-values.json"  # the dialog's last values per procedure, kept even after a failed run
+NOT_REMEMBERED = ("token",)  # secrets stay in FILE_NAME, and only after a successful run
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,35 @@ def load(directory: Path) -> ServerSettings:
 
 def save(directory: Path, settings: ServerSettings) -> Path:
     """Write atomically with mode 0600; returns the file path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILE_NAME
-    tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-    text = json.dumps({"url": settings.url, "token": settings.token}, indent=1)
+    return _write(Path(directory) / FILE_NAME, {"url": settings.url, "token": settings.token})
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_values(directory: Path, kind: str) -> dict:
+    """The dialog values last confirmed for ``kind`` (valid ones only; {} when none)."""
+    values = _read(Path(directory) / VALUES_FILE).get(kind)
+    return clean_values(kind, values, NOT_REMEMBERED) if isinstance(values, dict) else {}
+
+
+def save_values(directory: Path, kind: str, values: dict) -> Path:
+    """Remember the dialog values of ``kind`` (without the token)."""
+    path = Path(directory) / VALUES_FILE
+    data = _read(path)
+    data[kind] = clean_values(kind, values, NOT_REMEMBERED)
+    return _write(path, data)
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = json.dumps(data, indent=1)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

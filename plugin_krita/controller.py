@@ -68,8 +68,14 @@ class Status:
     server: str  # "device, version" once connected
     message: str
     error: bool
-    progress: tuple[int, int] | None  # (step, total) of the running job
+    progress: tuple[int, int] | None  # (step, total) of the running job, step <= total; None: unknown
     jobs: int
+    limits: messages.Limits | None = None  # the server's, once connected
+
+
+def progress_text(step: int, total: int) -> str:
+    """``Step 3/20``; ``Step 3`` while the total is unknown (0)."""
+    return f"Step {step}/{total}" if total > 0 else f"Step {step}"
 
 
 class Controller:
@@ -100,7 +106,7 @@ class Controller:
             default = next((m.name for m in w.models if m.id == w.defaults.model), w.defaults.model)
             where = self._client.url if self._client is not None else self.settings.server_url
             server = f"{where} · {w.device} · server {w.server_version} · default model {default}"
-        return Status(self.connection, server, self.message, self.error, progress, len(self.jobs))
+        return Status(self.connection, server, self.message, self.error, progress, len(self.jobs), self.limits())
 
     def models(self) -> list[messages.ModelInfo]:
         return list(self.welcome.models) if self.welcome else []
@@ -180,10 +186,19 @@ class Controller:
         params = dataclasses.replace(params, seed=params.resolved_seed())
         return Job(pclient.new_job_id("krita"), doc.key, doc.name, capture, params)
 
+    def limits(self) -> messages.Limits | None:
+        """The connected server's limits (steps, images per job ...), None while not connected."""
+        return self.welcome.limits if self.welcome is not None else None
+
     def _check_model(self, params: GenerationParams) -> None:
         assert self.welcome is not None
-        if params.batch > self.welcome.limits.max_batch:
-            raise UserError(f"The server allows at most {self.welcome.limits.max_batch} images per job.")
+        limits = self.welcome.limits
+        if params.batch > limits.max_batch:
+            raise UserError(f"The server allows at most {limits.max_batch} images per job (Images is "
+                            f"{params.batch}).")
+        if params.steps > limits.max_steps:
+            raise UserError(f"The server allows at most {limits.max_steps} steps per job (Steps is "
+                            f"{params.steps}).")
         if params.model and params.model not in {m.id for m in self.welcome.models}:
             raise UserError(f"The server has no model {params.model!r}; pick one from the list.")
 
@@ -236,9 +251,20 @@ class Controller:
         self._notify("Cancelling …")
 
     def cancel_all(self, doc_key: int | None = None) -> None:
+        """Cancel the jobs of one document (``doc_key``), or of every document with None."""
         for job in self.jobs.all():
             if doc_key is None or job.doc_key == doc_key:
                 self.cancel(job.id)
+
+    def cancel_document(self, doc_key: int | None, name: str = "") -> None:
+        """Cancel the jobs of one document only; say so when it has none (``doc_key`` None: no document)."""
+        if doc_key is None or not self.jobs.for_document(doc_key):
+            others = len(self.jobs)
+            where = f"'{name}'" if name else "this document"
+            self._notify(f"No jobs to cancel in {where}" + (f" ({others} job(s) of other documents keep running)"
+                                                          if others else ""), error=False)
+            return
+        self.cancel_all(doc_key)
 
     def document_closed(self, doc_key: int) -> None:
         """Drop a closed document's jobs: cancel them on the server, ignore whatever still arrives."""
@@ -298,13 +324,15 @@ class Controller:
             job.state, job.position = "queued", event.position
             self._notify(f"Queued (position {event.position + 1})" if event.position else "Queued")
         elif isinstance(event, messages.Started):
-            job.state, job.total = "running", event.total
+            job.state, job.total = "running", event.total  # 0: unknown until the first progress event
             if event.width and event.height:
                 job.preview_rect = geometry.Rect(event.x, event.y, event.width, event.height)
             self._notify("Generating …")
         elif isinstance(event, messages.Progress):
-            job.state, job.step, job.total = "running", event.step, event.total
-            self._notify(("Cancelling … " if job.cancel_requested else "") + f"Step {event.step}/{event.total}")
+            job.state = "running"
+            job.total = event.total or job.total
+            job.step = min(event.step, job.total) if job.total else event.step
+            self._notify(("Cancelling … " if job.cancel_requested else "") + progress_text(job.step, job.total))
         elif isinstance(event, pconn.PreviewReceived):
             self._on_preview(job, event.frame)
         elif isinstance(event, pconn.ResultReceived):
@@ -376,6 +404,7 @@ class Controller:
                 data, _ = clear_unchanged(data, original, bpp, rect.width)
             seed = result.seeds[i] if i < len(result.seeds) else (params.seed or 0) + i
             record = ResultRecord(params, cap.kind, seed, (cap.region.x, cap.region.y, cap.region.width,
-                                                           cap.region.height), server_version, created)
+                                                           cap.region.height), server_version, created,
+                                  cap.source_id)
             images.append(ResultImage(rect, data, seed, result_layer_name(params.prompt, seed, cap.kind), record))
         return images

@@ -23,6 +23,22 @@ def _named(widget: qt.QWidget, name: str) -> qt.QWidget:
     return widget
 
 
+def _scrolled(content: qt.QWidget, name: str) -> qt.QWidget:
+    """``content`` in a frameless vertical scroll area: the docker fits small screens."""
+    area = _named(qt.QScrollArea(), name)
+    area.setWidget(content)
+    area.setWidgetResizable(True)
+    area.setFrameShape(qt.NO_FRAME)
+    area.setHorizontalScrollBarPolicy(qt.SCROLL_OFF)
+    area.setVerticalScrollBarPolicy(qt.SCROLL_AS_NEEDED)
+    return area
+
+
+def _show(label: qt.QLabel, text: str, error: bool) -> None:
+    label.setText(text)
+    label.setStyleSheet("color: #d04040;" if error else "")
+
+
 def _spin(name: str, lo: float, hi: float, value: float, decimals: int | None = None) -> qt.QWidget:
     box = qt.QDoubleSpinBox() if decimals is not None else qt.QSpinBox()
     if decimals is not None:
@@ -55,8 +71,11 @@ class UnderpaintDocker(DockWidget):
 
     # ---------------------------------------------------------------- layout
     def _build_generate(self) -> qt.QWidget:
+        """Connection line on top, the parameters in a scroll area, Generate/Cancel with progress and status
+        below it: the buttons and every message stay in view however small the docker gets."""
         page = qt.QWidget()
         col = qt.QVBoxLayout(page)
+        col.setContentsMargins(0, 0, 0, 0)
         self.connection = _named(qt.QLabel("Not connected"), "connection")
         self.connection.setWordWrap(True)
         connect = _named(qt.QToolButton(), "connect")
@@ -66,7 +85,8 @@ class UnderpaintDocker(DockWidget):
         row.addWidget(self.connection, 1)
         row.addWidget(connect)
         col.addLayout(row)
-        form = qt.QFormLayout()
+        form_page = qt.QWidget()
+        form = qt.QFormLayout(form_page)
         self.model = _named(qt.QComboBox(), "model")
         self.model.addItem("Server default", None)
         self.mode = _named(qt.QComboBox(), "mode")
@@ -97,17 +117,18 @@ class UnderpaintDocker(DockWidget):
         seed_row = qt.QHBoxLayout()
         for widget in (self.seed_random, self.seed, last):
             seed_row.addWidget(widget)
-        for label, widget in (("Model", self.model), ("Mode", self.mode), ("Source", self.source),
-                              ("Prompt", self.prompt), ("Negative", self.negative), ("Strength", self.strength),
+        for label, widget in (("Prompt", self.prompt), ("Negative", self.negative), ("Model", self.model),
+                              ("Mode", self.mode), ("Source", self.source), ("Strength", self.strength),
                               ("Steps", self.steps), ("CFG", self.cfg), ("Images", self.batch)):
             form.addRow(label, widget)
         form.addRow("Seed", seed_row)
-        col.addLayout(form)
+        col.addWidget(_scrolled(form_page, "generate_scroll"), 1)
         buttons = qt.QHBoxLayout()
         self.generate_button = _named(qt.QPushButton("Generate"), "generate")
         self.generate_button.clicked.connect(self.request_generate)
         self.cancel_button = _named(qt.QPushButton("Cancel"), "cancel")
-        self.cancel_button.clicked.connect(lambda: self.controller.cancel_all())
+        self.cancel_button.setToolTip("Cancel the jobs of the active document")
+        self.cancel_button.clicked.connect(self.request_cancel)
         buttons.addWidget(self.generate_button)
         buttons.addWidget(self.cancel_button)
         col.addLayout(buttons)
@@ -118,12 +139,11 @@ class UnderpaintDocker(DockWidget):
         self.status.setWordWrap(True)
         col.addWidget(self.progress)
         col.addWidget(self.status)
-        col.addStretch(1)
         return page
 
     def _build_settings(self) -> qt.QWidget:
-        page = qt.QWidget()
-        form = qt.QFormLayout(page)
+        content = qt.QWidget()
+        form = qt.QFormLayout(content)
         self.server_url = _named(qt.QLineEdit(), "server_url")
         self.token = _named(qt.QLineEdit(), "token")
         self.token.setEchoMode(qt.PASSWORD)
@@ -131,12 +151,20 @@ class UnderpaintDocker(DockWidget):
         self.padding = _spin("padding", 0, 8192, 64)
         self.feather = _spin("feather", 0, 512, 8)
         self.grow = _spin("grow", -512, 512, 0)
-        apply = _named(qt.QPushButton("Apply"), "apply_settings")
-        apply.clicked.connect(self.apply_settings)
         for label, widget in (("Server URL", self.server_url), ("Token", self.token), ("", self.preview),
                               ("Context padding (px)", self.padding), ("Feather (px)", self.feather),
-                              ("Grow (px)", self.grow), ("", apply)):
+                              ("Grow (px)", self.grow)):
             form.addRow(label, widget)
+        page = qt.QWidget()  # the settings scroll; Apply and its outcome stay in view below them
+        col = qt.QVBoxLayout(page)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(_scrolled(content, "settings_scroll"), 1)
+        apply = _named(qt.QPushButton("Apply"), "apply_settings")
+        apply.clicked.connect(self.apply_settings)
+        self.settings_status = _named(qt.QLabel(""), "settings_status")
+        self.settings_status.setWordWrap(True)
+        col.addWidget(apply)
+        col.addWidget(self.settings_status)
         return page
 
     # ---------------------------------------------------------------- parameters <-> widgets
@@ -189,6 +217,9 @@ class UnderpaintDocker(DockWidget):
     def request_generate(self) -> None:
         self.extension.generate(self)
 
+    def request_cancel(self) -> None:
+        self.extension.cancel_document(self)
+
     def reconnect(self) -> None:
         self.controller.disconnect()
         self.controller.connect()
@@ -201,22 +232,36 @@ class UnderpaintDocker(DockWidget):
         self.seed.setText(str(self.controller.last_seed))
 
     def apply_settings(self) -> None:
+        """Validate and save; the outcome is shown on the Settings tab itself (an error saves nothing)."""
         try:
             settings = self.settings().validated()
         except SettingsError as exc:
-            self.show_message(str(exc), True)
+            _show(self.settings_status, f"Not saved: {exc}", True)
             return
-        self.extension.save_settings(settings)
-        self.show_message("Settings saved", False)
+        problem = self.extension.save_settings(settings)
+        if problem:
+            _show(self.settings_status, f"Not saved: {problem}", True)
+        else:
+            _show(self.settings_status, "Settings saved", False)
 
     def show_message(self, text: str, error: bool) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet("color: #d04040;" if error else "")
+        _show(self.status, text, error)
+
+    def _apply_limits(self, status: Status) -> None:
+        """The server's limits become the ranges of Steps and Images."""
+        if status.limits is None:
+            return
+        for box, most, what in ((self.steps, status.limits.max_steps, "steps"),
+                                (self.batch, status.limits.max_batch, "images per job")):
+            if box.maximum() != most:
+                box.setMaximum(most)
+                box.setToolTip(f"The server allows at most {most} {what}")
 
     def on_status(self, status: Status) -> None:
         server = {"connected": f"Connected: {status.server}", "connecting": "Connecting …"}
         self.connection.setText(server.get(status.connection, "Not connected"))
         self._sync_models()
+        self._apply_limits(status)
         if status.progress:
             self.progress.setRange(0, max(1, status.progress[1]))
             self.progress.setValue(status.progress[0])

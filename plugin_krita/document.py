@@ -23,6 +23,7 @@ from .proto import frames, geometry
 from .settings import Settings
 
 Rect = geometry.Rect
+RESTORE_ACTIVE_MS = (0, 30, 100, 300)  # when to check that Krita has not made our new layer the active one
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
 
@@ -105,12 +106,57 @@ class KritaDocument:
         return Capture(plan, fmt, pixels, mask, source_id, source_name)
 
     # ---------------------------------------------------------------- layers
-    def _place(self, node: Any, above: Any) -> None:
-        """Insert ``node`` directly above ``above`` (in its group), or on top of the stack without it."""
+    def _anchor(self, source_id: str) -> Any:
+        """The node a new result (or preview) of ``source_id`` goes directly above: the topmost earlier result
+        of the same source in its group, else the source itself (None: the visible image, top of the stack)."""
+        source = self.node_by_id(source_id)
+        if source is None:
+            return None
+        records = self.records()
+        anchor, above_source = source, False
+        for sibling in source.parentNode().childNodes():  # bottom to top
+            node_id = sibling.uniqueId().toString()
+            if node_id == source_id:
+                above_source = True
+            elif above_source and node_id in records and records[node_id].source == source_id:
+                anchor = sibling
+        return anchor
+
+    def _insert(self, node: Any, above: Any) -> None:
+        """Insert ``node`` directly above ``above`` (in its group), or on top of the stack without it.
+
+        Krita makes an inserted node the active layer; the painter's active layer is put back, so their next
+        stroke never lands on a layer of ours.
+        """
+        active = self.doc.activeNode()
         if above is None:
             self.doc.rootNode().addChildNode(node, None)
         else:
             above.parentNode().addChildNode(node, above)
+        if active is not None:
+            self.doc.setActiveNode(active)
+            self._keep_active(active.uniqueId().toString(), node.uniqueId().toString())
+
+    def _keep_active(self, painter_id: str, ours_id: str) -> None:
+        """Krita activates an inserted layer again a moment later (from its layer model's signals): whenever our
+        layer is the active one then, the painter's layer is made active again. A layer the painter picks
+        in between is left alone."""
+
+        def restore() -> None:
+            try:  # only while this document is open and in front: Krita asserts on a closed one's nodes
+                if not self.is_open() or krita().activeDocument() != self.doc:
+                    return
+                current = self.doc.activeNode()
+                if current is None or current.uniqueId().toString() != ours_id:
+                    return
+                painter = self.node_by_id(painter_id)
+                if painter is not None:
+                    self.doc.setActiveNode(painter)
+            except RuntimeError:  # the document was closed
+                pass
+
+        for delay_ms in RESTORE_ACTIVE_MS:
+            qt.QTimer.singleShot(delay_ms, restore)
 
     def show_preview(self, job: Job, frame: frames.Frame) -> None:
         region = job.preview_rect or job.capture.region
@@ -122,7 +168,8 @@ class KritaDocument:
         if node is None:
             node = self.doc.createNode(PREVIEW_LAYER_NAME, "paintlayer")
             node.setPixelData(data, region.x, region.y, region.width, region.height)
-            self._place(node, self.node_by_id(job.capture.source_id))
+            node.setLocked(True)  # nobody paints on a layer that goes away
+            self._insert(node, self._anchor(job.capture.source_id))
             self._previews[job.id] = node
         else:
             node.setPixelData(data, region.x, region.y, region.width, region.height)
@@ -144,12 +191,12 @@ class KritaDocument:
         return node
 
     def add_results(self, job: Job, images: list[ResultImage]) -> list[str]:
-        """One paint layer per image, stacked directly above the source; parameters recorded.
+        """One paint layer per image, stacked above the source and its earlier results; parameters recorded.
 
         The first image takes over the preview layer when there is one (pixels rewritten, renamed), so the
         undo history holds exactly one step per result layer: the layer's creation.
         """
-        above = self.node_by_id(job.capture.source_id)
+        above = self._anchor(job.capture.source_id)
         records = self.records(prune=True)
         reused = self._take_preview(job)
         names = []
@@ -159,10 +206,11 @@ class KritaDocument:
                 node, reused = reused, None
                 node.setPixelData(image.pixels, r.x, r.y, r.width, r.height)
                 node.setName(image.name)
+                node.setLocked(False)
             else:
                 node = self.doc.createNode(image.name, "paintlayer")
                 node.setPixelData(image.pixels, r.x, r.y, r.width, r.height)
-                self._place(node, above)  # the layer arrives complete: one undo step
+                self._insert(node, above)  # the layer arrives complete: one undo step
             records[node.uniqueId().toString()] = image.record
             names.append(image.name)
             above = node

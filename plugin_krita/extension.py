@@ -21,7 +21,7 @@ from .settings import GROUP, Settings, SettingsError, load, save
 DOCKER_ID = "underpaint_docker"
 ACTIONS = (
     ("underpaint_generate", "Underpaint: Generate", "generate"),
-    ("underpaint_cancel", "Underpaint: Cancel All Jobs", "cancel_all"),
+    ("underpaint_cancel", "Underpaint: Cancel the Jobs of This Document", "cancel_document"),
     ("underpaint_reuse_parameters", "Underpaint: Reuse Parameters of the Active Layer", "reuse_parameters"),
 )
 
@@ -139,8 +139,21 @@ class UnderpaintExtension(Extension):
         return None
 
     @guarded
-    def cancel_all(self) -> None:
-        self.controller.cancel_all()
+    def cancel_document(self, docker: UnderpaintDocker | None = None) -> None:
+        """Cancel the jobs of the document the painter is looking at (in the docker's window); others go on."""
+        doc = self._window_document(docker if isinstance(docker, UnderpaintDocker) else None)
+        tracked = next((t for t in self.documents if doc is not None and t.doc == doc), None)
+        self.controller.cancel_document(tracked.key if tracked else None, tracked.name if tracked else "")
+
+    def _window_document(self, docker: UnderpaintDocker | None) -> Any:
+        """The active document of ``docker``'s window, else Krita's active document."""
+        app = Krita.instance()
+        if docker is not None:
+            for window in app.windows():
+                if window.qwindow() is docker.window():
+                    view = window.activeView()
+                    return view.document() if view is not None else None
+        return app.activeDocument()
 
     @guarded
     def reuse_parameters(self) -> None:
@@ -157,13 +170,14 @@ class UnderpaintExtension(Extension):
         self.report(f"Parameters loaded (seed {record.seed})", error=False)
 
     @guarded
-    def save_settings(self, settings: Settings) -> None:
+    def save_settings(self, settings: Settings) -> str | None:
+        """Save and use ``settings``; returns what was wrong (nothing saved) or None."""
         try:
             clean = save(self.store, settings)
         except SettingsError as exc:
-            self.report(str(exc))
-            return
+            return str(exc)
         self.controller.apply_settings(clean)
+        return None
 
     # ---------------------------------------------------------------- events
     @guarded

@@ -97,6 +97,7 @@ class ResultRecord:
     region: tuple[int, int, int, int]  # x, y, width, height in document pixels
     server_version: str = ""
     created: str = ""  # ISO 8601 time
+    source: str = ""  # unique id of the source layer, "" for the visible image (or records of older versions)
 
     def reuse(self) -> GenerationParams:
         """Parameters that reproduce this result: same everything, the used seed fixed, one image."""
@@ -104,7 +105,7 @@ class ResultRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"params": self.params.to_dict(), "kind": self.kind, "seed": self.seed, "region": list(self.region),
-                "server_version": self.server_version, "created": self.created}
+                "server_version": self.server_version, "created": self.created, "source": self.source}
 
     @classmethod
     def from_dict(cls, data: Any) -> ResultRecord:
@@ -120,7 +121,7 @@ class ResultRecord:
         _choice("kind", kind, ("img2img", "inpaint"))
         _number("seed", seed, 0, MAX_SEED, int)
         return cls(GenerationParams.from_dict(data.get("params")), kind, seed, region,  # type: ignore[arg-type]
-                   str(data.get("server_version", "")), str(data.get("created", "")))
+                   str(data.get("server_version", "")), str(data.get("created", "")), str(data.get("source", "")))
 
 
 def decode_annotation(data: bytes | None) -> dict[str, ResultRecord]:

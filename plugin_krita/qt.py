@@ -22,7 +22,7 @@ QDoubleSpinBox, QFormLayout = QtWidgets.QDoubleSpinBox, QtWidgets.QFormLayout
 QHBoxLayout = QtWidgets.QHBoxLayout
 QLabel, QLineEdit, QMessageBox = QtWidgets.QLabel, QtWidgets.QLineEdit, QtWidgets.QMessageBox
 QPlainTextEdit, QProgressBar = QtWidgets.QPlainTextEdit, QtWidgets.QProgressBar
-QPushButton = QtWidgets.QPushButton
+QPushButton, QScrollArea, QFrame = QtWidgets.QPushButton, QtWidgets.QScrollArea, QtWidgets.QFrame
 QSpinBox, QTabWidget, QToolButton = QtWidgets.QSpinBox, QtWidgets.QTabWidget, QtWidgets.QToolButton
 QVBoxLayout, QWidget = QtWidgets.QVBoxLayout, QtWidgets.QWidget
 
@@ -32,6 +32,9 @@ ARGB32 = QImage.Format.Format_ARGB32 if QT_API == "PyQt6" else QImage.Format_ARG
 PASSWORD = QLineEdit.EchoMode.Password if QT_API == "PyQt6" else QLineEdit.Password
 IGNORE_ASPECT = Qt.AspectRatioMode.IgnoreAspectRatio if QT_API == "PyQt6" else Qt.IgnoreAspectRatio
 SMOOTH = Qt.TransformationMode.SmoothTransformation if QT_API == "PyQt6" else Qt.SmoothTransformation
+NO_FRAME = QFrame.Shape.NoFrame if QT_API == "PyQt6" else QFrame.NoFrame
+SCROLL_AS_NEEDED = Qt.ScrollBarPolicy.ScrollBarAsNeeded if QT_API == "PyQt6" else Qt.ScrollBarAsNeeded
+SCROLL_OFF = Qt.ScrollBarPolicy.ScrollBarAlwaysOff if QT_API == "PyQt6" else Qt.ScrollBarAlwaysOff
 
 
 def to_bytes(data: object) -> bytes:

@@ -10,11 +10,16 @@ from typing import Any
 ENV_PREFIX = "UNDERPAINT_"
 
 
+class ConfigError(ValueError):
+    """A setting the server cannot start with; the message names the setting."""
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     token: str | None = None
+    engine: str = "diffusers"  # the inference backend (see cli.compose.ENGINES)
     models_dirs: tuple[Path, ...] = ()
     device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None picks automatically
     preload: bool = True  # load the default model in the background at start-up
@@ -47,7 +52,7 @@ def _convert(name: str, value: Any) -> Any:
     """Turn a TOML or environment value into the field's type, with a clear error."""
     kinds = {f.name: f.type for f in fields(ServerConfig)}
     if name not in kinds:
-        raise ValueError(f"unknown setting {name!r}")
+        raise ConfigError(f"unknown setting {name!r}")
     kind = str(kinds[name])
     try:
         if name == "models_dirs":
@@ -72,7 +77,7 @@ def _convert(name: str, value: Any) -> Any:
             return float(value)
         return None if value in (None, "") else str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"setting {name!r} has a bad value {value!r} (expected {kind})") from None
+        raise ConfigError(f"setting {name!r} has a bad value {value!r} (expected {kind})") from None
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -106,6 +106,12 @@ def _stage(folder: Path) -> None:
     shutil.copy2(source / DESKTOP, folder / DESKTOP)
 
 
+def next_steps() -> str:
+    """What the painter does after installing (printed by ``underpaint install krita``)."""
+    return ("Restart Krita to load the plugin (a Krita that is already running does not see it), then show the "
+            "docker with Settings > Dockers > Underpaint.")
+
+
 def install(dest: Path | None = None, kritarc: Path | None = None, enable: bool = True) -> Path:
     """Install into the pykrita folder ``dest`` (default: ``default_pykrita()``); return the plugin folder.
 

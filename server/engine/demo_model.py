@@ -14,7 +14,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .base import ModelSpec
+from .interface import ModelSpec
+from .registry import ModelSource
 
 DEMO_VERSION = "demo-v1"
 INPAINT_SUBFOLDER = "unet_inpaint"
@@ -42,9 +43,9 @@ def demo_dir(cache_dir: Path | None = None) -> Path:
     return (cache_dir or default_cache_dir()) / DEMO_VERSION
 
 
-def demo_spec(cache_dir: Path | None = None) -> ModelSpec:
-    """DEMO_SPEC with ``path`` set to where the demo lives (or will be built) under ``cache_dir``."""
-    return ModelSpec(**{**DEMO_SPEC.__dict__, "path": demo_dir(cache_dir)})
+def demo_source(cache_dir: Path | None = None) -> ModelSource:
+    """DEMO_SPEC and where the demo lives (or will be built) under ``cache_dir``."""
+    return ModelSource(DEMO_SPEC, demo_dir(cache_dir))
 
 
 def bytes_to_unicode() -> dict[int, str]:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import functools
-import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+from underpaint.protocol import errors
 
-from .base import KINDS, Engine, EngineError, GenerationRequest, JobCancelled, ModelSpec, Pipelines, StepInfo
-from .loader import PipelineCache, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
+from .interface import (
+    KINDS,
+    CancelToken,
+    Engine,
+    EngineError,
+    GenerationRequest,
+    JobCancelled,
+    ModelSpec,
+    StepInfo,
+    denoising_steps,
+)
+from .loader import PipelineCache, Pipelines, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
 from .previews import X0Capture, render_latent_preview
+from .registry import ModelSource
 from .samplers import make_scheduler
 
 _SEED_MOD = 2**64
@@ -20,52 +31,59 @@ _SEED_MOD = 2**64
 class Registry(Protocol):
     def specs(self) -> list[ModelSpec]: ...
     def get(self, model_id: str) -> ModelSpec: ...
+    def source(self, model_id: str) -> ModelSource: ...
     def default_id(self) -> str: ...
 
 
-def denoise_steps(steps: int, strength: float) -> int:
-    """Steps diffusers actually runs for img2img/inpaint at this strength."""
-    return min(int(steps * strength), steps)
+def steps_to_run(scheduler: Any, steps: int, strength: float) -> int:
+    """How many denoising steps the pipeline will run, computed as diffusers' ``get_timesteps`` does.
+
+    Works on a copy: the job's own scheduler is set up by the pipeline itself.
+    """
+    probe = type(scheduler).from_config(scheduler.config)
+    probe.set_timesteps(steps)
+    start = steps - denoising_steps(steps, strength)
+    return len(probe.timesteps[start * probe.order :])
 
 
 def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
     """Raise EngineError with the offending field for anything the pipelines cannot run."""
     if request.kind not in KINDS:
-        raise EngineError("bad_value", f"unknown kind {request.kind!r}; expected one of {KINDS}", "kind")
+        raise EngineError(errors.BAD_VALUE, f"unknown kind {request.kind!r}; expected one of {KINDS}", "kind")
     if request.kind not in spec.capabilities:
-        raise EngineError("unsupported", f"model {spec.id!r} does not support {request.kind}", "kind")
+        raise EngineError(errors.UNSUPPORTED, f"model {spec.id!r} does not support {request.kind}", "kind")
     image = request.image
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise EngineError("bad_value", "image must be an (H, W, 3) uint8 array", "image")
+        raise EngineError(errors.BAD_VALUE, "image must be an (H, W, 3) uint8 array", "image")
     h, w = image.shape[:2]
     if h < 8 or w < 8 or h % 8 or w % 8:
-        raise EngineError("bad_value", f"image size {w}x{h} must be positive multiples of 8", "image")
+        raise EngineError(errors.BAD_VALUE, f"image size {w}x{h} must be positive multiples of 8", "image")
     if request.kind == "inpaint":
         mask = request.mask
         if mask is None:
-            raise EngineError("bad_value", "inpaint needs a mask", "mask")
+            raise EngineError(errors.BAD_VALUE, "inpaint needs a mask", "mask")
         if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.ndim != 2:
-            raise EngineError("bad_value", "mask must be an (H, W) uint8 array", "mask")
+            raise EngineError(errors.BAD_VALUE, "mask must be an (H, W) uint8 array", "mask")
         if mask.shape != (h, w):
-            raise EngineError("size_mismatch", f"mask is {mask.shape[1]}x{mask.shape[0]}, image {w}x{h}", "mask")
+            raise EngineError(errors.SIZE_MISMATCH, f"mask is {mask.shape[1]}x{mask.shape[0]}, image {w}x{h}", "mask")
         if not (mask >= 128).any():
-            raise EngineError("empty_mask", "the mask selects nothing to repaint", "mask")
+            raise EngineError(errors.EMPTY_MASK, "the mask selects nothing to repaint", "mask")
     if not 0.0 < request.strength <= 1.0:
-        raise EngineError("out_of_range", f"strength {request.strength} must be in (0, 1]", "strength")
+        raise EngineError(errors.OUT_OF_RANGE, f"strength {request.strength} must be in (0, 1]", "strength")
     if request.steps < 1:
-        raise EngineError("out_of_range", f"steps {request.steps} must be >= 1", "steps")
-    if denoise_steps(request.steps, request.strength) < 1:
+        raise EngineError(errors.OUT_OF_RANGE, f"steps {request.steps} must be >= 1", "steps")
+    if denoising_steps(request.steps, request.strength) < 1:
         raise EngineError(
-            "out_of_range",
+            errors.OUT_OF_RANGE,
             f"strength {request.strength} x {request.steps} steps leaves no denoising step",
             "strength",
         )
     if request.batch < 1:
-        raise EngineError("out_of_range", f"batch {request.batch} must be >= 1", "batch")
+        raise EngineError(errors.OUT_OF_RANGE, f"batch {request.batch} must be >= 1", "batch")
     if request.guidance < 0:
-        raise EngineError("out_of_range", f"guidance {request.guidance} must be >= 0", "guidance")
+        raise EngineError(errors.OUT_OF_RANGE, f"guidance {request.guidance} must be >= 0", "guidance")
     if request.seed < 0:
-        raise EngineError("out_of_range", f"seed {request.seed} must be >= 0", "seed")
+        raise EngineError(errors.OUT_OF_RANGE, f"seed {request.seed} must be >= 0", "seed")
 
 
 def job_pipeline(base: Any, scheduler: Any) -> Any:
@@ -117,16 +135,17 @@ class DiffusersEngine(Engine):
 
     def pipelines(self, model_id: str) -> Pipelines:
         """The loaded pipelines of a model (loading it if needed); also usable for warm-up."""
-        spec = self._registry.get(model_id)
-        return self._load(spec)
+        return self._load(self._registry.source(model_id))
 
     def preload(self, model_id: str) -> None:
         self.pipelines(model_id)
 
-    def _load(self, spec: ModelSpec) -> Pipelines:
+    def _load(self, source: ModelSource) -> Pipelines:
+        spec = source.spec
+
         def load() -> Pipelines:
             return load_pipelines(
-                spec, self.device, self.dtype, channels_last=self._channels_last, compile_unet=self._compile_unet
+                source, self.device, self.dtype, channels_last=self._channels_last, compile_unet=self._compile_unet
             )
 
         for attempt in (1, 2):
@@ -136,23 +155,22 @@ class DiffusersEngine(Engine):
                 raise
             except Exception as exc:
                 if not is_out_of_memory(exc):
-                    raise EngineError("model_load_failed", f"could not load model {spec.id!r}: {exc}") from exc
+                    raise EngineError(errors.MODEL_LOAD_FAILED, f"could not load model {spec.id!r}: {exc}") from exc
                 if attempt == 2 or not self.cache.keys():
                     free_accelerator_memory()
-                    raise EngineError("out_of_memory", f"not enough memory to load {spec.id!r}") from exc
+                    raise EngineError(errors.OUT_OF_MEMORY, f"not enough memory to load {spec.id!r}") from exc
                 self.cache.clear()  # other models were resident: drop them and retry alone once
         raise AssertionError("unreachable")
 
     def generate(
-        self, request: GenerationRequest, on_step: Callable[[StepInfo], None], cancel: threading.Event
+        self, request: GenerationRequest, on_step: Callable[[StepInfo], None], cancel: CancelToken
     ) -> list[np.ndarray]:
-        if cancel.is_set():
-            raise JobCancelled()
-        spec = self._registry.get(request.model)
+        cancel.raise_if_cancelled()
+        source = self._registry.source(request.model)
+        spec = source.spec
         validate_request(request, spec)
-        pipes = self._load(spec)
-        if cancel.is_set():
-            raise JobCancelled()
+        pipes = self._load(source)
+        cancel.raise_if_cancelled()
         try:
             return self._run(pipes, request, on_step, cancel)
         except (JobCancelled, EngineError):
@@ -160,15 +178,15 @@ class DiffusersEngine(Engine):
         except Exception as exc:
             if is_out_of_memory(exc):
                 free_accelerator_memory()
-                raise EngineError("out_of_memory", f"out of memory running {spec.id!r}: {exc}") from exc
-            raise EngineError("internal", f"generation failed: {type(exc).__name__}: {exc}") from exc
+                raise EngineError(errors.OUT_OF_MEMORY, f"out of memory running {spec.id!r}: {exc}") from exc
+            raise EngineError(errors.INTERNAL, f"generation failed: {type(exc).__name__}: {exc}") from exc
 
     def _run(
         self,
         pipes: Pipelines,
         request: GenerationRequest,
         on_step: Callable[[StepInfo], None],
-        cancel: threading.Event,
+        cancel: CancelToken,
     ) -> list[np.ndarray]:
         import torch
         from PIL import Image
@@ -181,13 +199,18 @@ class DiffusersEngine(Engine):
         capture = X0Capture(scheduler)
         pipe = job_pipeline(base, scheduler)
         family = pipes.spec.family
+        total = steps_to_run(scheduler, request.steps, request.strength)
+        policy, last_preview = request.preview, None
+        on_step(StepInfo(step=0, total=total))
 
         def on_step_end(_pipe: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            source = capture.x0 if capture.x0 is not None else tensors["latents"]
-            render = functools.partial(render_latent_preview, source, family)
-            on_step(StepInfo(step=i + 1, total=_pipe.num_timesteps, render_preview=render))
-            if cancel.is_set():
-                raise JobCancelled()
+            nonlocal last_preview
+            step, preview, now = i + 1, None, time.monotonic()
+            if policy.wants(step, total, None if last_preview is None else now - last_preview):
+                latents = capture.x0 if capture.x0 is not None else tensors["latents"]
+                preview, last_preview = render_latent_preview(latents, family, policy.max_side), now
+            on_step(StepInfo(step=step, total=total, preview=preview))
+            cancel.raise_if_cancelled()
             return {}
 
         kwargs: dict[str, Any] = {
@@ -221,5 +244,5 @@ class DiffusersEngine(Engine):
             images = pipe(**kwargs).images
         out = (np.asarray(images) * 255).round().astype(np.uint8)  # as diffusers' numpy_to_pil
         if out.shape != (request.batch, h, w, 3):
-            raise EngineError("internal", f"pipeline returned {out.shape}, expected {(request.batch, h, w, 3)}")
+            raise EngineError(errors.INTERNAL, f"pipeline returned {out.shape}, expected {(request.batch, h, w, 3)}")
         return list(out)

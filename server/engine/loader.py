@@ -12,12 +12,26 @@ import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, ModelSpec, Pipelines
+from underpaint.protocol import errors
+
+from .interface import EngineError, ModelSpec
+from .registry import ModelSource
 
 PRECISIONS = ("fp16", "bf16", "fp32")
+
+
+@dataclass
+class Pipelines:
+    """Loaded diffusers pipelines of one model, sharing components."""
+
+    spec: ModelSpec
+    img2img: Any
+    inpaint: Any
+    nbytes: int = 0
 
 
 def pick_device(override: str | None = None, precision: str | None = None) -> tuple[str, Any]:
@@ -69,7 +83,7 @@ def _classes(family: str) -> tuple[Any, Any]:
         return diffusers.StableDiffusionXLImg2ImgPipeline, diffusers.StableDiffusionXLInpaintPipeline
     if family in ("sd1", "sd2", "demo"):
         return diffusers.StableDiffusionImg2ImgPipeline, diffusers.StableDiffusionInpaintPipeline
-    raise EngineError("model_load_failed", f"unsupported model family {family!r}")
+    raise EngineError(errors.MODEL_LOAD_FAILED, f"unsupported model family {family!r}")
 
 
 def _no_checker_kwargs(family: str) -> dict[str, Any]:
@@ -95,7 +109,7 @@ def _variant(folder: Path) -> str | None:
 def _load_folder(spec: ModelSpec, folder: Path, dtype: Any) -> tuple[Any, Any]:
     img2img_cls, inpaint_cls = _classes(spec.family)
     if not (folder / "model_index.json").is_file():
-        raise EngineError("model_load_failed", f"{spec.id}: no diffusers model_index.json in {folder}")
+        raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: no diffusers model_index.json in {folder}")
     common = {**dtype_kwarg(dtype), "local_files_only": True, "variant": _variant(folder)}
     common.update(_no_checker_kwargs(spec.family))
     if spec.inpaint:
@@ -106,12 +120,12 @@ def _load_folder(spec: ModelSpec, folder: Path, dtype: Any) -> tuple[Any, Any]:
     return img2img, inpaint_cls.from_pipe(img2img, **dtype_kwarg(dtype))
 
 
-def _load_demo(spec: ModelSpec, dtype: Any) -> tuple[Any, Any]:
+def _load_demo(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
     from diffusers import UNet2DConditionModel
 
     from .demo_model import INPAINT_SUBFOLDER, ensure_demo_model
 
-    folder = ensure_demo_model(spec.path.parent if spec.path else None)
+    folder = ensure_demo_model(source.path.parent if source.path else None)
     img2img_cls, inpaint_cls = _classes("demo")
     img2img = img2img_cls.from_pretrained(
         str(folder), local_files_only=True, **dtype_kwarg(dtype), **_no_checker_kwargs("demo")
@@ -159,23 +173,24 @@ def _prepare(pipes: Pipelines, device: str, channels_last: bool, compile_unet: b
 
 
 def load_pipelines(
-    spec: ModelSpec, device: str, dtype: Any, *, channels_last: bool = False, compile_unet: bool = False
+    source: ModelSource, device: str, dtype: Any, *, channels_last: bool = False, compile_unet: bool = False
 ) -> Pipelines:
-    """Load ``spec`` onto ``device``. Failures (other than out-of-memory) raise model_load_failed."""
+    """Load a model onto ``device``. Failures (other than out-of-memory) raise model_load_failed."""
+    spec = source.spec
     try:
         if spec.source == "single_file":
             from .single_file import load_single_file
 
-            pipes = load_single_file(spec, device, dtype)
+            pipes = load_single_file(source, device, dtype)
         else:
             if spec.source == "builtin":
-                img2img, inpaint = _load_demo(spec, dtype)
+                img2img, inpaint = _load_demo(source, dtype)
             elif spec.source == "diffusers":
-                if spec.path is None:
-                    raise EngineError("model_load_failed", f"{spec.id}: diffusers model without a path")
-                img2img, inpaint = _load_folder(spec, Path(spec.path), dtype)
+                if source.path is None:
+                    raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: diffusers model without a path")
+                img2img, inpaint = _load_folder(spec, Path(source.path), dtype)
             else:
-                raise EngineError("model_load_failed", f"{spec.id}: unknown model source {spec.source!r}")
+                raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: unknown model source {spec.source!r}")
             pipes = Pipelines(spec=spec, img2img=img2img, inpaint=inpaint)
         _prepare(pipes, device, channels_last, compile_unet)
     except EngineError:
@@ -183,7 +198,7 @@ def load_pipelines(
     except Exception as exc:
         if is_out_of_memory(exc):
             raise
-        raise EngineError("model_load_failed", f"could not load model {spec.id!r}: {exc}") from exc
+        raise EngineError(errors.MODEL_LOAD_FAILED, f"could not load model {spec.id!r}: {exc}") from exc
     pipes.nbytes = pipes.nbytes or pipeline_nbytes(pipes.img2img, pipes.inpaint)
     return pipes
 

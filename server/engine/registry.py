@@ -16,11 +16,13 @@ import logging
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, ModelSpec
+from underpaint.protocol import errors
+
+from .interface import EngineError, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,14 @@ FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights live: engine-side only (the interface and clients see ``spec``, never a path)."""
+
+    spec: ModelSpec
+    path: Path | None  # a diffusers folder, a checkpoint file, or the demo model's folder
 
 
 class NotACheckpoint(Exception):
@@ -204,57 +214,63 @@ class ModelRegistry:
         self.allow_pickle = allow_pickle
         self.include_demo = include_demo
         self.demo_cache_dir = demo_cache_dir
-        self._specs: dict[str, ModelSpec] = {}
+        self._sources: dict[str, ModelSource] = {}
         self._skipped: list[SkippedFile] = []
         self.scan()
 
     def scan(self) -> list[ModelSpec]:
-        specs: dict[str, ModelSpec] = {}
+        sources: dict[str, ModelSource] = {}
         skipped: list[SkippedFile] = []
         demo = None
         if self.include_demo:
-            from .demo_model import demo_spec
+            from .demo_model import demo_source
 
-            demo = demo_spec(self.demo_cache_dir)
-        reserved = {demo.id} if demo else set()
+            demo = demo_source(self.demo_cache_dir)
+        reserved = {demo.spec.id} if demo else set()
         for root in self.models_dirs:
             if not root.exists():
                 log.warning("models directory %s does not exist", root)
                 continue
-            for spec in self._scan_root(root, skipped):
-                model_id = self._unique_id(spec.id, specs.keys() | reserved)
-                specs[model_id] = spec if spec.id == model_id else ModelSpec(**{**spec.__dict__, "id": model_id})
+            for found in self._scan_root(root, skipped):
+                model_id = self._unique_id(found.spec.id, sources.keys() | reserved)
+                if found.spec.id != model_id:
+                    found = ModelSource(replace(found.spec, id=model_id), found.path)
+                sources[model_id] = found
         if demo:
-            specs[demo.id] = demo
-        self._specs, self._skipped = specs, skipped
-        log.info("model registry: %d model(s), %d file(s) skipped", len(specs), len(skipped))
+            sources[demo.spec.id] = demo
+        self._sources, self._skipped = sources, skipped
+        log.info("model registry: %d model(s), %d file(s) skipped", len(sources), len(skipped))
         return self.specs()
 
     def specs(self) -> list[ModelSpec]:
-        return list(self._specs.values())
+        return [source.spec for source in self._sources.values()]
 
     def skipped(self) -> list[SkippedFile]:
         return list(self._skipped)
 
     def get(self, model_id: str) -> ModelSpec:
-        spec = self._specs.get(model_id) if isinstance(model_id, str) else None
-        if spec is None:
-            ids = list(self._specs)
+        return self.source(model_id).spec
+
+    def source(self, model_id: str) -> ModelSource:
+        """The model and where it lives; EngineError(unknown_model) for an id the registry does not offer."""
+        source = self._sources.get(model_id) if isinstance(model_id, str) else None
+        if source is None:
+            ids = list(self._sources)
             available = ", ".join(ids[:20]) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
             shown = str(model_id)[:120]
             raise EngineError(
-                "unknown_model", f"unknown model {shown!r}; available: {available or 'none'}", field="model"
+                errors.UNKNOWN_MODEL, f"unknown model {shown!r}; available: {available or 'none'}", field="model"
             )
-        return spec
+        return source
 
     def default_id(self) -> str:
-        for spec in self._specs.values():
-            if spec.source != "builtin":
-                return spec.id
-        if self._specs:
-            return next(iter(self._specs))
+        for source in self._sources.values():
+            if source.spec.source != "builtin":
+                return source.spec.id
+        if self._sources:
+            return next(iter(self._sources))
         dirs = ", ".join(str(d) for d in self.models_dirs) or "no models directory given"
-        raise EngineError("unknown_model", f"no models available (searched: {dirs})", field="model")
+        raise EngineError(errors.UNKNOWN_MODEL, f"no models available (searched: {dirs})", field="model")
 
     @staticmethod
     def _unique_id(wanted: str, taken: set[str]) -> str:
@@ -266,7 +282,7 @@ class ModelRegistry:
         log.warning("duplicate model id %r: the later one is listed as %r", wanted, f"{wanted}~{n}")
         return f"{wanted}~{n}"
 
-    def _scan_root(self, root: Path, skipped: list[SkippedFile]) -> Iterator[ModelSpec]:
+    def _scan_root(self, root: Path, skipped: list[SkippedFile]) -> Iterator[ModelSource]:
         if root.is_file():
             yield from self._probe_file(root, root.stem, skipped)
         elif (root / "model_index.json").is_file():
@@ -276,7 +292,7 @@ class ModelRegistry:
 
     def _walk(
         self, root: Path, folder: Path, depth: int, seen: set[str], skipped: list[SkippedFile]
-    ) -> Iterator[ModelSpec]:
+    ) -> Iterator[ModelSource]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
         except OSError as exc:
@@ -305,7 +321,7 @@ class ModelRegistry:
                 stem = rel[: -len(path.suffix)] if path.suffix else rel
                 yield from self._probe_file(path, stem, skipped)
 
-    def _probe_file(self, path: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSpec]:
+    def _probe_file(self, path: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSource]:
         suffix = path.suffix.lower()
         rel = model_id + path.suffix
         if suffix in PICKLE_SUFFIXES and not self.allow_pickle:
@@ -336,9 +352,9 @@ class ModelRegistry:
         if inpaint:
             note += " (inpainting)"
         name = path.stem
-        yield ModelSpec(model_id, name, family, inpaint, resolution, "single_file", path, note)
+        yield ModelSource(ModelSpec(model_id, name, family, inpaint, resolution, "single_file", note), path)
 
-    def _probe_folder(self, folder: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSpec]:
+    def _probe_folder(self, folder: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSource]:
         try:
             family, inpaint, resolution = detect_diffusers_folder(folder)
             has_unet, needs_pickle = _weight_formats(folder)
@@ -358,4 +374,4 @@ class ModelRegistry:
             return
         note = f"{FAMILY_LABELS[family]} diffusers folder" + (" (inpainting)" if inpaint else "")
         res = resolution or (512 if family == "sd2" and inpaint else RESOLUTIONS[family])
-        yield ModelSpec(model_id, folder.name, family, inpaint, res, "diffusers", folder, note)
+        yield ModelSource(ModelSpec(model_id, folder.name, family, inpaint, res, "diffusers", note), folder)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SAMPLERS, EngineError
+from underpaint.protocol import errors
+
+from .interface import SAMPLERS, EngineError
 
 
 def make_scheduler(name: str, base: Any) -> Any:
@@ -30,4 +32,5 @@ def make_scheduler(name: str, base: Any) -> Any:
         return DDIMScheduler.from_config(config, clip_sample=False)  # SD never clips x0
     if name == "lcm":
         return LCMScheduler.from_config(config)
-    raise EngineError("bad_value", f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}", field="sampler")
+    raise EngineError(errors.BAD_VALUE, f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}",
+                      field="sampler")

@@ -16,9 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError, ModelSpec, Pipelines
+from underpaint.protocol import errors
+
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
-from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir
+from .interface import EngineError, ModelSpec
+from .loader import Pipelines, is_out_of_memory, pipeline_nbytes
+from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, ModelSource, config_override_dir
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
@@ -26,7 +29,7 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt")
 def config_name(spec: ModelSpec) -> str:
     """Shipped config folder for a spec: sd1, sd1-inpaint, sd2, sd2-base, sd2-inpaint, sdxl, sdxl-inpaint."""
     if spec.family not in ("sd1", "sd2", "sdxl"):
-        raise EngineError("model_load_failed", f"{spec.id}: no single-file config for family {spec.family!r}")
+        raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: no single-file config for family {spec.family!r}")
     if spec.inpaint:
         return f"{spec.family}-inpaint"
     if spec.family == "sd2" and spec.resolution <= 512:
@@ -34,21 +37,21 @@ def config_name(spec: ModelSpec) -> str:
     return spec.family
 
 
-def config_override(spec: ModelSpec) -> Path | None:
+def config_override(source: ModelSource) -> Path | None:
     """The user's ``<stem>.config/`` folder beside the checkpoint, if there is one."""
-    if spec.path is None:
+    if source.path is None:
         return None
-    override = config_override_dir(Path(spec.path))
+    override = config_override_dir(Path(source.path))
     return override if override.is_dir() else None
 
 
-def prepare_config(spec: ModelSpec, dest: Path) -> Path:
+def prepare_config(source: ModelSource, dest: Path) -> Path:
     """Build the config folder for ``spec`` at ``dest``: the shipped one, then the override's files on top.
 
     Tokenizer folders without a vocabulary (no tokenizer.json, no vocab.json) get the shipped CLIP one.
     """
-    shutil.copytree(CONFIGS_DIR / config_name(spec), dest)
-    override = config_override(spec)
+    shutil.copytree(CONFIGS_DIR / config_name(source.spec), dest)
+    override = config_override(source)
     if override is not None:
         shutil.copytree(override, dest, dirs_exist_ok=True)
     for tok_dir in dest.glob("tokenizer*"):
@@ -66,28 +69,30 @@ def _pipeline_classes(family: str) -> tuple[Any, Any]:
     return diffusers.StableDiffusionImg2ImgPipeline, diffusers.StableDiffusionInpaintPipeline
 
 
-def _check_file(spec: ModelSpec) -> Path:
-    if spec.path is None or not Path(spec.path).is_file():
-        raise EngineError("model_load_failed", f"{spec.id}: checkpoint file is missing", field="model")
-    path = Path(spec.path)
+def _check_file(source: ModelSource) -> Path:
+    spec = source.spec
+    if source.path is None or not Path(source.path).is_file():
+        raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: checkpoint file is missing", field="model")
+    path = Path(source.path)
     if path.suffix.lower() not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
-        raise EngineError("model_load_failed", f"{spec.id}: not a checkpoint file ({path.suffix})", field="model")
+        raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: not a checkpoint file ({path.suffix})", field="model")
     return path
 
 
-def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
+def load_single_file(source: ModelSource, device: str, dtype: Any) -> Pipelines:
     """Img2img and inpaint pipelines (sharing components) of a single-file checkpoint, offline.
 
     A 9-channel inpainting checkpoint gets ``img2img=None`` (see loader.py). Pickle checkpoints are
     only listed by the registry when allow_pickle is on; diffusers then loads them ``weights_only``.
     """
-    path = _check_file(spec)
+    spec = source.spec
+    path = _check_file(source)
     img2img_cls, inpaint_cls = _pipeline_classes(spec.family)
     kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
     if spec.family == "sdxl":
         kwargs["add_watermarker"] = False
     with tempfile.TemporaryDirectory(prefix="underpaint-config-") as tmp:
-        config = prepare_config(spec, Path(tmp) / "config")
+        config = prepare_config(source, Path(tmp) / "config")
         try:
             first = (inpaint_cls if spec.inpaint else img2img_cls).from_single_file(
                 str(path), config=str(config), **kwargs
@@ -95,10 +100,10 @@ def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
         except EngineError:
             raise
         except Exception as exc:
-            if _is_oom(exc):
+            if is_out_of_memory(exc):
                 raise
             raise EngineError(
-                "model_load_failed", f"could not load checkpoint {spec.id!r}: {exc}", field="model"
+                errors.MODEL_LOAD_FAILED, f"could not load checkpoint {spec.id!r}: {exc}", field="model"
             ) from exc
     if str(device) != "cpu":  # loaded on the CPU; moving there again only logs warnings
         first.to(device)
@@ -106,20 +111,5 @@ def load_single_file(spec: ModelSpec, device: str, dtype: Any) -> Pipelines:
         img2img, inpaint = None, first
     else:
         img2img, inpaint = first, inpaint_cls.from_pipe(first, torch_dtype=dtype)
-    return Pipelines(spec=spec, img2img=img2img, inpaint=inpaint, nbytes=_nbytes(inpaint))
+    return Pipelines(spec=spec, img2img=img2img, inpaint=inpaint, nbytes=pipeline_nbytes(inpaint))
 
-
-def _nbytes(pipe: Any) -> int:
-    import torch
-
-    total = 0
-    for module in pipe.components.values():
-        if isinstance(module, torch.nn.Module):
-            total += sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
-    return total
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()

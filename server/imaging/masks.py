@@ -11,6 +11,10 @@ from underpaint.protocol.geometry import Rect, Size, context_region
 from .pixels import _desc
 
 
+class EmptyMask(ValueError):
+    """The mask selects nothing to repaint (as sent, or after shrinking it)."""
+
+
 def _check_mask_shape(mask: np.ndarray, size: Size) -> None:
     if getattr(mask, "shape", None) != (size.height, size.width):
         raise ValueError(f"mask is {_desc(mask)} but the image is {size.width}x{size.height}")
@@ -44,7 +48,7 @@ def crop_for_inpaint(image_rect: Rect, mask: np.ndarray, context: int) -> Rect:
     _check_mask_shape(mask, image_rect.size)
     bbox = mask_bbox(mask)
     if bbox is None:
-        raise ValueError("inpaint mask is empty: no pixel is selected")
+        raise EmptyMask("inpaint mask is empty: no pixel is selected")
     return context_region(bbox.translate(image_rect.x, image_rect.y), image_rect, context)
 
 

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from underpaint.protocol.geometry import Rect, Size
+from underpaint.protocol.messages import KINDS
 
-from .masks import _check_mask_shape, _mask_u8, crop_for_inpaint, feather_mask, grow_mask
+from .masks import EmptyMask, _check_mask_shape, _mask_u8, crop_for_inpaint, feather_mask, grow_mask
 from .pixels import _check_colour, _desc, composite, to_rgb8
 from .sizing import fit_to_model, resize_mask, resize_rgb
-
-KINDS = ("img2img", "inpaint")
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def prepare(
         return Prepared(region, model_image, None, None, source, kind)
     grown = grow_mask(local_mask, grow)
     if not grown.any():
-        raise ValueError(f"the mask is empty after shrinking it by {-grow} px")
+        raise EmptyMask(f"the mask is empty after shrinking it by {-grow} px")
     blend_alpha = feather_mask(grown, feather)
     model_mask = None
     if kind == "inpaint":

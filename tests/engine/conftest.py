@@ -13,30 +13,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from underpaint.server.engine.base import EngineError, GenerationRequest, ModelSpec
-from underpaint.server.engine.demo_model import demo_spec, ensure_demo_model
+from underpaint.server.engine.demo_model import demo_source, ensure_demo_model
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.interface import EngineError, GenerationRequest, ModelSpec
+from underpaint.server.engine.registry import ModelSource
+from underpaint.server.jobs.cancel import CancelFlag
 
 # Tiny models on a shared 2-core machine: more intra-op threads only add spin-wait contention.
 torch.set_num_threads(1)
 
 
 class StubRegistry:
-    """Stand-in for the real registry: a fixed list of specs."""
+    """Stand-in for the real registry: a fixed list of models; a bare ModelSpec lives where ``path`` says."""
 
-    def __init__(self, *specs: ModelSpec) -> None:
-        self._specs = {s.id: s for s in specs}
+    def __init__(self, *models: ModelSource | ModelSpec, path: Path | None = None) -> None:
+        sources = [m if isinstance(m, ModelSource) else ModelSource(m, path) for m in models]
+        self._sources = {s.spec.id: s for s in sources}
 
     def specs(self) -> list[ModelSpec]:
-        return list(self._specs.values())
+        return [s.spec for s in self._sources.values()]
+
+    def source(self, model_id: str) -> ModelSource:
+        if model_id not in self._sources:
+            raise EngineError("unknown_model", f"no model {model_id!r}", field="model")
+        return self._sources[model_id]
 
     def get(self, model_id: str) -> ModelSpec:
-        if model_id not in self._specs:
-            raise EngineError("unknown_model", f"no model {model_id!r}", field="model")
-        return self._specs[model_id]
+        return self.source(model_id).spec
 
     def default_id(self) -> str:
-        return next(iter(self._specs))
+        return next(iter(self._sources))
 
 
 @pytest.fixture(name="StubRegistry")
@@ -57,13 +63,23 @@ def demo_folder(demo_cache: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spec(demo_cache: Path) -> ModelSpec:
-    return demo_spec(demo_cache)
+def demo(demo_cache: Path) -> ModelSource:
+    return demo_source(demo_cache)
 
 
 @pytest.fixture(scope="session")
-def engine(spec: ModelSpec) -> DiffusersEngine:
-    return DiffusersEngine(StubRegistry(spec), device="cpu")
+def spec(demo: ModelSource) -> ModelSpec:
+    return demo.spec
+
+
+@pytest.fixture(scope="session")
+def engine(demo: ModelSource) -> DiffusersEngine:
+    return DiffusersEngine(StubRegistry(demo), device="cpu")
+
+
+@pytest.fixture(name="CancelFlag")
+def cancel_flag_class() -> type[CancelFlag]:
+    return CancelFlag
 
 
 @pytest.fixture(scope="session")

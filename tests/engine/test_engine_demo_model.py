@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -15,10 +14,11 @@ from underpaint.server.engine.demo_model import (
     INPAINT_SUBFOLDER,
     build_demo,
     bytes_to_unicode,
-    demo_spec,
+    demo_source,
     ensure_demo_model,
 )
 from underpaint.server.engine.loader import load_pipelines
+from underpaint.server.engine.registry import ModelSource
 
 WEIGHT_FILES = (
     "unet/diffusion_pytorch_model.safetensors",
@@ -76,7 +76,7 @@ def test_weights_are_read_from_disk(demo_folder: Path, tmp_path: Path) -> None:
     weights[key] = torch.full_like(weights[key], 0.125)
     save_file(weights, weights_file)
 
-    pipes = load_pipelines(replace(DEMO_SPEC, path=copy), "cpu", torch.float32)
+    pipes = load_pipelines(ModelSource(DEMO_SPEC, copy), "cpu", torch.float32)
     assert torch.equal(pipes.img2img.unet.conv_in.weight, weights[key])
     assert pipes.inpaint.unet.config.in_channels == 9
     assert pipes.inpaint.vae is pipes.img2img.vae and pipes.inpaint.text_encoder is pipes.img2img.text_encoder
@@ -117,7 +117,8 @@ def test_losing_the_rename_race_to_another_process_uses_its_build(tmp_path: Path
 
 
 def test_demo_spec_is_honest(tmp_path: Path) -> None:
-    spec = demo_spec(tmp_path)
+    source = demo_source(tmp_path)
+    spec = source.spec
     assert (spec.id, spec.family, spec.resolution, spec.source) == ("demo", "demo", 512, "builtin")
-    assert spec.path == tmp_path / DEMO_VERSION and not spec.path.exists()  # naming it builds nothing
+    assert source.path == tmp_path / DEMO_VERSION and not source.path.exists()  # naming it builds nothing
     assert "random" in spec.note and "noise" in spec.note

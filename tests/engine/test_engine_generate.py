@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,15 +12,25 @@ import torch
 from PIL import Image
 from underpaint.protocol.errors import ALL_CODES
 from underpaint.server.engine import diffusers_engine
-from underpaint.server.engine.base import SAMPLERS, EngineError, GenerationRequest, JobCancelled, ModelSpec, StepInfo
 from underpaint.server.engine.demo_model import INPAINT_SUBFOLDER
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.interface import (
+    SAMPLERS,
+    EngineError,
+    GenerationRequest,
+    JobCancelled,
+    ModelSpec,
+    PreviewPolicy,
+    StepInfo,
+)
+from underpaint.server.engine.registry import ModelSource
+from underpaint.server.jobs.cancel import CancelFlag
 
 Make = Callable[..., GenerationRequest]
 
 
 def run(engine: DiffusersEngine, request: GenerationRequest, on_step=None) -> list[np.ndarray]:
-    return engine.generate(request, on_step or (lambda info: None), threading.Event())
+    return engine.generate(request, on_step or (lambda info: None), CancelFlag())
 
 
 def near(a: np.ndarray, b: np.ndarray) -> bool:
@@ -105,24 +114,48 @@ def test_every_sampler_runs(engine: DiffusersEngine, make_request: Make, sampler
     assert totals and min(totals) >= 3  # int(4 steps x 0.75) = 3 denoising steps (PNDM repeats one)
 
 
-def test_steps_are_reported_with_lazy_previews(engine: DiffusersEngine, make_request: Make) -> None:
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("kind, steps, strength", [("img2img", 6, 1.0), ("img2img", 7, 0.3), ("inpaint", 9, 0.55)])
+def test_the_announced_total_is_the_number_of_steps_that_run(
+    engine: DiffusersEngine, make_request: Make, sampler: str, kind: str, steps: int, strength: float
+) -> None:
     infos: list[StepInfo] = []
-    previews: dict[int, np.ndarray] = {}
+    run(engine, make_request(kind=kind, sampler=sampler, steps=steps, strength=strength), infos.append)
+    plan, done = infos[0], infos[1:]
+    assert plan.step == 0  # announced before the first step
+    assert [i.step for i in done] == list(range(1, plan.total + 1))  # one callback per step, last == total
+    assert {i.total for i in infos} == {plan.total}
+    assert plan.total >= min(int(steps * strength), steps)  # PNDM ("default" here) runs one step more
 
-    def on_step(info: StepInfo) -> None:
-        infos.append(info)
-        if info.step == 2:
-            previews[64] = info.render_preview(64)
-            previews[8] = info.render_preview(8)
 
+@pytest.mark.parametrize("max_side, shape", [(64, (12, 16, 3)), (8, (6, 8, 3))])
+def test_previews_arrive_as_arrays_on_the_steps_the_policy_wants(
+    engine: DiffusersEngine, make_request: Make, max_side: int, shape: tuple[int, int, int]
+) -> None:
+    infos: list[StepInfo] = []
     with mock.patch.object(
         diffusers_engine, "render_latent_preview", wraps=diffusers_engine.render_latent_preview
     ) as spy:
-        run(engine, make_request(sampler="euler", steps=8, strength=0.5), on_step)
-    assert [i.step for i in infos] == [1, 2, 3, 4] and {i.total for i in infos} == {4}
-    assert spy.call_count == 2  # only the two previews asked for were rendered
-    assert previews[64].shape == (12, 16, 3) and previews[64].dtype == np.uint8  # latent size, 1/8
-    assert previews[8].shape == (6, 8, 3)
+        policy = PreviewPolicy(every_steps=2, max_side=max_side)
+        run(engine, make_request(sampler="euler", steps=10, strength=0.5, preview=policy), infos.append)
+    assert [i.step for i in infos] == [0, 1, 2, 3, 4, 5] and {i.total for i in infos} == {5}
+    previews = {i.step: i.preview for i in infos if i.preview is not None}
+    assert list(previews) == [2, 4] and spy.call_count == 2  # only wanted previews are rendered; never the last
+    for preview in previews.values():
+        assert preview.shape == shape and preview.dtype == np.uint8  # latent size (1/8), then fitted
+
+
+def test_no_previews_unless_asked(engine: DiffusersEngine, make_request: Make) -> None:
+    infos: list[StepInfo] = []
+    run(engine, make_request(steps=6, strength=1.0), infos.append)
+    assert len(infos) > 2 and all(i.preview is None for i in infos)
+
+
+def test_preview_policy_spacing() -> None:
+    policy = PreviewPolicy(every_steps=3, min_interval_s=10.0)
+    assert [s for s in range(0, 11) if policy.wants(s, 10, None)] == [3, 6, 9]  # never step 0 or the last
+    assert not policy.wants(3, 10, 4.0) and policy.wants(3, 10, 10.5)
+    assert not any(PreviewPolicy(every_steps=0).wants(s, 10, None) for s in range(11))
 
 
 @pytest.mark.parametrize("sampler, uses_x0", [("euler", True), ("dpmpp_2m", True), ("default", False)])
@@ -139,8 +172,8 @@ def test_previews_show_predicted_x0_when_the_scheduler_has_it(
     sources: list[tuple[object, object]] = []
 
     def on_step(info: StepInfo) -> None:
-        info.render_preview(32)
-        sources.append((spy.call_args.args[0], captures[0].x0))
+        if info.preview is not None:
+            sources.append((spy.call_args.args[0], captures[0].x0))
 
     with (
         mock.patch.object(diffusers_engine, "X0Capture", RecordingCapture),
@@ -148,7 +181,7 @@ def test_previews_show_predicted_x0_when_the_scheduler_has_it(
             diffusers_engine, "render_latent_preview", wraps=diffusers_engine.render_latent_preview
         ) as spy,
     ):
-        run(engine, make_request(sampler=sampler), on_step)
+        run(engine, make_request(sampler=sampler, preview=PreviewPolicy(every_steps=1)), on_step)
     assert sources
     for rendered, x0 in sources:
         assert (rendered is x0) == uses_x0
@@ -157,7 +190,7 @@ def test_previews_show_predicted_x0_when_the_scheduler_has_it(
 
 def test_cancel_mid_run_raises_and_skips_the_vae_decode(engine: DiffusersEngine, make_request: Make) -> None:
     vae = engine.pipelines("demo").img2img.vae
-    cancel = threading.Event()
+    cancel = CancelFlag()
     steps: list[int] = []
 
     def on_step(info: StepInfo) -> None:
@@ -172,11 +205,11 @@ def test_cancel_mid_run_raises_and_skips_the_vae_decode(engine: DiffusersEngine,
         with pytest.raises(JobCancelled):
             engine.generate(make_request(steps=10, strength=1.0), on_step, cancel)
         assert decode.call_count == 0
-    assert steps == [1, 2]
+    assert steps == [0, 1, 2]
 
 
 def test_cancel_before_start_runs_nothing(engine: DiffusersEngine, make_request: Make) -> None:
-    cancel = threading.Event()
+    cancel = CancelFlag()
     cancel.set()
     steps: list[StepInfo] = []
     with pytest.raises(JobCancelled):
@@ -216,8 +249,8 @@ def test_bad_requests_are_specific_errors(engine, make_request: Make, changes: d
     assert info.value.code in ALL_CODES and info.value.message
 
 
-def test_unsupported_kind_for_a_model(spec: ModelSpec, make_request: Make, StubRegistry) -> None:
-    engine = DiffusersEngine(StubRegistry(replace(spec, capabilities=("img2img",))), device="cpu")
+def test_unsupported_kind_for_a_model(demo: ModelSource, make_request: Make, StubRegistry) -> None:
+    engine = DiffusersEngine(StubRegistry(replace(demo.spec, capabilities=("img2img",)), path=demo.path), device="cpu")
     with pytest.raises(EngineError) as info:
         run(engine, make_request(kind="inpaint"))
     assert (info.value.code, info.value.field) == ("unsupported", "kind")
@@ -247,10 +280,10 @@ def test_other_runtime_failures_are_internal(engine: DiffusersEngine, make_reque
 
 
 def test_a_failing_model_load_leaves_the_engine_usable(
-    spec: ModelSpec, make_request: Make, tmp_path: Path, StubRegistry
+    demo: ModelSource, make_request: Make, tmp_path: Path, StubRegistry
 ) -> None:
-    broken = ModelSpec("broken", "Broken", "sd1", False, 512, "diffusers", path=tmp_path / "missing")
-    engine = DiffusersEngine(StubRegistry(spec, broken), device="cpu")
+    broken = ModelSource(ModelSpec("broken", "Broken", "sd1", False, 512, "diffusers"), tmp_path / "missing")
+    engine = DiffusersEngine(StubRegistry(demo, broken), device="cpu")
     with pytest.raises(EngineError) as info:
         run(engine, make_request(model="broken"))
     assert info.value.code == "model_load_failed"
@@ -258,15 +291,15 @@ def test_a_failing_model_load_leaves_the_engine_usable(
 
 
 def test_out_of_memory_while_loading_evicts_other_models_and_retries(
-    spec: ModelSpec, make_request: Make, StubRegistry
+    demo: ModelSource, make_request: Make, StubRegistry
 ) -> None:
-    engine = DiffusersEngine(StubRegistry(spec, replace(spec, id="other")), device="cpu")
+    engine = DiffusersEngine(StubRegistry(demo.spec, replace(demo.spec, id="other"), path=demo.path), device="cpu")
     engine.pipelines("other")
     real = diffusers_engine.load_pipelines
     attempts: list[str] = []
 
-    def flaky(model: ModelSpec, *args, **kwargs):
-        attempts.append(model.id)
+    def flaky(model: ModelSource, *args, **kwargs):
+        attempts.append(model.spec.id)
         if len(attempts) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory")
         return real(model, *args, **kwargs)
@@ -276,8 +309,8 @@ def test_out_of_memory_while_loading_evicts_other_models_and_retries(
     assert attempts == ["demo", "demo"] and engine.cache.keys() == ["demo"]
 
 
-def test_out_of_memory_while_loading_alone_is_reported(spec: ModelSpec, make_request: Make, StubRegistry) -> None:
-    engine = DiffusersEngine(StubRegistry(spec), device="cpu")
+def test_out_of_memory_while_loading_alone_is_reported(demo: ModelSource, make_request: Make, StubRegistry) -> None:
+    engine = DiffusersEngine(StubRegistry(demo), device="cpu")
     failing = mock.Mock(side_effect=torch.OutOfMemoryError("CUDA out of memory"))
     with mock.patch.object(diffusers_engine, "load_pipelines", failing), pytest.raises(EngineError) as info:
         run(engine, make_request())
@@ -291,8 +324,8 @@ def test_img2img_on_a_9_channel_only_model_uses_a_full_mask(
     folder = tmp_path / "inpaint-model"
     shutil.copytree(demo_folder, folder, ignore=shutil.ignore_patterns(INPAINT_SUBFOLDER, "unet"))
     shutil.copytree(demo_folder / INPAINT_SUBFOLDER, folder / "unet")
-    inp = ModelSpec("inp", "Inpaint", "sd1", True, 512, "diffusers", path=folder)
-    engine = DiffusersEngine(StubRegistry(inp), device="cpu")
+    inp = ModelSpec("inp", "Inpaint", "sd1", True, 512, "diffusers")
+    engine = DiffusersEngine(StubRegistry(inp, path=folder), device="cpu")
     img2img = run(engine, make_request(model="inp"))[0]
     full_mask = np.full((96, 128), 255, np.uint8)
     inpaint = run(engine, make_request(model="inp", kind="inpaint", mask=full_mask))[0]

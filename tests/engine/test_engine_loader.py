@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from underpaint.server.engine.base import EngineError, ModelSpec, Pipelines
 from underpaint.server.engine.demo_model import INPAINT_SUBFOLDER
-from underpaint.server.engine.loader import PipelineCache, load_pipelines, pick_device, pipeline_nbytes
+from underpaint.server.engine.interface import EngineError, ModelSpec
+from underpaint.server.engine.loader import PipelineCache, Pipelines, load_pipelines, pick_device, pipeline_nbytes
+from underpaint.server.engine.registry import ModelSource
 
 NO_ACCEL = not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
@@ -49,7 +50,7 @@ def test_pick_device_rejects_unknown_names() -> None:
 
 
 def test_a_diffusers_folder_loads_with_shared_components(demo_folder: Path) -> None:
-    spec = ModelSpec("plain", "Plain", "sd1", False, 512, "diffusers", path=demo_folder)
+    spec = ModelSource(ModelSpec("plain", "Plain", "sd1", False, 512, "diffusers"), demo_folder)
     pipes = load_pipelines(spec, "cpu", torch.float32)
     assert type(pipes.img2img).__name__ == "StableDiffusionImg2ImgPipeline"
     assert type(pipes.inpaint).__name__ == "StableDiffusionInpaintPipeline"
@@ -75,7 +76,7 @@ def inpaint_only_folder(demo_folder: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("declared_inpaint", [True, False])
 def test_a_9_channel_model_has_no_img2img_pipeline(demo_folder: Path, tmp_path: Path, declared_inpaint: bool) -> None:
     folder = inpaint_only_folder(demo_folder, tmp_path)
-    spec = ModelSpec("inp", "Inp", "sd1", declared_inpaint, 512, "diffusers", path=folder)
+    spec = ModelSource(ModelSpec("inp", "Inp", "sd1", declared_inpaint, 512, "diffusers"), folder)
     pipes = load_pipelines(spec, "cpu", torch.float32)
     assert pipes.img2img is None
     assert pipes.inpaint.unet.config.in_channels == 9
@@ -84,13 +85,14 @@ def test_a_9_channel_model_has_no_img2img_pipeline(demo_folder: Path, tmp_path: 
 @pytest.mark.parametrize(
     "spec, message",
     [
-        (ModelSpec("gone", "Gone", "sd1", False, 512, "diffusers", path=Path("/nonexistent/x")), "model_index"),
-        (ModelSpec("nopath", "No path", "sd1", False, 512, "diffusers"), "without a path"),
-        (ModelSpec("odd", "Odd", "sd1", False, 512, "ftp"), "unknown model source"),
-        (ModelSpec("sd3", "SD3", "sd3", False, 512, "diffusers", path=Path("/tmp")), "unsupported model family"),
+        (ModelSource(ModelSpec("gone", "Gone", "sd1", False, 512, "diffusers"), Path("/nonexistent/x")), "model_index"),
+        (ModelSource(ModelSpec("nopath", "No path", "sd1", False, 512, "diffusers"), None), "without a path"),
+        (ModelSource(ModelSpec("odd", "Odd", "sd1", False, 512, "ftp"), None), "unknown model source"),
+        (ModelSource(ModelSpec("sd3", "SD3", "sd3", False, 512, "diffusers"), Path("/tmp")),
+         "unsupported model family"),
     ],
 )
-def test_load_failures_are_model_load_failed(spec: ModelSpec, message: str) -> None:
+def test_load_failures_are_model_load_failed(spec: ModelSource, message: str) -> None:
     with pytest.raises(EngineError, match=message) as info:
         load_pipelines(spec, "cpu", torch.float32)
     assert info.value.code == "model_load_failed"
@@ -100,14 +102,14 @@ def test_corrupt_weights_are_model_load_failed(demo_folder: Path, tmp_path: Path
     folder = tmp_path / "broken"
     shutil.copytree(demo_folder, folder)
     (folder / "unet/diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
-    spec = ModelSpec("broken", "Broken", "sd1", False, 512, "diffusers", path=folder)
+    spec = ModelSource(ModelSpec("broken", "Broken", "sd1", False, 512, "diffusers"), folder)
     with pytest.raises(EngineError) as info:
         load_pipelines(spec, "cpu", torch.float32)
     assert info.value.code == "model_load_failed" and "broken" in info.value.message
 
 
-def test_channels_last_option(spec: ModelSpec) -> None:
-    pipes = load_pipelines(replace(spec), "cpu", torch.float32, channels_last=True)
+def test_channels_last_option(demo: ModelSource) -> None:
+    pipes = load_pipelines(replace(demo), "cpu", torch.float32, channels_last=True)
     assert pipes.img2img.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert pipes.inpaint.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -159,8 +161,8 @@ def test_cache_rejects_negative_budget() -> None:
         PipelineCache(-1)
 
 
-def test_the_requested_dtype_survives_sharing_components(spec: ModelSpec) -> None:
+def test_the_requested_dtype_survives_sharing_components(demo: ModelSource) -> None:
     # from_pipe casts to float32 unless told the dtype: both pipelines must stay in the requested one.
-    pipes = load_pipelines(spec, "cpu", torch.bfloat16)
+    pipes = load_pipelines(demo, "cpu", torch.bfloat16)
     for pipe in (pipes.img2img, pipes.inpaint):
         assert pipe.unet.dtype == pipe.vae.dtype == pipe.text_encoder.dtype == torch.bfloat16

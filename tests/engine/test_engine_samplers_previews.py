@@ -13,7 +13,7 @@ from diffusers import (
     LCMScheduler,
     PNDMScheduler,
 )
-from underpaint.server.engine.base import SAMPLERS, EngineError
+from underpaint.server.engine.interface import SAMPLERS, EngineError
 from underpaint.server.engine.previews import X0Capture, fit_max_side, latent_to_rgb, render_latent_preview
 from underpaint.server.engine.samplers import make_scheduler
 

@@ -37,7 +37,7 @@ mount -t proc proc "$root/proc" && mount -t sysfs sysfs "$root/sys" && mount --b
 chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="$work/home" \
   XDG_RUNTIME_DIR="$work/run" GIMP3_DIRECTORY="$work/profile" GEGL_SWAP="$work/swap" \
   UNDERPAINT_GIMP_LOG="$work/plugin-log.jsonl" UNDERPAINT_IDLE_TIMEOUT="${UNDERPAINT_IDLE_TIMEOUT:-120}" \
-  UNDERPAINT_BATCH_DIR="$work" \
+  UNDERPAINT_BATCH_DIR="$work" UNDERPAINT_GIMP_TEST_HOOKS="$work/hooks.json" \
   timeout -k 5 "$limit" "$@"
 """
 

@@ -155,7 +155,8 @@ def test_unreachable_server_is_a_clear_failure() -> None:
 
 
 @pytest.mark.parametrize(("event", "message"), [
-    (lambda j: messages.Error(code="out_of_memory", message="GPU full", job=j), r"\(out_of_memory\): GPU full"),
+    (lambda j: messages.Error(code="out_of_memory", message="GPU full", job=j),
+     r"^The server ran out of memory: .* \(GPU full\)$"),
     (lambda j: messages.Error(code="bad_token", message="nope"), "refused the access token"),
     (lambda j: messages.Cancelled(job=j), "server cancelled"),
     (lambda j: connection.ResultReceived(j, messages.Result(job=j, images=1),
@@ -201,7 +202,7 @@ def test_submit_rejected_locally() -> None:
 
     runner, _, _ = make_runner(script)
     drive(runner)
-    with pytest.raises(job.JobFailed, match=r"\(too_large\): image exceeds"):
+    with pytest.raises(job.JobFailed, match=r"^The image is too large for the server: .* \(image exceeds"):
         runner.result()
 
 

@@ -36,6 +36,12 @@ def native_dtype(fmt: str) -> type:
     raise AssertionError(fmt)
 
 
+def test_every_wire_pixel_format_has_a_numpy_layout() -> None:
+    from underpaint.protocol.messages import PIXEL_FORMATS as WIRE_FORMATS
+
+    assert set(PIXEL_FORMATS) == set(WIRE_FORMATS)
+
+
 def test_bytes_per_pixel() -> None:
     assert {f: bytes_per_pixel(f) for f in PIXEL_FORMATS} == EXPECTED_BPP
     with pytest.raises(ValueError, match="unknown pixel format 'rgb16'"):

@@ -29,7 +29,8 @@ TRIXIE_CHROOT = Path(os.environ.get("UNDERPAINT_KRITA_CHROOT", "/var/cache/under
 # -noreset: Krita 5.2 opens and closes three X connections (OpenGL probing) before its main one. Without it
 # every close resets Xvfb, and a connection that arrives while a slow (CPU-starved) server is resetting is
 # dropped: "qt.qpa.xcb: could not connect to display", then Krita aborts.
-XVFB_SCREEN = "-screen 0 1600x1200x24 -nolisten tcp -noreset"
+XVFB_ARGS = "-nolisten tcp -noreset"
+DEFAULT_SCREEN = "1600x1200"  # width x height of the virtual screen; the e2e suite uses a laptop's 1366x768
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ class Krita:
         """``path`` as Krita sees it."""
         return "/" + str(path.relative_to(self.chroot)) if self.chroot else str(path)
 
-    def command(self, env: dict[str, str], xvfb_log: Path) -> list[str]:
-        """Krita under xvfb-run; Xvfb's and xauth's own messages go to ``xvfb_log``."""
-        xvfb = ["-e", self.inside(xvfb_log), "-s", XVFB_SCREEN, "krita", "--nosplash"]
+    def command(self, env: dict[str, str], xvfb_log: Path, screen: str = DEFAULT_SCREEN) -> list[str]:
+        """Krita under xvfb-run on a ``screen`` (e.g. ``1366x768``) display; Xvfb's and xauth's own messages go
+        to ``xvfb_log``."""
+        xvfb = ["-e", self.inside(xvfb_log), "-s", f"-screen 0 {screen}x24 {XVFB_ARGS}", "krita", "--nosplash"]
         if self.chroot is None:
             return ["xvfb-run", "-a", *xvfb]
         script = (
@@ -129,7 +131,7 @@ def make_profile(root: Path, settings: dict[str, str], krita: Krita) -> dict[str
 
 
 def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], timeout: float,
-              krita: Krita = Krita()) -> KritaRun:
+              krita: Krita = Krita(), screen: str = DEFAULT_SCREEN) -> KritaRun:
     """Run Krita until the driver quits it (or ``timeout`` seconds pass); return the driver's results.
 
     ``config["out"]`` (a host path) is where the driver saves documents; with a chroot, ``root`` and it must
@@ -157,8 +159,8 @@ def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], time
                     time.sleep(1)
         log = stack.enter_context(log_path.open("wb"))
         host_env = env if krita.chroot is None else {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        proc = subprocess.Popen(krita.command(env, xvfb_log), env=host_env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
+        proc = subprocess.Popen(krita.command(env, xvfb_log, screen), env=host_env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

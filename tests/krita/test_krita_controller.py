@@ -313,3 +313,52 @@ def test_late_events_of_a_closed_connection_are_ignored() -> None:
         c.handle(event)
     assert c.connection == "connected" and not c.error
     assert [e.generation for e in posted] == [3, 1, 1] and isinstance(posted[0], Tagged)
+
+
+# ------------------------------------------------------------------ limits, progress, per-document cancel
+def test_steps_over_the_server_limit_are_refused_with_a_sentence_before_sending() -> None:
+    c = fake_controller(connected=True)
+    with pytest.raises(UserError, match="at most 50 steps per job"):
+        c.generate(FakeDocument(), GenerationParams(steps=51))
+    assert c.error and FakeClient.instances[0].submitted == []
+    assert c.status().limits is not None and c.status().limits.max_steps == 50  # for the docker's ranges
+
+
+def test_remaining_server_errors_read_as_sentences() -> None:
+    from underpaint.plugin_krita.messages_text import explain
+
+    text = explain("out_of_range", "steps must be at most 150")
+    assert "out_of_range" not in text and not text.startswith("Error")
+    assert "does not accept" in text and "Steps must be at most 150" in text
+    for code in ("bad_value", "missing_frame", "not_ready", "some_new_code"):
+        sentence = explain(code, "")
+        assert sentence[0].isupper() and sentence.endswith(".") and "_" not in sentence, sentence
+
+
+def test_progress_never_shows_a_step_above_the_total_and_zero_means_unknown() -> None:
+    c = fake_controller(connected=True)
+    job_id = c.generate(FakeDocument(), GenerationParams())
+    c.handle(messages.Started(job=job_id, total=40))
+    c.handle(messages.Progress(job=job_id, step=12, total=40))
+    assert c.message == "Step 12/40" and c.status().progress == (12, 40)
+    c.handle(messages.Progress(job=job_id, step=41, total=40))
+    assert c.message == "Step 40/40" and c.status().progress == (40, 40)
+    other = c.generate(FakeDocument(key=2), GenerationParams())
+    c.cancel(job_id)
+    c.handle(messages.Cancelled(job=job_id))
+    c.handle(messages.Started(job=other, total=0))
+    c.handle(messages.Progress(job=other, step=3, total=0))
+    assert c.message == "Step 3" and c.status().progress is None  # the docker shows a busy bar
+
+
+def test_cancel_stops_only_the_current_documents_jobs() -> None:
+    c = fake_controller(connected=True)
+    mine, theirs = FakeDocument(key=1), FakeDocument(key=2)
+    first, second = c.generate(mine, GenerationParams()), c.generate(mine, GenerationParams())
+    other = c.generate(theirs, GenerationParams())
+    c.cancel_document(1, "doc1")
+    assert sorted(FakeClient.instances[0].cancelled) == sorted([first, second])
+    assert c.jobs.get(other) is not None and not c.jobs.get(other).cancel_requested
+    c.cancel_document(3, "empty")
+    assert len(FakeClient.instances[0].cancelled) == 2
+    assert "No jobs to cancel in 'empty'" in c.message and "3 job(s) of other documents keep running" in c.message

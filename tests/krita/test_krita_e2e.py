@@ -25,9 +25,10 @@ from underpaint.protocol.geometry import Rect, context_region
 pytestmark = pytest.mark.host
 
 SCENARIOS = ["img2img", "reuse", "docker_ui", "inpaint", "float_big_layer", "batch_visible_u16", "cancel",
-             "close_document", "server_down"]
+             "strokes", "cancel_one_document", "close_document", "server_down"]
 PREVIEW = "Underpaint preview"
 SETTINGS = {"preview": "true", "feather": "4", "grow": "0", "context_padding": "16"}
+SCREEN = (1366, 768)  # a laptop: the docker must fit it
 KRITA_TIMEOUT_S = 420  # hard limit for the whole Krita run (the driver's own watchdog fires earlier)
 
 
@@ -52,7 +53,8 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         with running_server(server_dir) as url:
             config = {"scenarios": SCENARIOS, "dead_url": closed_port_url(), "out": str(out),
                       "timeout": KRITA_TIMEOUT_S - 30}
-            run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S, krita=krita)
+            run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S, krita=krita,
+                            screen="x".join(map(str, SCREEN)))
             run.results["server_url"] = url
         yield run
     finally:
@@ -151,6 +153,83 @@ def test_docker_shows_the_server_and_its_models(session: KritaRun) -> None:
                  "preview", "padding", "feather", "grow"):
         assert f"underpaint_{name}" in rec["widgets"], name
     assert Image.open(rec["screenshot"]).size[0] > 100
+
+
+def test_docker_fits_a_laptop_screen(session: KritaRun) -> None:
+    rec = scenario(session, "docker_ui")
+    screen = Rect(*rec["screen"])
+    assert (screen.width, screen.height) == SCREEN
+    assert not rec["floating"], "the docker should sit in the main window"
+    for name in ("generate", "cancel", "status", "progress"):
+        shown = rec["on_screen"][name]
+        rect = Rect(*shown["rect"])
+        assert shown["visible"] and shown["drawn"] and not rect.is_empty, f"{name} is not drawn: {shown}"
+        assert screen.contains(rect), f"{name} at {rect} is off the {screen} screen (window {rec['window']})"
+
+
+def test_docker_ranges_are_the_servers_limits(session: KritaRun) -> None:
+    assert scenario(session, "docker_ui")["limits"] == {"steps": 150, "batch": 8}  # `underpaint serve` defaults
+
+
+def test_a_bad_setting_is_refused_on_the_settings_tab(session: KritaRun) -> None:
+    bad = scenario(session, "docker_ui")["bad_url"]
+    assert bad["message"] and bad["message"].startswith("Not saved") and "ftp://" in bad["message"]
+    assert bad["shown"]["visible"] and bad["shown"]["drawn"]
+    screen = Rect(*scenario(session, "docker_ui")["screen"])
+    assert screen.contains(Rect(*bad["shown"]["rect"])), bad["shown"]
+    assert bad["stored_after"] == bad["stored_before"] == session.results["server_url"]
+    assert bad["in_use"] == session.results["server_url"]
+
+
+def test_progress_never_shows_a_step_above_its_total(session: KritaRun) -> None:
+    shown = [entry[0] for rec in session.results["scenarios"].values() for entry in rec.get("statuses", [])
+             if entry[0].startswith("Step ")]
+    assert shown, "no progress was shown"
+    for text in shown:
+        step, _, total = text.split()[1].partition("/")
+        assert not total or int(step) <= int(total), text
+    # the total announced is the number of steps that run: the last step reaches it (8 steps at strength 0.75
+    # run 6 denoising steps; the demo model's PNDM scheduler adds one)
+    img2img = [e[0] for e in scenario(session, "img2img")["statuses"] if e[0].startswith("Step ")]
+    assert img2img[-1] == "Step 7/7", img2img
+
+
+def test_strokes_painted_during_jobs_stay_on_the_painters_layer(session: KritaRun) -> None:
+    rec = scenario(session, "strokes")
+    for label in ("img2img", "inpaint", "cancel"):
+        check = rec["checks"][label]
+        assert check["painted_on"] == "source", f"{label}: the stroke went onto {check['painted_on']!r}"
+        assert check["preview_locked"], f"{label}: the preview layer can be painted on"
+        assert check["on_source"], f"{label}: the stroke is not on the painter's layer: {check}"
+        assert check["active_is_source"], f"{label}: the active layer became {check['active']!r}"
+    assert "inpaint over it [inpaint, seed 12]" not in rec["checks"]["inpaint"]["elsewhere"]
+    assert rec["checks"]["cancel"]["status"].startswith("Cancelled")
+    assert rec["checks"]["selection_after"] == [48, 32, 32, 24]  # the painter's selection is untouched
+    kra = Kra.open(Path(rec["kra"]))
+    source = kra.pixels(kra.layer("source"))
+    for x, y in ((4, 4), (104, 80), (4, 84)):
+        assert (source[y:y + 8, x:x + 8] == (255, 0, 0, 255)).all(), f"stroke at {x},{y} lost"
+
+
+def test_a_new_result_lands_above_earlier_results_of_its_source(session: KritaRun) -> None:
+    rec = scenario(session, "strokes")
+    kra = Kra.open(Path(rec["kra"]))
+    inpainted, full = "inpaint over it [inpaint, seed 12]", "keep my strokes [img2img, seed 11]"
+    assert names(kra) == [inpainted, full, "source", "Background"]
+    assert records(kra)[kra.layer(inpainted).uuid]["source"] == kra.layer("source").uuid
+    result = kra.pixels(kra.layer(inpainted))
+    composite = np.asarray(Image.open(rec["png"]).convert("RGBA"))
+    opaque = result[..., 3] == 255
+    assert opaque.sum() > 32 * 24 * 0.9
+    assert np.array_equal(composite[opaque], result[opaque]), "the inpaint result is covered"
+
+
+def test_cancel_stops_only_the_active_documents_jobs(session: KritaRun) -> None:
+    rec = scenario(session, "cancel_one_document")
+    assert rec["active_document"] == "cancelled here"
+    assert rec["other_still_running"], "Cancel stopped another document's job"
+    assert ["Cancelled", False, 1, "connected"] in rec["statuses"]  # one job (the other document's) goes on
+    assert [la["name"] for la in rec["cancelled_layers"]] == ["source", "Background"]
 
 
 def test_inpaint_changes_only_the_selection(session: KritaRun) -> None:

@@ -141,6 +141,7 @@ def test_cli_installs_and_builds_the_zip(tmp_path: Path) -> None:
                            str(tmp_path / "pk"), "--zip", str(tmp_path / "u.zip")], capture_output=True, text=True,
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr
+    assert "Restart Krita" in done.stdout and "Settings > Dockers > Underpaint" in done.stdout
     assert (tmp_path / "pk" / "underpaint_krita" / "__init__.py").is_file()
     assert (tmp_path / "u.zip").is_file()
     assert "enable_underpaint_krita=true" in (tmp_path / "cfg" / "kritarc").read_text()

@@ -75,8 +75,8 @@ def test_full_size_checkpoint_loads_with_shipped_config(family: str, stem: str, 
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / f"{stem}.safetensors"))
     del state
 
-    spec = ModelRegistry([tmp_path], include_demo=False).get(stem)
-    assert spec.family == family and not spec.inpaint
+    spec = ModelRegistry([tmp_path], include_demo=False).source(stem)
+    assert spec.spec.family == family and not spec.spec.inpaint
     pipes = load_single_file(spec, "cpu", torch.float16)
     for name, module in parts.items():
         want, got = module.state_dict(), getattr(pipes.img2img, name).state_dict()

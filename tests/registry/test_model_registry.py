@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from underpaint.server.engine.base import EngineError
+from underpaint.server.engine.interface import EngineError
 from underpaint.server.engine.registry import (
     MAX_DEPTH,
     ModelRegistry,
@@ -103,7 +103,8 @@ def test_comfyui_tree_ids_families_and_resolutions(comfy: Path) -> None:
     }
     spec = specs["SDXL/juggernautXL_v9 [fp16]"]
     assert spec.name == "juggernautXL_v9 [fp16]"
-    assert spec.path == comfy / "SDXL" / "juggernautXL_v9 [fp16].safetensors"
+    source = ModelRegistry([comfy], include_demo=False).source(spec.id)
+    assert source.path == comfy / "SDXL" / "juggernautXL_v9 [fp16].safetensors"
     assert "768-v" in specs["sd2/v2-1_768-ema-pruned"].note
 
 
@@ -184,7 +185,7 @@ def test_a1111_tree_with_diffusers_folders(tmp_path: Path) -> None:
         "sd21": ("sd2", False, 768, "diffusers"),
         "xl-inpaint": ("sdxl", True, 1024, "diffusers"),
     }
-    assert specs["sd21"].path == models / "sd21"
+    assert ModelRegistry([models], include_demo=False).source("sd21").path == models / "sd21"
     skipped = {s.path: s for s in ModelRegistry([models], include_demo=False).skipped()}
     assert skipped["old-bin"].refused and "pickle" in skipped["old-bin"].reason
     assert "FluxPipeline" in skipped["flux"].reason
@@ -271,7 +272,7 @@ def test_several_dirs_and_duplicate_ids(tmp_path: Path) -> None:
     fake_checkpoint(tmp_path / "two" / "other.safetensors", "sd2")
     registry = ModelRegistry([tmp_path / "one", tmp_path / "two", tmp_path / "absent"], include_demo=False)
     assert [(s.id, s.family) for s in registry.specs()] == [("model", "sd1"), ("model~2", "sdxl"), ("other", "sd2")]
-    assert registry.get("model~2").path == tmp_path / "two" / "model.safetensors"
+    assert registry.source("model~2").path == tmp_path / "two" / "model.safetensors"
 
 
 def test_single_file_or_diffusers_folder_as_models_dir(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from underpaint.server.engine.base import ModelSpec
 from underpaint.server.engine.gen_configs import (
     CLIP_TOKENIZER_DIR,
     CONFIGS_DIR,
@@ -15,6 +14,8 @@ from underpaint.server.engine.gen_configs import (
     config_folders,
     render,
 )
+from underpaint.server.engine.interface import ModelSpec
+from underpaint.server.engine.registry import ModelSource
 from underpaint.server.engine.single_file import prepare_config
 
 # Parameter counts of the released models (UNet, VAE, text encoder[, text encoder 2]).
@@ -93,7 +94,7 @@ def test_schedulers_load_with_the_right_prediction_type(name: str, scheduler: st
 def test_prepared_tokenizers_match_open_clip(name: str, pad_ids: list[int], tmp_path: Path) -> None:
     from transformers import CLIPTokenizer
 
-    spec = ModelSpec("x", "x", name, False, 768, "single_file", tmp_path / "x.safetensors")
+    spec = ModelSource(ModelSpec("x", "x", name, False, 768, "single_file"), tmp_path / "x.safetensors")
     folder = prepare_config(spec, tmp_path / "config")
     subfolders = ["tokenizer", "tokenizer_2"][: len(pad_ids)]
     for sub, pad_id in zip(subfolders, pad_ids, strict=True):

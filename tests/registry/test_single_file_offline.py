@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_sd import tiny_pipeline, tiny_xl_pipeline, write_single_file
-from underpaint.server.engine.base import EngineError, ModelSpec
-from underpaint.server.engine.registry import ModelRegistry
+from underpaint.server.engine.interface import EngineError, ModelSpec
+from underpaint.server.engine.registry import ModelRegistry, ModelSource
 from underpaint.server.engine.single_file import config_name, config_override, load_single_file, prepare_config
 
 
@@ -45,13 +45,15 @@ def test_registry_detects_tiny_checkpoints(tiny_models) -> None:
     assert (plain.family, plain.inpaint, plain.source) == ("sd1", False, "single_file")
     assert (inpaint.family, inpaint.inpaint) == ("sd1", True)
     assert plain.resolution == 16 * 8  # from the config folder beside it: unet sample_size 16, 4-level VAE
-    assert config_override(plain) == ckpts / "Tiny SD1 (test v1.0).config"
-    assert config_override(ModelSpec("x", "x", "sd1", False, 512, "single_file", ckpts / "x.safetensors")) is None
+    registry = ModelRegistry([ckpts], include_demo=False)
+    assert config_override(registry.source(plain.id)) == ckpts / "Tiny SD1 (test v1.0).config"
+    lonely = ModelSpec("x", "x", "sd1", False, 512, "single_file")
+    assert config_override(ModelSource(lonely, ckpts / "x.safetensors")) is None
 
 
 def test_single_file_loads_offline_with_exact_weights(tiny_models, no_network) -> None:
     ckpts, pipe, _ = tiny_models
-    spec = ModelRegistry([ckpts], include_demo=False).get("Tiny SD1 (test v1.0)")
+    spec = ModelRegistry([ckpts], include_demo=False).source("Tiny SD1 (test v1.0)")
     pipes = load_single_file(spec, "cpu", torch.float32)
     assert no_network == []
     assert type(pipes.img2img).__name__ == "StableDiffusionImg2ImgPipeline"
@@ -75,7 +77,7 @@ def test_single_file_loads_offline_with_exact_weights(tiny_models, no_network) -
 
 def test_nine_channel_checkpoint_loads_as_inpaint_only(tiny_models, no_network) -> None:
     ckpts, _, pipe9 = tiny_models
-    spec = ModelRegistry([ckpts], include_demo=False).get("inpaint/tiny-inpainting")
+    spec = ModelRegistry([ckpts], include_demo=False).source("inpaint/tiny-inpainting")
     pipes = load_single_file(spec, "cpu", torch.float32)
     assert pipes.img2img is None
     assert type(pipes.inpaint).__name__ == "StableDiffusionInpaintPipeline"
@@ -86,8 +88,8 @@ def test_nine_channel_checkpoint_loads_as_inpaint_only(tiny_models, no_network) 
 
 def test_sdxl_single_file_loads_offline_with_both_text_encoders(tiny_xl, no_network) -> None:
     checkpoint, pipe = tiny_xl
-    spec = ModelRegistry([checkpoint.parent.parent], include_demo=False).get("SDXL/tinyXL_v1")
-    assert (spec.family, spec.inpaint) == ("sdxl", False)
+    spec = ModelRegistry([checkpoint.parent.parent], include_demo=False).source("SDXL/tinyXL_v1")
+    assert (spec.spec.family, spec.spec.inpaint) == ("sdxl", False)
     pipes = load_single_file(spec, "cpu", torch.float32)
     assert type(pipes.img2img).__name__ == "StableDiffusionXLImg2ImgPipeline"
     assert type(pipes.inpaint).__name__ == "StableDiffusionXLInpaintPipeline"
@@ -114,7 +116,7 @@ def test_mismatched_config_is_a_clear_load_error(tiny_models, tmp_path: Path, no
             dest.write_bytes(src.read_bytes())
     unet_config = broken / "tiny.config" / "unet" / "config.json"
     unet_config.write_text(json.dumps({**json.loads(unet_config.read_text()), "cross_attention_dim": 48}))
-    spec = ModelRegistry([broken], include_demo=False).get("tiny")
+    spec = ModelRegistry([broken], include_demo=False).source("tiny")
     with pytest.raises(EngineError) as err:
         load_single_file(spec, "cpu", torch.float32)
     assert err.value.code == "model_load_failed" and "'tiny'" in err.value.message
@@ -122,7 +124,7 @@ def test_mismatched_config_is_a_clear_load_error(tiny_models, tmp_path: Path, no
 
 
 def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
-    spec = ModelSpec("gone", "gone", "sd1", False, 512, "single_file", tmp_path / "gone.safetensors")
+    spec = ModelSource(ModelSpec("gone", "gone", "sd1", False, 512, "single_file"), tmp_path / "gone.safetensors")
     with pytest.raises(EngineError, match="checkpoint file is missing") as err:
         load_single_file(spec, "cpu", torch.float32)
     assert err.value.code == "model_load_failed"
@@ -141,14 +143,14 @@ def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
     ],
 )
 def test_config_name_per_spec(family: str, inpaint: bool, resolution: int, name: str) -> None:
-    spec = ModelSpec("x", "x", family, inpaint, resolution, "single_file", None)
+    spec = ModelSpec("x", "x", family, inpaint, resolution, "single_file")
     assert config_name(spec) == name
-    assert config_override(spec) is None
+    assert config_override(ModelSource(spec, None)) is None
 
 
 def test_config_name_rejects_other_families() -> None:
     with pytest.raises(EngineError, match="no single-file config for family 'demo'"):
-        config_name(ModelSpec("demo", "demo", "demo", False, 512, "builtin", None))
+        config_name(ModelSpec("demo", "demo", "demo", False, 512, "builtin"))
 
 
 def test_network_guard_catches_connections(no_network) -> None:
@@ -165,7 +167,7 @@ def test_override_files_replace_shipped_ones(tmp_path: Path) -> None:
     (override / "scheduler_config.json").write_text(
         json.dumps({"_class_name": "DDIMScheduler", "prediction_type": "epsilon"})
     )
-    spec = ModelSpec("m", "m", "sd2", False, 768, "single_file", tmp_path / "sd2-512-finetune.safetensors")
+    spec = ModelSource(ModelSpec("m", "m", "sd2", False, 768, "single_file"), tmp_path / "sd2-512-finetune.safetensors")
     folder = prepare_config(spec, tmp_path / "prepared")
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["prediction_type"] == "epsilon"

@@ -18,7 +18,7 @@ def real_engine():
     """The demo model on CPU, torch on one thread for these tiny tensors (on a busy 2-core machine
     several threads spin against each other and run jobs 5x slower); restored afterwards."""
     import torch
-    from underpaint.server.cli import build_engine
+    from underpaint.server.cli.compose import build_engine
     from underpaint.server.config import ServerConfig
 
     threads = torch.get_num_threads()

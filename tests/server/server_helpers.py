@@ -18,7 +18,7 @@ from underpaint.protocol.frames import Frame
 from underpaint.protocol.messages import PROTOCOL_VERSION, Cancelled, Error, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
 from underpaint.server.config import ServerConfig
-from underpaint.server.engine.base import Engine, GenerationRequest, JobCancelled, StepInfo
+from underpaint.server.engine.interface import CancelToken, Engine, GenerationRequest, JobCancelled, StepInfo
 
 MODEL_PIXELS = 64 * 64  # model-side cap: keeps CPU jobs fast (8x8 latents)
 TIMEOUT = 120.0  # generous bound for one CPU job; never a timing assertion
@@ -87,7 +87,7 @@ class ControlledEngine(Engine):
         return self.inner.device_name()
 
     def generate(self, request: GenerationRequest, on_step: Callable[[StepInfo], None],
-                 cancel: threading.Event) -> list[np.ndarray]:
+                 cancel: CancelToken) -> list[np.ndarray]:
         with self._lock:
             self.log.append((request.prompt, "running"))
         gate = self.gates.get(request.prompt)
@@ -97,7 +97,7 @@ class ControlledEngine(Engine):
             if gate is not None and info.step == 1:
                 gate.reached.set()
                 deadline = time.monotonic() + TIMEOUT
-                while not (gate.release.is_set() or cancel.is_set()) and time.monotonic() < deadline:
+                while not (gate.release.is_set() or cancel.cancelled) and time.monotonic() < deadline:
                     time.sleep(0.005)
 
         outcome = "error"
@@ -135,7 +135,7 @@ class Live:
 
 
 def start_live(engine: ControlledEngine, **settings: Any) -> Live:
-    from underpaint.server.cli import make_server
+    from underpaint.server.cli.compose import make_server
 
     config = ServerConfig(**{"port": 0, "log_level": "warning", "max_model_pixels": MODEL_PIXELS, **settings})
     server, sock = make_server(config, engine)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from underpaint.server.cli import SERVE_FLAGS, parser
+from underpaint.server.cli.main import SERVE_FLAGS, parser
 
 
 def underpaint(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -60,6 +60,34 @@ def test_bad_setting_is_a_clear_error(tmp_path):
     missing = tmp_path / "missing.toml"
     done = underpaint("serve", "--config", str(missing), timeout=60)
     assert done.returncode == 2 and "missing.toml" in done.stderr
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "toml"])
+def test_unknown_engine_is_a_clear_config_error(how, tmp_path):
+    port_file = tmp_path / "port"
+    args, env = ["serve", "--port", "0", "--port-file", str(port_file)], {}
+    if how == "flag":
+        args += ["--engine", "ray-serve"]
+    elif how == "env":
+        env["UNDERPAINT_ENGINE"] = "ray-serve"
+    else:
+        (tmp_path / "server.toml").write_text('[server]\nengine = "ray-serve"\n')
+        args += ["--config", str(tmp_path / "server.toml")]
+    done = underpaint(*args, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "setting 'engine' is 'ray-serve'; expected one of: diffusers" in done.stderr
+    assert not port_file.exists()
+
+
+def test_importing_the_server_changes_no_environment():
+    """HF offline variables are set when a command starts, not as a side effect of an import."""
+    code = ("import os, underpaint.server.cli, underpaint.server.cli.demo, underpaint.server.cli.compose, "
+            "underpaint.server.transport.app; print(os.environ.get('HF_HUB_OFFLINE'), "
+            "os.environ.get('TRANSFORMERS_OFFLINE'))")
+    environ = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "None"]
 
 
 def test_models_lists_the_demo_model(tmp_path):

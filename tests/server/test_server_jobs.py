@@ -60,11 +60,26 @@ def test_events_arrive_in_protocol_order(live):
     assert kinds[0] == "Queued" and kinds[-1] == "ResultReceived"
     assert kinds.index("Started") < kinds.index("Progress")
     progress = rec.for_job(sub.job, Progress)
-    total = progress[-1].total
+    total = rec.for_job(sub.job, Started)[0].total
     assert [e.step for e in progress] == list(range(1, total + 1))
     assert {e.total for e in progress} == {total} and total >= 3  # int(6 * 0.5) steps, or more for PNDM
     assert rec.for_job(sub.job, Queued)[0].position == 0
     assert set(result.result.timings) >= {"queue_s", "inference_s", "total_s"}
+
+
+@pytest.mark.parametrize("sampler", ["default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm"])
+def test_started_total_is_the_number_of_steps_that_run(live, sampler):
+    """A painter reading "step 12/N" sees N steps happen: Started.total == the count of progress events."""
+    with connected(live.url) as (client, rec):
+        subs = [submit(steps=steps, strength=strength, sampler=sampler) for steps, strength in ((5, 1.0), (7, 0.3))]
+        for sub in subs:
+            run(client, sub, make_image(64, 64))
+    for sub in subs:
+        total = rec.for_job(sub.job, Started)[0].total
+        progress = rec.for_job(sub.job, Progress)
+        assert total >= max(1, int(sub.steps * sub.strength))
+        assert [p.step for p in progress] == list(range(1, total + 1)) and progress[-1].step == total
+        assert {p.total for p in progress} == {total}
 
 
 def test_batch_gives_one_frame_per_seed_matching_single_runs(live):
@@ -242,3 +257,12 @@ def test_empty_selection_is_a_clear_error(live):
         with pytest.raises(ProtocolError) as info:
             run(client, submit("inpaint"), pixels, mask=np.zeros((32, 32), np.uint8))
     assert info.value.code == "empty_mask" and info.value.field == "mask"
+
+
+def test_a_selection_shrunk_to_nothing_is_an_empty_mask(live):
+    pixels, mask = make_image(32, 32), np.zeros((32, 32), np.uint8)
+    mask[14:18, 14:18] = 255  # 4x4 px, shrunk by 8 px
+    with connected(live.url) as (client, _):
+        with pytest.raises(ProtocolError) as info:
+            run(client, submit("inpaint", inpaint=InpaintOptions(grow=-8)), pixels, mask=mask)
+    assert (info.value.code, info.value.field) == ("empty_mask", "mask") and "shrinking" in info.value.message

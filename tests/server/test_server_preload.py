@@ -6,9 +6,10 @@ import threading
 
 import pytest
 from server_helpers import wait_until
-from underpaint.server.cli import make_server, parser
+from underpaint.server.cli.compose import make_server
+from underpaint.server.cli.main import parser
 from underpaint.server.config import ServerConfig
-from underpaint.server.engine.base import Engine, ModelSpec
+from underpaint.server.engine.interface import Engine, ModelSpec
 
 
 class RecordingEngine(Engine):

@@ -22,7 +22,7 @@ from underpaint.protocol.connection import ResultReceived
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import Cancelled, Error, Progress, Queued
 from underpaint.protocol.pixels import decode_pixels
-from underpaint.server.engine.base import EngineError
+from underpaint.server.engine.interface import EngineError
 
 PIXELS = make_image(64, 64, seed=11)
 

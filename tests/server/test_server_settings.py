@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import PreviewOptions, Submit
-from underpaint.server import runner, security
 from underpaint.server.config import ServerConfig, build_config
-from underpaint.server.runner import PreviewThrottle, denoising_steps
-from underpaint.server.security import UnsafeConfig, bearer_token, check_origin, check_startup, check_token
+from underpaint.server.engine.interface import denoising_steps
+from underpaint.server.jobs.runner import preview_policy
+from underpaint.server.transport import security
+from underpaint.server.transport.security import UnsafeConfig, bearer_token, check_origin, check_startup, check_token
 
 
 def write(path: Path, text: str) -> Path:
@@ -135,19 +136,13 @@ def test_denoising_steps_matches_diffusers_rule():
     assert denoising_steps(7, 0.3) == 2
 
 
-def throttle(**options) -> PreviewThrottle:
-    return PreviewThrottle(Submit(job="j", kind="img2img", preview=PreviewOptions(**options)))
+def policy(**options):
+    return preview_policy(Submit(job="j", kind="img2img", preview=PreviewOptions(**options)))
 
 
-def test_preview_throttle_every_n_steps_never_the_last():
-    t = throttle(every_steps=3)
-    assert [s for s in range(1, 11) if t.wants(s, 10)] == [3, 6, 9]
-    t = throttle(enabled=False)
-    assert not any(t.wants(s, 10) for s in range(1, 11))
-
-
-def test_preview_throttle_min_interval(monkeypatch):
-    clock = iter([5.0, 9.0, 15.5, 20.0])  # seconds since boot: a machine started 5 s ago
-    monkeypatch.setattr(runner.time, "monotonic", lambda: next(clock))
-    t = throttle(min_interval_ms=10_000)  # the first preview comes at once, whatever the clock says
-    assert [t.wants(s, 10) for s in (1, 2, 3, 4)] == [True, False, True, False]
+def test_preview_options_become_the_engine_policy():
+    p = policy(every_steps=3, max_size=64, min_interval_ms=10_000)
+    assert (p.every_steps, p.max_side, p.min_interval_s) == (3, 64, 10.0)
+    assert [s for s in range(0, 11) if p.wants(s, 10, None)] == [3, 6, 9]  # never the last step
+    assert not p.wants(6, 10, 9.5) and p.wants(6, 10, 10.0)
+    assert not any(policy(enabled=False).wants(s, 10, None) for s in range(11))

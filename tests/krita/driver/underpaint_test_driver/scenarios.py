@@ -12,8 +12,11 @@ import struct
 import time
 
 from krita import InfoObject, Krita, Selection
+from PyQt5.QtCore import QPoint
+from PyQt5.QtWidgets import QApplication
 
 PREVIEW = "Underpaint preview"
+STROKE = bytes((0, 0, 255, 255)) * 64  # an opaque red 8x8 dab, 8-bit BGRA
 
 
 def pattern(depth: str, width: int, height: int, seed: int = 0) -> bytes:
@@ -131,6 +134,35 @@ class Context:
             else:
                 getattr(d, {"context_padding": "padding"}.get(key, key)).setValue(value)
         d.findChild(type(d.generate_button), "underpaint_apply_settings").click()
+
+    def preview_layer(self, doc):
+        return next((n for n in doc.rootNode().childNodes() if n.name() == PREVIEW), None)
+
+    def preview_shown(self, doc, seconds: float = 120):
+        return (lambda: self.preview_layer(doc) is not None), seconds, "the preview layer"
+
+    def paint(self, doc, x: int, y: int) -> str:
+        """What a brush stroke does: pixels into the document's active layer. Returns that layer's name."""
+        node = doc.activeNode()
+        node.setPixelData(STROKE, x, y, 8, 8)
+        doc.refreshProjection()
+        return node.name()
+
+    @staticmethod
+    def node(doc, node_id: str):
+        def walk(node):
+            for child in node.childNodes():
+                yield child
+                yield from walk(child)
+
+        return next((n for n in walk(doc.rootNode()) if n.uniqueId().toString() == node_id), None)
+
+    @staticmethod
+    def geometry(widget) -> dict:
+        """Where ``widget`` is on the screen (global coordinates) and whether any of it is drawn."""
+        at = widget.mapToGlobal(QPoint(0, 0))
+        return {"rect": [at.x(), at.y(), widget.width(), widget.height()], "visible": widget.isVisible(),
+                "drawn": not widget.visibleRegion().isEmpty()}
 
     def busy(self, doc) -> bool:
         tracked = [t for t in self.ext.documents if t.doc == doc]
@@ -297,10 +329,39 @@ def server_down(ctx: Context):
 
 
 def docker_ui(ctx: Context):
-    """The docker as a painter sees it: connection line, model list from the server, a screenshot."""
+    """The docker as a painter sees it (shown from Settings > Dockers): where its buttons and messages are on the
+    screen, the server's limits as ranges, a bad setting refused on the Settings tab, a screenshot."""
     d = ctx.docker
-    d.parentWidget().show() if d.parentWidget() is not None else None
-    d.show()
+    if not d.isVisible():
+        d.toggleViewAction().trigger()  # what Settings > Dockers > Underpaint does
+    d.raise_()
+    window = d.window()
+    ctx.record["window_minimum"] = [window.minimumSizeHint().width(), window.minimumSizeHint().height()]
+    window.setGeometry(QApplication.desktop().availableGeometry(window))  # what a window manager's maximize does
+    yield ctx.sleep(0.5)
+    screen = QApplication.desktop().screenGeometry(d)
+    ctx.record["screen"] = [screen.x(), screen.y(), screen.width(), screen.height()]
+    ctx.record["floating"] = d.isFloating()
+    frame = window.frameGeometry()
+    ctx.record["window"] = [frame.x(), frame.y(), frame.width(), frame.height()]
+    ctx.record["on_screen"] = {name: ctx.geometry(widget) for name, widget in (
+        ("generate", d.generate_button), ("cancel", d.cancel_button), ("status", d.status),
+        ("progress", d.progress), ("prompt", d.prompt), ("docker", d))}
+    ctx.record["limits"] = {"steps": d.steps.maximum(), "batch": d.batch.maximum()}
+    tabs = d.widget()
+    tabs.setCurrentIndex(1)
+    stored = ctx.ext.store.read("server_url", "")
+    typed = d.server_url.text()
+    d.server_url.setText("ftp://somewhere")
+    d.findChild(type(d.generate_button), "underpaint_apply_settings").click()
+    yield ctx.sleep(0.3)
+    note = d.findChild(type(d.status), "underpaint_settings_status")
+    ctx.record["bad_url"] = {"message": note.text() if note is not None else None,
+                             "shown": ctx.geometry(note) if note is not None else None,
+                             "stored_before": stored, "stored_after": ctx.ext.store.read("server_url", ""),
+                             "in_use": ctx.controller.settings.server_url}
+    d.server_url.setText(typed)
+    tabs.setCurrentIndex(0)
     yield ctx.sleep(0.3)
     ctx.record["connection"] = d.connection.text()
     ctx.record["models"] = [d.model.itemText(i) for i in range(d.model.count())]
@@ -308,3 +369,66 @@ def docker_ui(ctx: Context):
                                    if w.objectName().startswith("underpaint_"))
     path = os.path.join(ctx.config["out"], "docker.png")
     ctx.record["screenshot"] = bool(d.grab().save(path)) and path
+
+
+def strokes(ctx: Context):
+    """The painter keeps painting while jobs run: every stroke stays on their own layer (after an img2img result,
+    an inpaint and a cancel), the active layer stays theirs, and a later result of the same source lands above
+    the earlier ones (visible)."""
+    doc = ctx.new_doc("strokes", 128, 96, "U8")
+    source_id = ctx.add_layer(doc, "source", 128, 96).uniqueId().toString()
+    checks = ctx.record["checks"] = {}
+
+    def job(label: str, x: int, y: int, cancel: bool = False, **params):
+        ctx.set_params(**params)
+        ctx.docker.generate_button.click()
+        yield ctx.preview_shown(doc)
+        preview = ctx.preview_layer(doc)
+        check = checks[label] = {"preview_locked": preview.locked(), "painted_on": ctx.paint(doc, x, y)}
+        if cancel:
+            ctx.docker.cancel_button.click()
+        yield ctx.idle(doc, 180)
+        yield ctx.sleep(0.3)
+        source, active = ctx.node(doc, source_id), doc.activeNode()
+        check["on_source"] = bytes(source.pixelData(x, y, 8, 8)) == STROKE
+        check["active"] = active.name() if active is not None else None
+        check["active_is_source"] = active is not None and active.uniqueId().toString() == source_id
+        check["layers"] = [layer["name"] for layer in ctx.layers(doc)]
+        check["status"] = ctx.docker.status.text()
+        check["elsewhere"] = [n.name() for n in doc.rootNode().childNodes() if n.uniqueId().toString() != source_id
+                              and bytes(n.pixelData(x, y, 8, 8))[3::4] != bytes(64)]
+
+    yield ctx.sleep(0.2)
+    yield from job("img2img", 4, 4, prompt="keep my strokes", mode="img2img", steps=12, strength=1.0, seed=11)
+    ctx.select(doc, 48, 32, 32, 24)
+    yield from job("inpaint", 104, 80, prompt="inpaint over it", steps=12, strength=1.0, seed=12)
+    sel = doc.selection()
+    checks["selection_after"] = [sel.x(), sel.y(), sel.width(), sel.height()] if sel is not None else None
+    yield from job("cancel", 4, 84, cancel=True, prompt="never finished", steps=150, strength=1.0, seed=13)
+    ctx.finish_record(doc)
+    ctx.save(doc, "strokes")
+
+
+def cancel_one_document(ctx: Context):
+    """Cancel in the docker stops the active document's jobs; another document's job goes on."""
+    keeps = ctx.new_doc("keeps running", 96, 64, "U8")
+    ctx.add_layer(keeps, "source", 96, 64)
+    yield ctx.sleep(0.2)
+    ctx.set_params(prompt="long", steps=150, strength=1.0, seed=21)
+    ctx.docker.generate_button.click()
+    yield (lambda: ctx.running_step() >= 1), 120, "the first document's job to run"
+    stops = ctx.new_doc("cancelled here", 96, 64, "U8")
+    ctx.add_layer(stops, "source", 96, 64)
+    yield ctx.sleep(0.3)
+    ctx.set_params(prompt="stopped", steps=150, strength=1.0, seed=22)
+    ctx.docker.generate_button.click()
+    yield (lambda: ctx.busy(stops)), 30, "the second job"
+    ctx.record["active_document"] = Krita.instance().activeDocument().name()
+    ctx.docker.cancel_button.click()
+    yield ctx.idle(stops, 60)
+    yield ctx.sleep(0.5)
+    ctx.record["other_still_running"] = ctx.busy(keeps)
+    ctx.record["cancelled_layers"] = ctx.layers(stops)
+    ctx.record["status"] = ctx.docker.status.text()
+    ctx.controller.cancel_all()
+    yield ctx.idle(keeps, 60)

@@ -1,7 +1,9 @@
 """Run one job on the worker thread: wire frames -> imaging -> engine -> result frames.
 
-Everything the client caused (bad mask, unknown model, cancel, out of memory) ends as one event for that
-job; nothing here can stop the worker.
+``started`` goes out when the engine announces how many steps will really run (its step 0, after the
+model is loaded), so ``started.total`` and every ``progress.total`` agree and the last progress step
+equals it. Everything the client caused (bad mask, unknown model, cancel, out of memory) ends as one
+event for that job; nothing here can stop the worker.
 """
 
 from __future__ import annotations
@@ -15,28 +17,31 @@ import numpy as np
 from PIL import Image
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
-from underpaint.protocol.frames import Frame
+from underpaint.protocol.frames import PREVIEW_ONLY_ENCODINGS, Frame
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.messages import MAX_SEED, Cancelled, Error, Progress, Result, Started, Submit
 from underpaint.protocol.pixels import PNG_FORMATS, make_frame
 from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.tiles import split
 
-from . import imaging
-from .engine.base import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo
-from .jobs import Job
+from .. import imaging
+from ..engine.interface import (
+    Engine,
+    EngineError,
+    GenerationRequest,
+    JobCancelled,
+    PreviewPolicy,
+    StepInfo,
+    denoising_steps,
+)
+from .queue import Job
 
 log = logging.getLogger("underpaint.runner")
 
 
-def denoising_steps(steps: int, strength: float) -> int:
-    """What diffusers' img2img/inpaint run for ``steps`` at ``strength``."""
-    return min(int(steps * strength), steps)
-
-
 def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: Rect) -> Frame:
     height, width = rgb.shape[:2]
-    if encoding in ("jpeg", "webp"):
+    if encoding in PREVIEW_ONLY_ENCODINGS:  # lossy: PIL encodes them
         buf = io.BytesIO()
         Image.fromarray(rgb, "RGB").save(buf, "JPEG" if encoding == "jpeg" else "WEBP", quality=80)
         return Frame(job=job, role="preview", width=width, height=height, pixel_format="rgb8",
@@ -68,22 +73,11 @@ def decode_inputs(job: Job) -> tuple[np.ndarray, Rect, np.ndarray | None]:
     return image, rect, mask
 
 
-class PreviewThrottle:
-    """Decides which steps get a preview: every N steps, at most one per interval, never the last step."""
-
-    def __init__(self, submit: Submit) -> None:
-        self.options = submit.preview
-        self.last: float | None = None  # the first eligible step always gets a preview
-
-    def wants(self, step: int, total: int) -> bool:
-        opts = self.options
-        if not opts.enabled or step >= total or step % opts.every_steps:
-            return False
-        now = time.monotonic()
-        if self.last is not None and (now - self.last) * 1000 < opts.min_interval_ms:
-            return False
-        self.last = now
-        return True
+def preview_policy(submit: Submit) -> PreviewPolicy:
+    """The client's preview options as the engine's PreviewPolicy."""
+    opts = submit.preview
+    return PreviewPolicy(every_steps=opts.every_steps if opts.enabled else 0, max_side=opts.max_size,
+                         min_interval_s=opts.min_interval_ms / 1000)
 
 
 class JobRunner:
@@ -94,14 +88,11 @@ class JobRunner:
     def __call__(self, job: Job) -> None:
         submit = job.request.submit
         try:
-            if job.cancel.is_set():
-                raise JobCancelled()
+            job.cancel.raise_if_cancelled()
             self._run(job, submit)
         except JobCancelled:
             job.emit(Cancelled(job=job.id))
-        except EngineError as exc:
-            job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
-        except ProtocolError as exc:
+        except ProtocolError as exc:  # EngineError included
             job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
         except MemoryError:
             job.emit(Error(code=errors.OUT_OF_MEMORY, message="the server ran out of memory for this job; try a "
@@ -122,8 +113,7 @@ class JobRunner:
         if submit.result_encoding == "png" and submit.result_format not in PNG_FORMATS:
             raise EngineError(errors.UNSUPPORTED, f"PNG cannot carry {submit.result_format}; use raw or zlib",
                               "result_encoding")
-        total = denoising_steps(submit.steps, submit.strength)
-        if total < 1:
+        if denoising_steps(submit.steps, submit.strength) < 1:  # refused before the engine loads anything
             raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
                               "denoising step; raise steps or strength", "strength")
         image, rect, mask = decode_inputs(job)
@@ -131,29 +121,40 @@ class JobRunner:
         try:
             prepared = imaging.prepare(image, rect, mask, submit.kind, spec.resolution, opts.context, opts.grow,
                                        opts.feather, self.max_model_pixels)
+        except imaging.EmptyMask as exc:
+            raise EngineError(errors.EMPTY_MASK, str(exc), "mask") from None
         except ValueError as exc:
-            code = errors.EMPTY_MASK if "empty" in str(exc) else errors.BAD_VALUE
-            raise EngineError(code, str(exc), "mask" if mask is not None else "image") from None
+            raise EngineError(errors.BAD_VALUE, str(exc), "mask" if mask is not None else "image") from None
         region = prepared.region
         seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
         seed = min(seed, MAX_SEED - submit.batch + 1)
-        job.emit(Started(job=job.id, total=0, x=region.x, y=region.y, width=region.width, height=region.height))
-        throttle = PreviewThrottle(submit)
+        started = False
+
+        def start(total: int) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                job.emit(Started(job=job.id, total=total, x=region.x, y=region.y, width=region.width,
+                                 height=region.height))
 
         def on_step(info: StepInfo) -> None:
+            start(info.total)  # the engine's step 0: it knows how many steps will really run
+            if info.step < 1:
+                return
             job.emit(Progress(job=job.id, step=info.step, total=info.total))
-            if throttle.wants(info.step, info.total):
-                rgb = info.render_preview(submit.preview.max_size)
-                job.emit(encode_preview(rgb, submit.preview.encoding, job.id, info.step, region))
+            if info.preview is not None:
+                job.emit(encode_preview(info.preview, submit.preview.encoding, job.id, info.step, region))
 
         t_run = time.monotonic()
         request = GenerationRequest(
             kind=submit.kind, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
             strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
             sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
+            preview=preview_policy(submit),
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()
+        start(0)  # an engine that reported no step at all
         for index, generated in enumerate(outputs):
             pixels = imaging.encode_pixels(imaging.finish(prepared, generated), submit.result_format)
             for frame in result_frames(job.id, pixels, region, submit, index):

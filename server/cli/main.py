@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import socket
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from . import __version__  # noqa: E402
-from .config import ServerConfig, build_config  # noqa: E402
+from .. import __version__
+from ..config import build_config
+from .compose import make_server, stay_offline
+from .logs import setup_logging
 
 SERVE_FLAGS = {  # flag -> (config field, help)
     "--host": ("host", "address to bind (default 127.0.0.1; anything else needs --token)"),
     "--port": ("port", "port to bind (default 7860; 0 picks a free one)"),
     "--token": ("token", "shared secret clients must send (required off loopback)"),
+    "--engine": ("engine", "inference backend (default diffusers)"),
     "--device": ("device", "cuda, cuda:N, mps or cpu (default: picked automatically)"),
     "--threads": ("threads", "CPU threads torch may use (default: torch's choice; fewer helps on a busy machine)"),
     "--ssl-certfile": ("ssl_certfile", "TLS certificate (PEM) for wss://"),
@@ -37,67 +34,8 @@ SERVE_FLAGS = {  # flag -> (config field, help)
 }
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def setup_logging(level: str, as_json: bool) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                                                           "%(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-def build_engine(config: ServerConfig):
-    from .engine.diffusers_engine import DiffusersEngine
-    from .engine.registry import ModelRegistry
-
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
-    registry = ModelRegistry(list(config.models_dirs), allow_pickle=config.allow_pickle)
-    return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30))
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def make_server(config: ServerConfig, engine=None):
-    """A uvicorn server on an already bound socket; returns (server, socket)."""
-    import uvicorn
-
-    from .app import create_app
-    from .security import check_startup
-
-    check_startup(config)
-    engine = engine or build_engine(config)
-    app = create_app(config, engine)
-    sock = bind_socket(config.host, config.port)
-    uv_config = uvicorn.Config(
-        app, log_level=config.log_level.lower(), ws_max_size=config.max_frame_bytes + 65536,
-        ws="websockets-sansio", ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile,
-        ssl_keyfile=config.ssl_keyfile, log_config=None, lifespan="on",
-    )
-    return uvicorn.Server(uv_config), sock
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .security import UnsafeConfig
+    from ..transport.security import UnsafeConfig
 
     flags = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in SERVE_FLAGS.items()}
     flags.update(preload=False if args.no_preload else None, models_dirs=args.models_dir or None,
@@ -111,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(config.log_level, config.log_json)
     try:
         server, sock = make_server(config)
-    except UnsafeConfig as exc:
+    except (UnsafeConfig, ValueError) as exc:  # ConfigError is a ValueError
         print(f"underpaint serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -129,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .engine.registry import ModelRegistry
+    from ..engine.registry import ModelRegistry
 
     dirs = [Path(d) for d in args.models_dir] or list(build_config(args.config).models_dirs)
     registry = ModelRegistry(dirs, allow_pickle=args.allow_pickle)
@@ -149,13 +87,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_install(args: argparse.Namespace) -> int:
     if args.host == "krita":
-        from .install_krita import build_zip, install
+        from ..install_krita import build_zip, install
     else:
-        from .install_gimp import install
+        from ..install_gimp import install
 
         build_zip = None
     dest = install(Path(args.dest) if args.dest else None)
     print(f"installed the {args.host} plugin into {dest}")
+    if args.host == "krita":
+        from ..install_krita import next_steps
+
+        print(next_steps())
     if args.zip:
         if build_zip is None:
             print("--zip is only for krita", file=sys.stderr)
@@ -208,9 +150,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stay_offline()
     args = parser().parse_args(argv)
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

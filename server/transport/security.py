@@ -7,7 +7,7 @@ import hmac
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
 
-from .config import ServerConfig
+from ..config import ServerConfig
 
 
 class UnsafeConfig(Exception):

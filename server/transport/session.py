@@ -1,98 +1,21 @@
-"""FastAPI transport: the v1 websocket, health/info/models, and a REST job endpoint. Nothing about diffusers."""
+"""One websocket connection: a sans-I/O ServerConnection driven by the socket, jobs handed to the manager."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 import uuid
-from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, WebSocket
+from fastapi import WebSocket
 from underpaint.protocol import errors
 from underpaint.protocol.connection import JobRequest, ServerConnection
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
-from underpaint.protocol.messages import (
-    PROTOCOL_VERSION,
-    Cancel,
-    Cancelled,
-    Defaults,
-    Error,
-    Hello,
-    Limits,
-    ModelInfo,
-    Resume,
-    Welcome,
-)
+from underpaint.protocol.messages import Cancel, Cancelled, Error, Hello, Resume
 
-from . import __version__
-from .config import ServerConfig
-from .engine.base import Engine
-from .jobs import JobManager
-from .rest import add_rest_routes
-from .runner import JobRunner
 from .security import check_origin, check_token
+from .service import Service
 
-log = logging.getLogger("underpaint.server")
 _CLOSE = object()
-
-
-class Service:
-    """What the transports share: settings, engine, job manager, and the welcome they advertise."""
-
-    def __init__(self, config: ServerConfig, engine: Engine) -> None:
-        self.config = config
-        self.engine = engine
-        self.limits = Limits(max_pixels=config.max_pixels, max_frame_bytes=config.max_frame_bytes,
-                             max_queued_jobs=config.max_queued_jobs, max_batch=config.max_batch,
-                             max_steps=config.max_steps, keep_results_s=config.keep_results_s)
-        self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
-
-    def welcome(self) -> Welcome:
-        default = self.engine.default_model()
-        models = tuple(
-            ModelInfo(id=m.id, name=m.name, family=m.family, capabilities=tuple(m.capabilities),
-                      resolution=m.resolution, default=m.id == default, note=m.note)
-            for m in self.engine.list_models()
-        )
-        return Welcome(protocol=PROTOCOL_VERSION, server_version=__version__, device=self.engine.device_name(),
-                       models=models, defaults=Defaults(model=default), limits=self.limits)
-
-
-def _preload(engine: Engine) -> None:
-    try:
-        engine.preload(engine.default_model())
-    except Exception:  # noqa: BLE001 - the first job reports a failing load to its client
-        log.warning("preloading the default model failed", exc_info=True)
-
-
-def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
-    service = Service(config, engine)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if config.preload:  # the first job should not pay for loading the default model
-            threading.Thread(target=_preload, args=(engine,), name="underpaint-preload", daemon=True).start()
-        yield
-        service.jobs.close()
-
-    app = FastAPI(title="Underpaint", version=__version__, lifespan=lifespan,
-                  description="img2img and inpainting for Krita and GIMP. Websocket protocol v1 at /v1/ws "
-                              "(see docs/protocol.md); REST for scripts.")
-    app.state.service = service
-
-    @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
-                "device": engine.device_name()}
-
-    @app.websocket("/v1/ws")
-    async def websocket(ws: WebSocket) -> None:
-        await Session(service, ws).run()
-
-    add_rest_routes(app, service)
-    return app
 
 
 class Session:

@@ -18,6 +18,8 @@ from underpaint.protocol.connection import JobRequest
 from underpaint.protocol.frames import Frame
 from underpaint.protocol.messages import Cancelled, Error, Message, Queued, Result
 
+from .cancel import CancelFlag
+
 log = logging.getLogger("underpaint.jobs")
 Sink = Callable[[object], None]
 
@@ -27,7 +29,7 @@ class Job:
     client: str
     request: JobRequest
     sink: Sink | None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
     state: str = "queued"  # queued -> running -> done
     position: int = -1
     created: float = field(default_factory=time.monotonic)

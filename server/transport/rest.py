@@ -19,6 +19,7 @@ from underpaint.protocol.messages import Cancelled, Error, Result, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
 
 from .security import bearer_token, check_origin, check_token
+from .service import Service
 
 STATUS = {errors.BAD_TOKEN: 401, errors.FORBIDDEN_ORIGIN: 403, errors.UNKNOWN_MODEL: 404, errors.QUEUE_FULL: 429,
           errors.OUT_OF_MEMORY: 503, errors.MODEL_LOAD_FAILED: 503, errors.INTERNAL: 500}
@@ -41,7 +42,7 @@ def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Ima
     return image.convert(mode)
 
 
-def add_rest_routes(app: FastAPI, service) -> None:  # service: app.Service (no import cycle)
+def add_rest_routes(app: FastAPI, service: Service) -> None:
     config = service.config
 
     def guard(authorization: str | None, origin: str | None) -> None:

@@ -16,7 +16,8 @@ from underpaint.protocol.geometry import Rect, bounding_box, context_region
 from underpaint.protocol.messages import InpaintOptions, Progress, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
 
-from .config import ServerConfig
+from ..config import ServerConfig
+from .compose import make_server
 
 
 def sample_image(size: int) -> Image.Image:
@@ -55,8 +56,6 @@ class ProgressBar:
 
 
 def start_server(config: ServerConfig):
-    from .cli import make_server
-
     server, sock = make_server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

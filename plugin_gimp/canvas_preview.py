@@ -1,0 +1,134 @@
+"""The temporary preview layer: previews shown in the image, above the source, while a job runs.
+
+The layer is added and removed with the image's undo frozen (GIMP's documented way for in-place previews),
+so it never becomes an undo step: a finished job leaves one undo step (its result layers), a cancelled or
+failed one leaves the image and its undo history as they were. Only pixels are written between the two,
+which records no undo either; the painter keeps painting and undoing normally meanwhile. Inserting a layer
+selects it in GIMP: the painter's selected layers are put back right after. Main thread only.
+
+If GIMP kills the plug-in mid-job (its progress Cancel, a crash) nothing here can run: the layer stays. It
+carries a parasite with the owning process id, and the next Underpaint run on that image removes preview
+layers whose process is gone (``remove_stale``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+from . import pixels as px  # noqa: E402
+from .region import Plan  # noqa: E402
+from .trace import log  # noqa: E402
+
+PREVIEW_PARASITE = "underpaint-preview"  # not persistent: never saved in .xcf files
+LAYER_NAME = "Underpaint preview (temporary)"
+
+
+def _frozen(image: Gimp.Image, action) -> None:
+    """Run ``action`` with the undo frozen and the painter's selected layers kept."""
+    selected = list(image.get_selected_layers())
+    image.undo_freeze()
+    try:
+        action()
+    finally:
+        if all(layer.is_valid() for layer in selected):
+            image.set_selected_layers(selected)
+        image.undo_thaw()
+
+
+def _all_layers(layers) -> list:
+    out = []
+    for layer in layers:
+        out.append(layer)
+        if layer.is_group():
+            out.extend(_all_layers(layer.get_children()))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale(image: Gimp.Image) -> int:
+    """Remove preview layers left by Underpaint processes that no longer run; returns how many."""
+    stale = []
+    for layer in _all_layers(image.get_layers()):
+        parasite = layer.get_parasite(PREVIEW_PARASITE)
+        if parasite is None:
+            continue
+        try:
+            pid = int(bytes(parasite.get_data()).decode("ascii"))
+        except ValueError:
+            pid = 0
+        if pid != os.getpid() and not _alive(pid):
+            stale.append(layer)
+    if stale:
+        _frozen(image, lambda: [image.remove_layer(layer) for layer in stale])
+        log("stale_previews_removed", count=len(stale))
+    Gimp.displays_flush()
+    return len(stale)
+
+
+class CanvasPreview:
+    """Shows each preview frame in a temporary layer directly above ``source`` over ``plan.region``."""
+
+    def __init__(self, image: Gimp.Image, source: Gimp.Layer, plan: Plan, gray: bool) -> None:
+        self.image, self.source, self.plan, self.gray = image, source, plan, gray
+        self.layer: Gimp.Layer | None = None
+        self.shown = 0
+        self.gone = False  # the painter deleted the layer or closed the image: show no more
+
+    def show(self, rgb: bytes, has_alpha: bool, width: int, height: int) -> None:
+        if self.gone:
+            return
+        if not self.image.is_valid() or not self.source.is_valid() or (
+                self.layer is not None and not self.layer.is_valid()):
+            self.gone, self.layer = True, None
+            return
+        if self.layer is None:
+            _frozen(self.image, self._insert)
+        r = self.plan.region
+        bpp = 4 if has_alpha else 3
+        data = px.upscale_nearest(rgb, width, height, bpp, r.width, r.height)
+        buffer = self.layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, r.width, r.height), "R'G'B'A u8" if has_alpha else "R'G'B' u8", data)
+        buffer.flush()
+        self.layer.update(0, 0, r.width, r.height)
+        Gimp.displays_flush()
+        self.shown += 1
+        log("canvas_preview", layer=self.layer.get_id(), width=width, height=height,
+            selected=[layer.get_id() for layer in self.image.get_selected_layers()],
+            layers=len(self.image.get_layers()))
+
+    def _insert(self) -> None:
+        r = self.plan.region
+        kind = Gimp.ImageType.GRAYA_IMAGE if self.gray else Gimp.ImageType.RGBA_IMAGE
+        layer = Gimp.Layer.new(self.image, LAYER_NAME, r.width, r.height, kind, 100.0, Gimp.LayerMode.NORMAL)
+        layer.attach_parasite(Gimp.Parasite.new(PREVIEW_PARASITE, 0, str(os.getpid()).encode("ascii")))
+        self.image.insert_layer(layer, self.source.get_parent(), self.image.get_item_position(self.source))
+        layer.set_offsets(r.x, r.y)
+        if self.plan.masked:  # show the preview where the result will show: inside the selection
+            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+        self.layer = layer
+        log("preview_layer_added", layer=layer.get_id())
+
+    def remove(self) -> None:
+        """Take the preview layer out (every exit path of a job calls this); safe to call twice."""
+        layer, self.layer = self.layer, None
+        if layer is None or not layer.is_valid() or not self.image.is_valid():
+            return
+        layer_id = layer.get_id()
+        _frozen(self.image, lambda: self.image.remove_layer(layer))
+        Gimp.displays_flush()
+        log("preview_layer_removed", layer=layer_id)

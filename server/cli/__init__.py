@@ -1,0 +1,5 @@
+"""The ``underpaint`` command: serve, models, demo, install (see ``main``); ``compose`` builds the server."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""How clients reach the server: the v1 websocket session, REST for scripts, and who may connect."""

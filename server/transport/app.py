@@ -1,0 +1,54 @@
+"""The FastAPI application: health, the v1 websocket, REST. Nothing about diffusers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, WebSocket
+from underpaint.protocol.messages import PROTOCOL_VERSION
+
+from .. import __version__
+from ..config import ServerConfig
+from ..engine.interface import Engine
+from .rest import add_rest_routes
+from .service import Service
+from .session import Session
+
+log = logging.getLogger("underpaint.server")
+
+
+def _preload(engine: Engine) -> None:
+    try:
+        engine.preload(engine.default_model())
+    except Exception:  # noqa: BLE001 - the first job reports a failing load to its client
+        log.warning("preloading the default model failed", exc_info=True)
+
+
+def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
+    service = Service(config, engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if config.preload:  # the first job should not pay for loading the default model
+            threading.Thread(target=_preload, args=(engine,), name="underpaint-preload", daemon=True).start()
+        yield
+        service.jobs.close()
+
+    app = FastAPI(title="Underpaint", version=__version__, lifespan=lifespan,
+                  description="img2img and inpainting for Krita and GIMP. Websocket protocol v1 at /v1/ws "
+                              "(see docs/protocol.md); REST for scripts.")
+    app.state.service = service
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
+                "device": engine.device_name()}
+
+    @app.websocket("/v1/ws")
+    async def websocket(ws: WebSocket) -> None:
+        await Session(service, ws).run()
+
+    add_rest_routes(app, service)
+    return app
