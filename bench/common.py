@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from underpaint.protocol.vocabulary import WS_PATH
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
@@ -153,7 +154,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
+        return f"ws://127.0.0.1:{self.port}{WS_PATH}"
 
     def rss(self) -> int | None:
         return rss_bytes(self.proc.pid)

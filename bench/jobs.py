@@ -74,7 +74,7 @@ def run_job(client: RecordingClient, submit: Submit, rgba_bytes: bytes, side: in
     """Submit one rgba8 raw job of ``side``x``side`` and wait for its decoded result."""
     t0 = time.perf_counter()
     frame = make_frame(submit.job, "image", rgba_bytes, side, side, "rgba8")
-    result = client.run_job(submit, frame, timeout=timeout)
+    result = client.run_job(submit, {"image": frame}, timeout=timeout)
     first = result.frames[0]
     pixels = np.frombuffer(decode_pixels(first), np.uint8).reshape(first.height, first.width, 4)
     total = time.perf_counter() - t0

@@ -109,8 +109,13 @@ def _check_kind(spec: Spec, kind: Any, value: Any, where: str) -> Any:
 
 def _check_range(spec: Spec, value: float, where: str) -> None:
     if (spec.lo is not None and value < spec.lo) or (spec.hi is not None and value > spec.hi):
-        raise ProtocolError(errors.OUT_OF_RANGE, f"'{where}' must be between {spec.lo} and {spec.hi} (got {value})",
-                            where)
+        if spec.hi is None:
+            bound = f"at least {spec.lo}"
+        elif spec.lo is None:
+            bound = f"at most {spec.hi}"
+        else:
+            bound = f"between {spec.lo} and {spec.hi}"
+        raise ProtocolError(errors.OUT_OF_RANGE, f"'{where}' must be {bound} (got {value})", where)
 
 
 def parse_fields(specs: tuple[Spec, ...], data: dict[str, Any], path: str, ignore: tuple[str, ...] = ()) -> dict:

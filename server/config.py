@@ -7,6 +7,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.messages import Limits
+from underpaint.protocol.vocabulary import SERVER_LIMITS
+
 ENV_PREFIX = "UNDERPAINT_"
 
 
@@ -28,12 +32,13 @@ class ServerConfig:
     allow_origins: tuple[str, ...] = ()
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
-    max_pixels: int = 4096 * 4096
-    max_frame_bytes: int = 4096 * 4096 * 16 + 4096
-    max_queued_jobs: int = 8
-    max_batch: int = 8
-    max_steps: int = 150
-    keep_results_s: int = 600
+    # welcome.limits: the protocol's defaults, within the protocol's bounds (checked by ``protocol_limits``)
+    max_pixels: int = SERVER_LIMITS["max_pixels"]
+    max_frame_bytes: int = SERVER_LIMITS["max_frame_bytes"]
+    max_queued_jobs: int = SERVER_LIMITS["max_queued_jobs"]
+    max_batch: int = SERVER_LIMITS["max_batch"]
+    max_steps: int = SERVER_LIMITS["max_steps"]
+    keep_results_s: int = SERVER_LIMITS["keep_results_s"]
     max_model_pixels: int | None = None  # cap on the model-side image area (None: the model's native size)
     cache_gb: float = 12.0
     log_level: str = "info"
@@ -43,6 +48,17 @@ class ServerConfig:
     @property
     def is_loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+
+def protocol_limits(config: ServerConfig) -> Limits:
+    """The limits a server advertises in its welcome; a limit the protocol forbids (``max_batch = 500``, more
+    steps than a submit may ask for) is a ConfigError naming the setting and its allowed range."""
+    values = {name: getattr(config, name) for name in SERVER_LIMITS}
+    try:
+        return Limits.from_dict(values)
+    except ProtocolError as exc:
+        name = (exc.field or "").rpartition(".")[2] or "limits"
+        raise ConfigError(f"setting {name!r}: {exc.message}") from None
 
 
 _PATH_FIELDS = {"ssl_certfile", "ssl_keyfile", "port_file"}
@@ -113,4 +129,5 @@ def build_config(file: Path | None = None, flags: dict[str, Any] | None = None,
     config = ServerConfig()
     for layer in layers:
         config = replace(config, **{k: _convert(k, v) for k, v in layer.items()})
+    protocol_limits(config)
     return config

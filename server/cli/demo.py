@@ -101,7 +101,7 @@ def run_demo(out: Path, steps: int = 8, size: int = 256) -> int:
                       preview=replace(Submit(job="-", kind="img2img").preview, every_steps=2))
         job = new_job_id("demo")
         image = make_frame(job, "image", source.tobytes(), size, size, "rgba8")
-        img2img = client.run_job(replace(base, job=job), image, timeout=600, on_event=ProgressBar("img2img"))
+        img2img = client.run_job(replace(base, job=job), {"image": image}, timeout=600, on_event=ProgressBar("img2img"))
         selection = bounding_box(mask.tobytes(), size, size)
         assert selection is not None
         region = context_region(selection, Rect(0, 0, size, size), 16)
@@ -110,10 +110,10 @@ def run_demo(out: Path, steps: int = 8, size: int = 256) -> int:
         inpaint = client.run_job(
             replace(base, job=job, kind="inpaint", prompt="a bright moon", strength=1.0,
                     inpaint=InpaintOptions(feather=6, grow=2, context=16)),
-            make_frame(job, "image", source.crop(crop).tobytes(), region.width, region.height, "rgba8",
-                       x=region.x, y=region.y),
-            make_frame(job, "mask", mask.crop(crop).tobytes(), region.width, region.height, "gray8", x=region.x,
-                       y=region.y),
+            {"image": make_frame(job, "image", source.crop(crop).tobytes(), region.width, region.height, "rgba8",
+                                 x=region.x, y=region.y),
+             "mask": make_frame(job, "mask", mask.crop(crop).tobytes(), region.width, region.height, "gray8",
+                                x=region.x, y=region.y)},
             timeout=600, on_event=ProgressBar("inpaint"))
     finally:
         client.close(wait=True)

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from underpaint.protocol.vocabulary import WS_PATH
+
 from .. import __version__
 from ..config import build_config
 from .compose import make_server, stay_offline
@@ -57,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     port = sock.getsockname()[1]
     scheme = "wss" if config.ssl_certfile else "ws"
-    logging.getLogger("underpaint").info("serving on %s://%s:%d/v1/ws", scheme, config.host, port)
+    logging.getLogger("underpaint").info("serving on %s://%s:%d%s", scheme, config.host, port, WS_PATH)
     if config.port_file:
         tmp = config.port_file.with_suffix(".tmp")
         tmp.write_text(f"{port}\n")

@@ -10,7 +10,7 @@ import numpy as np
 from underpaint.protocol import errors
 
 from .interface import (
-    KINDS,
+    PIPELINES,
     CancelToken,
     Engine,
     EngineError,
@@ -23,7 +23,7 @@ from .interface import (
 from .loader import PipelineCache, Pipelines, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
 from .previews import X0Capture, render_latent_preview
 from .registry import ModelSource
-from .samplers import make_scheduler
+from .samplers import SCHEDULERS, make_scheduler
 
 _SEED_MOD = 2**64
 
@@ -48,8 +48,8 @@ def steps_to_run(scheduler: Any, steps: int, strength: float) -> int:
 
 def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
     """Raise EngineError with the offending field for anything the pipelines cannot run."""
-    if request.kind not in KINDS:
-        raise EngineError(errors.BAD_VALUE, f"unknown kind {request.kind!r}; expected one of {KINDS}", "kind")
+    if request.kind not in PIPELINES:
+        raise EngineError(errors.BAD_VALUE, f"unknown pipeline {request.kind!r}; expected one of {PIPELINES}", "kind")
     if request.kind not in spec.capabilities:
         raise EngineError(errors.UNSUPPORTED, f"model {spec.id!r} does not support {request.kind}", "kind")
     image = request.image
@@ -124,6 +124,9 @@ class DiffusersEngine(Engine):
 
     def default_model(self) -> str:
         return self._registry.default_id()
+
+    def samplers(self) -> tuple[str, ...]:
+        return tuple(SCHEDULERS)
 
     def device_name(self) -> str:
         import torch

@@ -15,9 +15,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from underpaint.protocol.errors import ProtocolError
-from underpaint.protocol.messages import KINDS, SAMPLERS
 
-__all__ = ["KINDS", "SAMPLERS", "CancelToken", "Engine", "EngineError", "GenerationRequest", "JobCancelled",
+# What ``GenerationRequest.kind`` may be: the pipelines an engine runs. A job kind of the vocabulary is turned
+# into one of these by its handler (server.jobs.handlers), e.g. an outpaint job would run the inpaint pipeline.
+PIPELINES = ("img2img", "inpaint")
+
+__all__ = ["PIPELINES", "CancelToken", "Engine", "EngineError", "GenerationRequest", "JobCancelled",
            "ModelSpec", "PreviewPolicy", "StepInfo", "denoising_steps"]
 
 
@@ -41,7 +44,7 @@ class ModelSpec:
     resolution: int  # native side in pixels (512, 768, 1024, ...)
     source: str  # "diffusers" | "single_file" | "builtin"
     note: str = ""
-    capabilities: tuple[str, ...] = KINDS
+    capabilities: tuple[str, ...] = PIPELINES  # the pipelines it runs; the job kinds follow (jobs.handlers)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class PreviewPolicy:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    kind: str  # one of KINDS
+    kind: str  # one of PIPELINES
     model: str  # a ModelSpec id
     prompt: str
     negative_prompt: str
@@ -71,7 +74,7 @@ class GenerationRequest:
     guidance: float
     seed: int
     batch: int
-    sampler: str  # one of SAMPLERS
+    sampler: str  # a vocabulary.SAMPLERS name the engine maps (Engine.samplers)
     image: np.ndarray  # (H, W, 3) uint8 RGB; H and W multiples of 8
     mask: np.ndarray | None = None  # (H, W) uint8; >= 128 means repaint
     preview: PreviewPolicy = PreviewPolicy()
@@ -115,6 +118,10 @@ class Engine(ABC):
 
     @abstractmethod
     def device_name(self) -> str: ...
+
+    def samplers(self) -> tuple[str, ...]:
+        """The ``vocabulary.SAMPLERS`` names this engine maps to a scheduler (advertised in welcome.features)."""
+        return ("default",)
 
     def preload(self, model_id: str) -> None:
         """Load a model ahead of its first job (optional; a no-op by default)."""

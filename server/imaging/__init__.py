@@ -6,9 +6,8 @@ blend alphas are (H, W) float32 in 0..1.
 """
 
 from .masks import EmptyMask, crop_for_inpaint, feather_mask, grow_mask, mask_bbox
-from .pipeline import KINDS, Prepared, finish, prepare
+from .pipeline import Prepared, finish, prepare
 from .pixels import (
-    PIXEL_FORMATS,
     alpha_of,
     bytes_per_pixel,
     composite,
@@ -20,7 +19,7 @@ from .pixels import (
 from .sizing import fit_to_model, resize_mask, resize_rgb
 
 __all__ = [
-    "PIXEL_FORMATS", "KINDS", "EmptyMask", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
+    "EmptyMask", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
     "convert_depth", "to_rgb8", "alpha_of", "fit_to_model", "resize_rgb", "resize_mask", "mask_bbox",
     "crop_for_inpaint", "grow_mask", "feather_mask", "composite", "prepare", "finish",
 ]  # fmt: skip

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from underpaint.protocol.geometry import Rect, Size
-from underpaint.protocol.messages import KINDS
 
 from .masks import EmptyMask, _check_mask_shape, _mask_u8, crop_for_inpaint, feather_mask, grow_mask
 from .pixels import _check_colour, _desc, composite, to_rgb8
 from .sizing import fit_to_model, resize_mask, resize_rgb
+
+# How ``prepare`` cuts the region: the whole image (img2img) or around the mask (inpaint). A job kind's handler
+# (server.jobs.handlers) picks one; these are also the engine's pipelines.
+CUTS = ("img2img", "inpaint")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,6 @@ class Prepared:
     @property
     def model_size(self) -> Size:
         return Size(self.model_image.shape[1], self.model_image.shape[0])
-
 
 
 def prepare(
@@ -50,8 +52,8 @@ def prepare(
     shrinks); ``model_mask`` is every pixel the grown mask touches (> 0), scaled to the model and binarized
     to 0/255; ``blend_alpha`` is the grown mask feathered by ``feather``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind not in CUTS:
+        raise ValueError(f"unknown cut {kind!r}; expected one of {', '.join(CUTS)}")
     _check_colour("image", image_rgba)
     if image_rgba.shape[:2] != (image_rect.height, image_rect.width):
         raise ValueError(

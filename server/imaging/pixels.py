@@ -1,4 +1,4 @@
-"""Wire pixel formats, depth conversion and the paste-back composite.
+"""Wire pixel formats (``vocabulary.PIXEL_FORMATS``), depth conversion and the paste-back composite.
 
 Colour images are (H, W, 4) numpy arrays in RGBA order (not premultiplied) with dtype uint8, uint16,
 float16 or float32; float values are nominally 0..1.
@@ -7,21 +7,8 @@ float16 or float32; float values are nominally 0..1.
 from __future__ import annotations
 
 import numpy as np
+from underpaint.protocol.vocabulary import PIXEL_FORMATS
 
-# name -> (wire dtype, channel layout on the wire)
-PIXEL_FORMATS: dict[str, tuple[str, str]] = {
-    "rgba8": ("u1", "RGBA"),
-    "bgra8": ("u1", "BGRA"),
-    "rgb8": ("u1", "RGB"),
-    "rgba16": ("<u2", "RGBA"),
-    "bgra16": ("<u2", "BGRA"),
-    "rgbaf16": ("<f2", "RGBA"),
-    "rgbaf32": ("<f4", "RGBA"),
-    "gray8": ("u1", "Y"),
-    "graya8": ("u1", "YA"),
-    "gray16": ("<u2", "Y"),
-    "graya16": ("<u2", "YA"),
-}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float16), np.dtype(np.float32))
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 luma weights, applied to the encoded (non-linear) values
 _BAND = 256  # rows per step when blending
@@ -30,8 +17,8 @@ _BAND = 256  # rows per step when blending
 def _format(fmt: str) -> tuple[np.dtype, str]:
     if fmt not in PIXEL_FORMATS:
         raise ValueError(f"unknown pixel format {fmt!r}; expected one of {', '.join(PIXEL_FORMATS)}")
-    wire, layout = PIXEL_FORMATS[fmt]
-    return np.dtype(wire), layout
+    row = PIXEL_FORMATS[fmt]
+    return np.dtype(row.dtype), row.layout
 
 
 def _check_colour(name: str, array: np.ndarray, channels: tuple[int, ...] = (4,)) -> None:

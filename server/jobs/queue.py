@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from underpaint.protocol import errors
-from underpaint.protocol.connection import JobRequest
 from underpaint.protocol.frames import Frame
+from underpaint.protocol.jobs import JobRequest
 from underpaint.protocol.messages import Cancelled, Error, Message, Queued, Result
 
 from .cancel import CancelFlag

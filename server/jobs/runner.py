@@ -1,9 +1,9 @@
-"""Run one job on the worker thread: wire frames -> imaging -> engine -> result frames.
+"""Run one job on the worker thread: wire frames -> the kind's handler (imaging) -> engine -> result frames.
 
-``started`` goes out when the engine announces how many steps will really run (its step 0, after the
-model is loaded), so ``started.total`` and every ``progress.total`` agree and the last progress step
-equals it. Everything the client caused (bad mask, unknown model, cancel, out of memory) ends as one
-event for that job; nothing here can stop the worker.
+``started`` goes out as soon as the job leaves the queue and its region is cut (before the model loads);
+every ``progress.total`` is the number of steps the engine really runs (its step 0 announces it), so the
+last progress step equals it. Everything the client caused (bad mask, unknown model, cancel, out of
+memory) ends as one event for that job; nothing here can stop the worker.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import random
 import time
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
-from underpaint.protocol.frames import PREVIEW_ONLY_ENCODINGS, Frame
+from underpaint.protocol.frames import Frame
 from underpaint.protocol.geometry import Rect
-from underpaint.protocol.messages import MAX_SEED, Cancelled, Error, Progress, Result, Started, Submit
-from underpaint.protocol.pixels import PNG_FORMATS, make_frame
+from underpaint.protocol.messages import Cancelled, Error, Progress, Result, Started, Submit
 from underpaint.protocol.pixels import decode_pixels as decode_payload
+from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.tiles import split
+from underpaint.protocol.vocabulary import ENCODINGS, MAX_SEED, PIXEL_FORMATS, PNG_FORMATS, ROLES
 
 from .. import imaging
 from ..engine.interface import (
@@ -34,16 +35,26 @@ from ..engine.interface import (
     StepInfo,
     denoising_steps,
 )
+from .handlers import HANDLERS, Inputs, Model
 from .queue import Job
 
 log = logging.getLogger("underpaint.runner")
 
 
+_PIL_WRITERS = {"jpeg": ("jpg", "JPEG"), "webp": ("webp", "WEBP")}  # preview-only encoding -> PIL feature, format
+
+
+def preview_encodings() -> tuple[str, ...]:
+    """The preview-only encodings (``vocabulary.ENCODINGS``) this server's PIL can write."""
+    return tuple(name for name, row in ENCODINGS.items() if row.previews_only and name in _PIL_WRITERS
+                 and features.check(_PIL_WRITERS[name][0]))
+
+
 def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: Rect) -> Frame:
     height, width = rgb.shape[:2]
-    if encoding in PREVIEW_ONLY_ENCODINGS:  # lossy: PIL encodes them
+    if ENCODINGS[encoding].previews_only:  # lossy: PIL encodes them
         buf = io.BytesIO()
-        Image.fromarray(rgb, "RGB").save(buf, "JPEG" if encoding == "jpeg" else "WEBP", quality=80)
+        Image.fromarray(rgb, "RGB").save(buf, _PIL_WRITERS[encoding][1], quality=80)
         return Frame(job=job, role="preview", width=width, height=height, pixel_format="rgb8",
                      payload=buf.getvalue(), encoding=encoding, x=region.x, y=region.y, index=min(step, 0xFFFF))
     return make_frame(job, "preview", rgb.tobytes(), width, height, "rgb8", encoding, region.x, region.y,
@@ -60,17 +71,27 @@ def result_frames(job: str, pixels: bytes, region: Rect, submit: Submit, index: 
     return split(whole, submit.result_tile, index, encoding=submit.result_encoding)
 
 
-def decode_inputs(job: Job) -> tuple[np.ndarray, Rect, np.ndarray | None]:
-    image_frame, mask_frame = job.request.image(), job.request.mask()  # tiles are assembled here, off the loop
-    image = imaging.decode_pixels(decode_payload(image_frame), image_frame.width, image_frame.height,
-                                  image_frame.pixel_format)
+def _decode(frame: Frame) -> np.ndarray:
+    return imaging.decode_pixels(decode_payload(frame), frame.width, frame.height, frame.pixel_format)
+
+
+def decode_inputs(job: Job) -> Inputs:
+    """Every input of the job as arrays; tiles are assembled here, off the event loop. A role whose formats are
+    all single-channel (the mask) becomes an (H, W) uint8 array, others (H, W, 4) RGBA."""
+    request = job.request
+    image_frame = request.image()
+    channels: dict[str, np.ndarray] = {}
+    for role in request.inputs:
+        frame = request.frame(role)
+        if role == "image" or frame is None:
+            continue
+        pixels = _decode(frame)
+        formats = ROLES[role].formats or ()
+        if formats and all(PIXEL_FORMATS[f].channels == 1 for f in formats):
+            pixels = imaging.convert_depth(pixels[..., 0], np.uint8)
+        channels[role] = pixels
     rect = Rect(image_frame.x, image_frame.y, image_frame.width, image_frame.height)
-    mask = None
-    if mask_frame is not None:
-        rgba = imaging.decode_pixels(decode_payload(mask_frame), mask_frame.width, mask_frame.height,
-                                     mask_frame.pixel_format)
-        mask = imaging.convert_depth(rgba[..., 0], np.uint8)
-    return image, rect, mask
+    return Inputs(_decode(image_frame), rect, channels)
 
 
 def preview_policy(submit: Submit) -> PreviewPolicy:
@@ -99,10 +120,12 @@ class JobRunner:
                            "smaller region or batch", job=job.id))
 
     def _model(self, submit: Submit):
+        if submit.kind not in HANDLERS:  # the connection refuses these already (welcome.features)
+            raise EngineError(errors.UNSUPPORTED, f"this server does not implement {submit.kind} jobs", "kind")
         model_id = submit.model or self.engine.default_model()
         for spec in self.engine.list_models():
             if spec.id == model_id:
-                if submit.kind not in spec.capabilities:
+                if HANDLERS[submit.kind].pipeline not in spec.capabilities:
                     raise EngineError(errors.UNSUPPORTED, f"model {model_id!r} cannot do {submit.kind}", "kind")
                 return spec
         raise EngineError(errors.UNKNOWN_MODEL, f"unknown model {model_id!r}", "model")
@@ -116,30 +139,21 @@ class JobRunner:
         if denoising_steps(submit.steps, submit.strength) < 1:  # refused before the engine loads anything
             raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
                               "denoising step; raise steps or strength", "strength")
-        image, rect, mask = decode_inputs(job)
-        opts = submit.inpaint
+        inputs = decode_inputs(job)
+        handler = HANDLERS[submit.kind]
         try:
-            prepared = imaging.prepare(image, rect, mask, submit.kind, spec.resolution, opts.context, opts.grow,
-                                       opts.feather, self.max_model_pixels)
+            prepared = handler.prepare(inputs, submit, Model(spec.resolution, self.max_model_pixels))
         except imaging.EmptyMask as exc:
             raise EngineError(errors.EMPTY_MASK, str(exc), "mask") from None
         except ValueError as exc:
-            raise EngineError(errors.BAD_VALUE, str(exc), "mask" if mask is not None else "image") from None
+            raise EngineError(errors.BAD_VALUE, str(exc), "mask" if inputs.channels else "image") from None
         region = prepared.region
         seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
         seed = min(seed, MAX_SEED - submit.batch + 1)
-        started = False
-
-        def start(total: int) -> None:
-            nonlocal started
-            if not started:
-                started = True
-                job.emit(Started(job=job.id, total=total, x=region.x, y=region.y, width=region.width,
-                                 height=region.height))
+        job.emit(Started(job=job.id, x=region.x, y=region.y, width=region.width, height=region.height))
 
         def on_step(info: StepInfo) -> None:
-            start(info.total)  # the engine's step 0: it knows how many steps will really run
-            if info.step < 1:
+            if info.step < 1:  # the engine's plan (step 0): nothing to show yet
                 return
             job.emit(Progress(job=job.id, step=info.step, total=info.total))
             if info.preview is not None:
@@ -147,14 +161,13 @@ class JobRunner:
 
         t_run = time.monotonic()
         request = GenerationRequest(
-            kind=submit.kind, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
+            kind=handler.pipeline, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
             strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
             sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
             preview=preview_policy(submit),
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()
-        start(0)  # an engine that reported no step at all
         for index, generated in enumerate(outputs):
             pixels = imaging.encode_pixels(imaging.finish(prepared, generated), submit.result_format)
             for frame in result_frames(job.id, pixels, region, submit, index):

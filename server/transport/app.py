@@ -7,7 +7,7 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
-from underpaint.protocol.messages import PROTOCOL_VERSION
+from underpaint.protocol.vocabulary import PROTOCOL_VERSION, WS_PATH
 
 from .. import __version__
 from ..config import ServerConfig
@@ -37,8 +37,8 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
         service.jobs.close()
 
     app = FastAPI(title="Underpaint", version=__version__, lifespan=lifespan,
-                  description="img2img and inpainting for Krita and GIMP. Websocket protocol v1 at /v1/ws "
-                              "(see docs/protocol.md); REST for scripts.")
+                  description=f"img2img and inpainting for Krita and GIMP. Websocket protocol "
+                              f"v{PROTOCOL_VERSION} at {WS_PATH} (see docs/protocol.md); REST for scripts.")
     app.state.service = service
 
     @app.get("/health")
@@ -46,7 +46,7 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
         return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
                 "device": engine.device_name()}
 
-    @app.websocket("/v1/ws")
+    @app.websocket(WS_PATH)
     async def websocket(ws: WebSocket) -> None:
         await Session(service, ws).run()
 

@@ -12,11 +12,12 @@ from fastapi import FastAPI, File, Form, Header, HTTPException, Request, UploadF
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 from underpaint.protocol import errors
-from underpaint.protocol.connection import JobRequest, check_job_frames, check_limits
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
+from underpaint.protocol.jobs import JobRequest, check_features
 from underpaint.protocol.messages import Cancelled, Error, Result, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
+from underpaint.protocol.vocabulary import KINDS
 
 from .security import bearer_token, check_origin, check_token
 from .service import Service
@@ -40,6 +41,20 @@ def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Ima
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not a readable image: {exc}", name) from None
     return image.convert(mode)
+
+
+def _check_files(kind: object, roles: tuple[str, ...]) -> None:
+    """The uploads against the kind's row of ``vocabulary.KINDS``, naming the file that is missing or extra."""
+    row = KINDS.get(kind) if isinstance(kind, str) else None
+    if row is None:
+        return  # Submit.from_dict names the bad kind
+    for role in row.required:
+        if role not in roles:
+            raise ProtocolError(errors.MISSING_INPUT, f"{row.name} jobs need a {role} file", role)
+    for role in roles:
+        if role not in row.roles:
+            raise ProtocolError(errors.UNEXPECTED_INPUT, f"{row.name} jobs take no {role} file (they take: "
+                                f"{', '.join(row.roles)})", role)
 
 
 def add_rest_routes(app: FastAPI, service: Service) -> None:
@@ -78,12 +93,18 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             fields = json.loads(params)
             if not isinstance(fields, dict):
                 raise ProtocolError(errors.BAD_MESSAGE, "params must be a JSON object", "params")
-            tiled = sorted({"tiles", "result_tile"} & set(fields))
+            tiled = sorted({"inputs", "result_tile"} & set(fields))
             if tiled:
-                raise ProtocolError(errors.UNSUPPORTED, f"REST jobs are single-frame: leave out {tiled[0]!r} "
-                                    "(tiles are for the websocket protocol)", tiled[0])
-            fields = {"kind": "inpaint" if mask is not None else "img2img", **fields, "job": job_id}
+                raise ProtocolError(errors.UNSUPPORTED, f"REST jobs send one file per input: leave out {tiled[0]!r} "
+                                    "(inputs and tiles are for the websocket protocol)", tiled[0])
+            roles = ("image", "mask") if mask is not None else ("image",)
+            fields = {"kind": "inpaint" if mask is not None else "img2img", **fields}
+            _check_files(fields["kind"], roles)
+            fields = {**fields, "job": job_id,
+                      "inputs": [{"role": role} for role in roles], "result_format": "rgba8",
+                      "result_encoding": "raw", "preview": {"enabled": False}}
             submit = Submit.from_dict(fields, ignore=("type",))
+            check_features(submit, service.features, service.features)
             src = _read_image(await image.read(), "image", "RGBA", service.limits.max_pixels)
             w, h = src.size
             image_frame = make_frame(job_id, "image", src.tobytes(), w, h, "rgba8")
@@ -91,10 +112,7 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             if mask is not None:
                 m = _read_image(await mask.read(), "mask", "L", service.limits.max_pixels)
                 mask_frame = make_frame(job_id, "mask", m.tobytes(), m.width, m.height, "gray8")
-            check_job_frames(submit, image_frame, mask_frame)
-            check_limits(submit, service.limits, image_frame)
-            submit = Submit.from_dict({**submit.to_dict(), "result_format": "rgba8", "result_encoding": "raw",
-                                       "preview": {"enabled": False}}, ignore=("type",))
+            job = JobRequest.of(submit, {"image": image_frame, "mask": mask_frame}, service.limits)
         except json.JSONDecodeError as exc:
             raise _http_error(ProtocolError(errors.BAD_JSON, f"params is not JSON: {exc}", "params")) from None
         except ProtocolError as exc:
@@ -115,7 +133,7 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
         if service.jobs.queued_count(client) >= service.limits.max_queued_jobs:
             raise _http_error(ProtocolError(errors.QUEUE_FULL, f"at most {service.limits.max_queued_jobs} REST jobs "
                                             "may wait per client address", "job"))
-        service.jobs.submit(client, JobRequest.single(submit, image_frame, mask_frame), sink)
+        service.jobs.submit(client, job, sink)
         outcome: object = None
         try:
             outcome = await done.get()

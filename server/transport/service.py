@@ -1,14 +1,21 @@
-"""What the websocket and REST transports share: settings, engine, job manager, and the welcome they advertise."""
+"""What the websocket and REST transports share: settings, engine, job manager, and the welcome they advertise.
+
+``welcome.features`` is what this server really implements: the kinds with a handler, the samplers the engine
+maps, the preview encodings PIL can write, and the ``resume`` flag; no extra input role (control, reference)."""
 
 from __future__ import annotations
 
-from underpaint.protocol.messages import PROTOCOL_VERSION, Defaults, Limits, ModelInfo, Welcome
+from underpaint.protocol import vocabulary
+from underpaint.protocol.messages import Defaults, ModelInfo, Welcome
 
 from .. import __version__
-from ..config import ServerConfig
+from ..config import ServerConfig, protocol_limits
 from ..engine.interface import Engine
+from ..jobs.handlers import HANDLERS, kinds_for
 from ..jobs.queue import JobManager
-from ..jobs.runner import JobRunner
+from ..jobs.runner import JobRunner, preview_encodings
+
+FLAGS = ("resume",)  # keep_result + resume: JobManager keeps results for keep_results_s
 
 
 class Service:
@@ -17,17 +24,18 @@ class Service:
     def __init__(self, config: ServerConfig, engine: Engine) -> None:
         self.config = config
         self.engine = engine
-        self.limits = Limits(max_pixels=config.max_pixels, max_frame_bytes=config.max_frame_bytes,
-                             max_queued_jobs=config.max_queued_jobs, max_batch=config.max_batch,
-                             max_steps=config.max_steps, keep_results_s=config.keep_results_s)
+        self.limits = protocol_limits(config)
+        self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
+                                            encodings=preview_encodings(), flags=FLAGS)
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
 
     def welcome(self) -> Welcome:
         default = self.engine.default_model()
         models = tuple(
-            ModelInfo(id=m.id, name=m.name, family=m.family, capabilities=tuple(m.capabilities),
+            ModelInfo(id=m.id, name=m.name, family=m.family, capabilities=kinds_for(m.capabilities),
                       resolution=m.resolution, default=m.id == default, note=m.note)
             for m in self.engine.list_models()
         )
-        return Welcome(protocol=PROTOCOL_VERSION, server_version=__version__, device=self.engine.device_name(),
-                       models=models, defaults=Defaults(model=default), limits=self.limits)
+        return Welcome(protocol=vocabulary.PROTOCOL_VERSION, server_version=__version__,
+                       device=self.engine.device_name(), models=models, defaults=Defaults(model=default),
+                       limits=self.limits, features=self.features)

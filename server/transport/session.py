@@ -1,4 +1,9 @@
-"""One websocket connection: a sans-I/O ServerConnection driven by the socket, jobs handed to the manager."""
+"""One websocket connection: a sans-I/O ServerConnection driven by the socket, jobs handed to the manager.
+
+The session only calls the connection's transitions (``receive_*``, ``accept``, ``reject``, ``send``,
+``send_frame``, ``close``); the connection decides what may still be sent. Everything outbound goes through
+one queue, drained on the event loop, so the connection sees messages in the order the client gets them.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ import uuid
 
 from fastapi import WebSocket
 from underpaint.protocol import errors
-from underpaint.protocol.connection import JobRequest, ServerConnection
+from underpaint.protocol.connection import State
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
-from underpaint.protocol.messages import Cancel, Cancelled, Error, Hello, Resume
+from underpaint.protocol.jobs import JobRequest
+from underpaint.protocol.messages import Cancel, Cancelled, Error, Hello, Message, Resume
+from underpaint.protocol.server_connection import ServerConnection
 
 from .security import check_origin, check_token
 from .service import Service
@@ -26,6 +33,8 @@ class Session:
         self.ws = ws
         self.conn = ServerConnection(service.limits)
         self.client = f"ws-{uuid.uuid4().hex[:12]}"
+        # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
+        # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
 
@@ -41,15 +50,27 @@ class Session:
             if item is _CLOSE:
                 await self.ws.close(code=1008)
                 return
-            if isinstance(item, bytes):
-                await self.ws.send_bytes(item)
-            else:
-                await self.ws.send_text(self.conn.send(item))  # type: ignore[arg-type]
+            if isinstance(item, str):
+                await self.ws.send_text(item)
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                data = self.conn.send_frame(bytes(item))
+                if data is not None:  # None: a late preview of a job that already ended
+                    await self.ws.send_bytes(data)
+            elif isinstance(item, Message):
+                text = self.conn.send(item)
+                if text is not None:  # None: anything about a job after its terminal event
+                    await self.ws.send_text(text)
 
     def fail(self, exc: ProtocolError) -> None:
+        """Tell the client; an error that names a job ends that job, a fatal one ends the session."""
         self.outbox.put_nowait(Error.from_exception(exc))
-        if self.conn.state == "closed" or exc.code in errors.FATAL_CODES:
+        if exc.code in errors.FATAL_CODES:
             self.outbox.put_nowait(_CLOSE)
+
+    def refuse(self, exc: ProtocolError) -> None:
+        """End the session before it starts (bad token, forbidden origin)."""
+        self.outbox.put_nowait(self.conn.reject(exc))
+        self.outbox.put_nowait(_CLOSE)
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -58,12 +79,12 @@ class Session:
             try:
                 check_origin(self.service.config, self.ws.headers.get("origin"))
             except ProtocolError as exc:
-                self.conn.state = "closed"
-                self.fail(exc)
+                self.refuse(exc)
                 await sender
                 return
             await self._receive_loop()
         finally:
+            self.conn.close()
             self.service.jobs.disconnect(self.client)
             if not sender.done():
                 self.outbox.put_nowait(_CLOSE)
@@ -73,7 +94,7 @@ class Session:
                     sender.cancel()
 
     async def _receive_loop(self) -> None:
-        while self.conn.state != "closed":
+        while self.conn.state is not State.CLOSED:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -93,20 +114,16 @@ class Session:
             try:
                 check_token(self.service.config, event.token)
             except ProtocolError as exc:
-                self.conn.state = "closed"
-                raise exc
-            self.outbox.put_nowait(self.service.welcome())
-            self.conn.state = "ready"
+                self.refuse(exc)
+                return
+            self.outbox.put_nowait(self.conn.accept(self.service.welcome()))
         elif isinstance(event, JobRequest):
             jobs.submit(self.client, event, self.sink)
         elif isinstance(event, Cancel):
-            if not jobs.cancel(self.client, event.job):
-                raise ProtocolError(errors.UNKNOWN_JOB, f"no job {event.job!r} of yours to cancel", "job", event.job)
+            jobs.cancel(self.client, event.job)  # False: the job is finishing; its terminal event is on its way
         elif isinstance(event, Resume):
-            self.conn.active.add(event.job)
             if not jobs.resume(self.client, event.job, self.sink):
-                self.conn.active.discard(event.job)
                 raise ProtocolError(errors.UNKNOWN_JOB, f"no kept job {event.job!r} to resume (it was not submitted "
                                     "with keep_result, or it expired)", "job", event.job)
-        elif isinstance(event, Cancelled):
+        elif isinstance(event, Cancelled):  # a job cancelled while its frames were still arriving
             self.outbox.put_nowait(event)

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 from underpaint.protocol.errors import ALL_CODES
+from underpaint.protocol.vocabulary import SAMPLERS
 from underpaint.server.engine import diffusers_engine
 from underpaint.server.engine.demo_model import INPAINT_SUBFOLDER
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
 from underpaint.server.engine.interface import (
-    SAMPLERS,
     EngineError,
     GenerationRequest,
     JobCancelled,
@@ -223,9 +223,10 @@ BAD = np.zeros((96, 128), np.uint8)
 @pytest.mark.parametrize(
     "changes, code, field",
     [
-        ({"sampler": "heun"}, "bad_value", "sampler"),
+        ({"sampler": "heun"}, "unsupported", "sampler"),
         ({"model": "nope"}, "unknown_model", "model"),
         ({"kind": "txt2img"}, "bad_value", "kind"),
+        ({"kind": "outpaint"}, "bad_value", "kind"),  # a job kind, not a pipeline: its handler picks one
         ({"image": np.zeros((96, 128, 3), np.float32)}, "bad_value", "image"),
         ({"image": np.zeros((96, 128, 4), np.uint8)}, "bad_value", "image"),
         ({"image": np.zeros((90, 128, 3), np.uint8)}, "bad_value", "image"),

@@ -13,7 +13,9 @@ from diffusers import (
     LCMScheduler,
     PNDMScheduler,
 )
-from underpaint.server.engine.interface import SAMPLERS, EngineError
+from underpaint.protocol.vocabulary import SAMPLERS
+from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.interface import EngineError
 from underpaint.server.engine.previews import X0Capture, fit_max_side, latent_to_rgb, render_latent_preview
 from underpaint.server.engine.samplers import make_scheduler
 
@@ -43,13 +45,16 @@ def test_sampler_options() -> None:
     dpm = make_scheduler("dpmpp_2m", SD_SCHEDULER)
     assert (dpm.config.algorithm_type, dpm.config.solver_order) == ("dpmsolver++", 2)
     assert make_scheduler("ddim", SD_SCHEDULER).config.clip_sample is False
-    assert set(SAMPLERS) == {"default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm"}
+
+def test_the_engine_maps_every_sampler_of_the_vocabulary() -> None:
+    """welcome.features lists what the engine maps: today that is every row of vocabulary.SAMPLERS."""
+    assert set(DiffusersEngine.samplers(None)) == set(SAMPLERS)  # type: ignore[arg-type]
 
 
-def test_unknown_sampler_is_a_bad_value() -> None:
-    with pytest.raises(EngineError, match="unknown sampler 'heun'") as info:
+def test_a_sampler_the_engine_does_not_map_is_unsupported() -> None:
+    with pytest.raises(EngineError, match="sampler 'heun' is not available on this server") as info:
         make_scheduler("heun", SD_SCHEDULER)
-    assert (info.value.code, info.value.field) == ("bad_value", "sampler")
+    assert (info.value.code, info.value.field) == ("unsupported", "sampler")
 
 
 # --- previews ---------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_img2img_with_mask_limits_paste_back() -> None:
         ({"mask": np.zeros((20, 30), np.uint8)}, "inpaint mask is empty"),
         ({"mask": np.ones((30, 20), np.uint8)}, "mask is \\(30, 20\\) uint8 but the image is 30x20"),
         ({"mask": None}, "inpaint needs a mask"),
-        ({"kind": "outpaint"}, "unknown kind 'outpaint'"),
+        ({"kind": "outpaint"}, "unknown cut 'outpaint'"),
         ({"rect": Rect(0, 0, 20, 30)}, "image is 30x20 but image_rect is 20x30"),
         ({"grow": -2}, "the mask is empty after shrinking it by 2 px"),
         ({"feather": -1}, "feather must be >= 0"),

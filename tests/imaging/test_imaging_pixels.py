@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from underpaint.protocol.geometry import Size
+from underpaint.protocol.vocabulary import PIXEL_FORMATS
 from underpaint.server.imaging import (
-    PIXEL_FORMATS,
     alpha_of,
     bytes_per_pixel,
     convert_depth,
@@ -34,12 +34,6 @@ def native_dtype(fmt: str) -> type:
         if fmt.endswith(suffix):
             return NATIVE[suffix]
     raise AssertionError(fmt)
-
-
-def test_every_wire_pixel_format_has_a_numpy_layout() -> None:
-    from underpaint.protocol.messages import PIXEL_FORMATS as WIRE_FORMATS
-
-    assert set(PIXEL_FORMATS) == set(WIRE_FORMATS)
 
 
 def test_bytes_per_pixel() -> None:

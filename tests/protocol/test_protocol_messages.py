@@ -19,6 +19,7 @@ from underpaint.protocol.messages import (
     Hello,
     InpaintOptions,
     JobInput,
+    Limits,
     PreviewOptions,
     Progress,
     Queued,
@@ -274,3 +275,14 @@ def test_error_codes_are_unique_and_fatal_ones_known():
     assert len({getattr(errors, n) for n in names}) == len(names)
     assert errors.FATAL_CODES <= errors.ALL_CODES
     assert errors.FATAL_CODES == {"incompatible_version", "bad_token", "forbidden_origin"}
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"max_batch": 0}, "'max_batch' must be between 1 and 64 (got 0)"),
+    ({"max_pixels": 0}, "'max_pixels' must be at least 1 (got 0)"),  # no upper bound: not "between 1 and None"
+])
+def test_range_errors_state_only_the_bounds_that_exist(fields, message):
+    values = {"max_pixels": 16, "max_frame_bytes": 16, "max_queued_jobs": 1, "max_batch": 1, "max_steps": 1}
+    with pytest.raises(ProtocolError) as info:
+        Limits.from_dict({**values, **fields})
+    assert (info.value.code, info.value.message) == ("out_of_range", message)

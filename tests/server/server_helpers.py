@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from underpaint.protocol import vocabulary
 from underpaint.protocol.client import Client, new_job_id
 from underpaint.protocol.connection import PreviewReceived, ResultReceived
 from underpaint.protocol.frames import Frame
-from underpaint.protocol.messages import PROTOCOL_VERSION, Cancelled, Error, Submit
+from underpaint.protocol.messages import Cancelled, Error, JobInput, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
+from underpaint.protocol.vocabulary import PROTOCOL_VERSION, WS_PATH
 from underpaint.server.config import ServerConfig
 from underpaint.server.engine.interface import CancelToken, Engine, GenerationRequest, JobCancelled, StepInfo
 
@@ -86,6 +88,9 @@ class ControlledEngine(Engine):
     def device_name(self) -> str:
         return self.inner.device_name()
 
+    def samplers(self) -> tuple[str, ...]:
+        return self.inner.samplers()
+
     def generate(self, request: GenerationRequest, on_step: Callable[[StepInfo], None],
                  cancel: CancelToken) -> list[np.ndarray]:
         with self._lock:
@@ -144,7 +149,7 @@ def start_live(engine: ControlledEngine, **settings: Any) -> Live:
     wait_until(lambda: server.started or not thread.is_alive(), 60, "the server to start")
     assert thread.is_alive(), "the in-process server died while starting"
     port = sock.getsockname()[1]
-    return Live(f"ws://127.0.0.1:{port}/v1/ws", port, engine, config, server, thread)
+    return Live(f"ws://127.0.0.1:{port}{WS_PATH}", port, engine, config, server, thread)
 
 
 def stop_live(live: Live) -> None:
@@ -187,7 +192,9 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 def submit(kind: str = "img2img", job: str | None = None, **fields: Any) -> Submit:
-    defaults: dict[str, Any] = {"prompt": "a test", "strength": 0.5, "steps": 2, "seed": 7}
+    """A small job; ``inputs`` names one frame of each role the kind requires (so it can go over a raw socket)."""
+    defaults: dict[str, Any] = {"prompt": "a test", "strength": 0.5, "steps": 2, "seed": 7,
+                                "inputs": tuple(JobInput(role=r) for r in vocabulary.KINDS[kind].required)}
     return Submit(job=job or new_job_id("t"), kind=kind, **{**defaults, **fields})
 
 
@@ -218,7 +225,7 @@ def quick_job(url: str, token: str | None = None) -> ResultReceived:
     try:
         client.wait_connected(timeout=30)
         sub = submit(prompt="still serving")
-        result = client.run_job(sub, image_frame(sub, make_image(64, 64)), timeout=TIMEOUT)
+        result = client.run_job(sub, {"image": image_frame(sub, make_image(64, 64))}, timeout=TIMEOUT)
         assert result.result.images == 1 and len(result.frames) == 1
         return result
     finally:
@@ -285,8 +292,13 @@ class Raw:
         self.ws = connect(url, max_size=None, compression=None, open_timeout=10, close_timeout=2,
                           **connect_args)
 
-    def hello(self, token: str | None = None, protocol: int = PROTOCOL_VERSION) -> dict:
-        self.send({"type": "hello", "protocol": protocol, "client": "raw", "token": token})
+    def hello(self, token: str | None = None, protocol: int = PROTOCOL_VERSION,
+              features: tuple[str, ...] | None = None) -> dict:
+        """A hello advertising ``features`` (default: every feature of the vocabulary); a v1 hello has none."""
+        message = {"type": "hello", "protocol": protocol, "client": "raw", "token": token}
+        if protocol >= 2:
+            message["features"] = list(vocabulary.features() if features is None else features)
+        self.send(message)
         return self.recv()
 
     def send(self, message: dict | str) -> None:

@@ -41,12 +41,15 @@ def test_bad_json_is_reported_and_the_session_goes_on(live, raw):
     quick_job(live.url)
 
 
+SUB = '{"type":"submit","kind":"img2img","inputs":[{"role":"image"}],'  # + the job and one bad field
+
+
 @pytest.mark.parametrize(("message", "code", "field"), [
-    ('{"type":"submit","job":"j-nan","kind":"img2img","strength":NaN}', "not_finite", "strength"),
-    ('{"type":"submit","job":"j-inf","kind":"img2img","guidance":Infinity}', "not_finite", "guidance"),
-    ('{"type":"submit","job":"j-range","kind":"img2img","strength":1.5}', "out_of_range", "strength"),
+    (SUB + '"job":"j-nan","strength":NaN}', "not_finite", "strength"),
+    (SUB + '"job":"j-inf","guidance":Infinity}', "not_finite", "guidance"),
+    (SUB + '"job":"j-range","strength":1.5}', "out_of_range", "strength"),
     ('{"type":"submit","job":"j-kind","kind":"txt2img"}', "bad_value", "kind"),
-    ('{"type":"submit","job":"j-extra","kind":"img2img","sneaky":1}', "unknown_field", "sneaky"),
+    (SUB + '"job":"j-extra","sneaky":1}', "unknown_field", "sneaky"),
     ('{"type":"submit","job":"bad job id!","kind":"img2img"}', "bad_value", "job"),
     ('{"type":"launch_missiles"}', "unknown_type", "type"),
     ('[1, 2, 3]', "bad_message", None),
@@ -67,7 +70,7 @@ def test_frames_before_hello_are_refused(live, raw):
     error = raw.recv_error()
     assert error["code"] == "not_ready"
     assert raw.hello()["type"] == "welcome"  # not fatal: the handshake can still happen
-    raw.send({"type": "hello", "protocol": 1, "client": "raw"})
+    raw.send({"type": "hello", "protocol": 2, "client": "raw", "features": []})
     assert raw.recv_error()["code"] == "already_hello"
     quick_job(live.url)
 
@@ -84,11 +87,14 @@ def test_cancel_before_the_frames_arrive(live, raw):
     raw.send(sub.to_dict())
     raw.send({"type": "cancel", "job": sub.job})
     assert raw.recv() == {"type": "cancelled", "job": sub.job}
-    raw.send_frame(image_frame(sub, PIXELS))  # too late: the job is gone
-    assert raw.recv_error()["code"] == "unexpected_frame"
-    raw.send({"type": "cancel", "job": sub.job})
-    error = raw.recv_error()
-    assert (error["code"], error["job"]) == ("unknown_job", sub.job)
+    raw.send_frame(image_frame(sub, PIXELS))  # its frame, still on the way: dropped quietly
+    raw.send({"type": "cancel", "job": sub.job})  # a cancel of an ended job is moot: no answer
+    after = submit(prompt="after the cancel")
+    raw.send(after.to_dict())
+    raw.send_frame(image_frame(after, PIXELS))
+    message = raw.recv(TIMEOUT)
+    assert message.get("job") == after.job, message  # no error about the cancelled job came first
+    assert result_of(raw, after.job)["type"] == "result"
 
 
 def test_mask_size_mismatch(live, raw):
@@ -106,7 +112,8 @@ def test_frame_for_a_job_that_was_never_submitted(live, raw):
     raw.hello()
     raw.send_frame(image_frame(submit(job="ghost"), PIXELS))
     error = raw.recv_error()
-    assert (error["code"], error["job"]) == ("unexpected_frame", "ghost")
+    # the error names no job (naming one ends it on the client), but its sentence says which
+    assert (error["code"], error["job"]) == ("unexpected_frame", None) and "'ghost'" in error["message"]
     quick_job(live.url)
 
 
@@ -127,7 +134,7 @@ def test_unknown_model(live):
     with connected(live.url) as (client, _):
         sub = submit(model="no-such-model")
         with pytest.raises(ProtocolError) as info:
-            client.run_job(sub, image_frame(sub, PIXELS), timeout=TIMEOUT)
+            client.run_job(sub, {"image": image_frame(sub, PIXELS)}, timeout=TIMEOUT)
     assert (info.value.code, info.value.field) == ("unknown_model", "model")
     assert "no-such-model" in info.value.message
     quick_job(live.url)
@@ -137,7 +144,7 @@ def test_strength_times_steps_below_one(live):
     with connected(live.url) as (client, _):
         sub = submit(strength=0.1, steps=5)
         with pytest.raises(ProtocolError) as info:
-            client.run_job(sub, image_frame(sub, PIXELS), timeout=TIMEOUT)
+            client.run_job(sub, {"image": image_frame(sub, PIXELS)}, timeout=TIMEOUT)
     assert (info.value.code, info.value.field) == ("out_of_range", "strength")
     assert live.engine.order() == []  # refused before the engine
     quick_job(live.url)
@@ -169,7 +176,19 @@ def test_duplicate_job_id(live, raw):
 def test_incompatible_protocol_version_closes_the_session(live, raw):
     error = raw.hello(protocol=99)
     assert error["type"] == "error" and error["code"] == "incompatible_version"
-    assert "speaks protocol 1" in error["message"]
+    assert error["message"] == ("this server speaks Underpaint protocol 2 but the plugin speaks protocol 99: "
+                                "upgrade the Underpaint server to a release for protocol 99")
+    assert raw.close_code() == 1008
+    quick_job(live.url)
+
+
+def test_a_v1_plugin_is_told_to_update(live, raw):
+    """A protocol-1 hello (no features field) gets the upgrade sentence, not a complaint about its fields."""
+    raw.send({"type": "hello", "protocol": 1, "client": "krita", "client_version": "0.3", "token": None})
+    error = raw.recv()
+    assert (error["type"], error["code"], error["field"]) == ("error", "incompatible_version", "protocol")
+    assert error["message"] == ("this server speaks Underpaint protocol 2 but the plugin speaks protocol 1: "
+                                "update the Underpaint plugin (Krita/GIMP) to a release for protocol 2")
     assert raw.close_code() == 1008
     quick_job(live.url)
 
@@ -238,7 +257,8 @@ def test_image_over_max_pixels(make_live):
         raw.close()
     small = submit()
     with connected(server.url) as (client, _):
-        assert client.run_job(small, image_frame(small, PIXELS[:32, :32]), timeout=TIMEOUT).result.images == 1
+        result = client.run_job(small, {"image": image_frame(small, PIXELS[:32, :32])}, timeout=TIMEOUT)
+    assert result.result.images == 1
 
 
 def test_raw_queue_full(make_live):

@@ -29,7 +29,7 @@ from underpaint.protocol.pixels import decode_pixels
 def run(client, sub, pixels, fmt="rgba8", x=0, y=0, mask=None) -> ResultReceived:
     frame = image_frame(sub, pixels, fmt, x, y)
     mframe = mask_frame(sub, mask, x, y) if mask is not None else None
-    return client.run_job(sub, frame, mframe, timeout=TIMEOUT)
+    return client.run_job(sub, {"image": frame, "mask": mframe}, timeout=TIMEOUT)
 
 
 # ------------------------------------------------------------------------------------------------ img2img
@@ -60,7 +60,8 @@ def test_events_arrive_in_protocol_order(live):
     assert kinds[0] == "Queued" and kinds[-1] == "ResultReceived"
     assert kinds.index("Started") < kinds.index("Progress")
     progress = rec.for_job(sub.job, Progress)
-    total = rec.for_job(sub.job, Started)[0].total
+    total = progress[-1].total
+    assert len(rec.for_job(sub.job, Started)) == 1
     assert [e.step for e in progress] == list(range(1, total + 1))
     assert {e.total for e in progress} == {total} and total >= 3  # int(6 * 0.5) steps, or more for PNDM
     assert rec.for_job(sub.job, Queued)[0].position == 0
@@ -68,15 +69,18 @@ def test_events_arrive_in_protocol_order(live):
 
 
 @pytest.mark.parametrize("sampler", ["default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm"])
-def test_started_total_is_the_number_of_steps_that_run(live, sampler):
-    """A painter reading "step 12/N" sees N steps happen: Started.total == the count of progress events."""
+def test_progress_total_is_the_number_of_steps_that_run(live, sampler):
+    """A painter reading "step 12/N" sees N steps happen: progress.total == the count of progress events, the
+    same in every progress of the job, and the last step equals it."""
     with connected(live.url) as (client, rec):
         subs = [submit(steps=steps, strength=strength, sampler=sampler) for steps, strength in ((5, 1.0), (7, 0.3))]
         for sub in subs:
             run(client, sub, make_image(64, 64))
     for sub in subs:
-        total = rec.for_job(sub.job, Started)[0].total
+        kinds = [type(e).__name__ for e in rec.for_job(sub.job)]
+        assert kinds.count("Started") == 1 and kinds.index("Started") < kinds.index("Progress")
         progress = rec.for_job(sub.job, Progress)
+        total = progress[0].total
         assert total >= max(1, int(sub.steps * sub.strength))
         assert [p.step for p in progress] == list(range(1, total + 1)) and progress[-1].step == total
         assert {p.total for p in progress} == {total}

@@ -51,7 +51,7 @@ def test_server_img2img_equals_a_direct_diffusers_call(live, direct_pipeline, pr
     sub = submit(prompt=prompt, negative_prompt=negative, strength=strength, steps=steps, guidance=guidance,
                  seed=seed)
     with connected(live.url) as (client, _):
-        result = client.run_job(sub, image_frame(sub, pixels), timeout=TIMEOUT)
+        result = client.run_job(sub, {"image": image_frame(sub, pixels)}, timeout=TIMEOUT)
     served = result_array(result.frames[0])
     direct = direct_img2img(direct_pipeline, pixels[..., :3].copy(), prompt, negative, strength, steps, guidance,
                             seed)

@@ -43,7 +43,7 @@ def test_job_end_to_end_through_the_command(token_server):
     with connected(token_server, token=TOKEN) as (client, _):
         assert client.welcome.defaults.model == "demo"
         sub = submit(seed=3, steps=4, result_format="rgba16", result_encoding="png")
-        result = client.run_job(sub, image_frame(sub, pixels, x=-5, y=7), timeout=TIMEOUT)
+        result = client.run_job(sub, {"image": image_frame(sub, pixels, x=-5, y=7)}, timeout=TIMEOUT)
     frame = result.frames[0]
     assert (frame.x, frame.y, frame.width, frame.height, frame.encoding) == (-5, 7, 64, 48, "png")
     out = result_array(frame)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from server_helpers import dilate, disc_mask, make_image, wait_until
-from underpaint.protocol.messages import PROTOCOL_VERSION
+from underpaint.protocol.vocabulary import PROTOCOL_VERSION
 
 
 def png(array: np.ndarray, mode: str) -> bytes:
@@ -89,7 +89,7 @@ def test_img2img_job_without_a_mask(live):
     ({"colour": "blue"}, 400, "unknown_field", "colour"),
     ({"model": "no-such-model"}, 404, "unknown_model", "model"),
     ({"strength": 0.1, "steps": 5}, 400, "out_of_range", "strength"),
-    ({"kind": "inpaint"}, 400, "missing_frame", "mask"),
+    ({"kind": "inpaint"}, 400, "missing_input", "mask"),
 ])
 def test_bad_params_are_400_with_a_code(live, params, status, code, field):
     response = post_job(live.http, png(make_image(32, 32), "RGBA"), params=params)

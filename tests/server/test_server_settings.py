@@ -7,9 +7,10 @@ import hmac
 from pathlib import Path
 
 import pytest
+from underpaint.protocol import vocabulary
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import PreviewOptions, Submit
-from underpaint.server.config import ServerConfig, build_config
+from underpaint.server.config import ConfigError, ServerConfig, build_config, protocol_limits
 from underpaint.server.engine.interface import denoising_steps
 from underpaint.server.jobs.runner import preview_policy
 from underpaint.server.transport import security
@@ -59,6 +60,27 @@ def test_environment_lists_and_flag_strings_are_converted():
 def test_bad_values_name_the_setting(flags, env, message):
     with pytest.raises(ValueError, match=message):
         build_config(None, flags, env)
+
+
+def test_default_limits_are_the_protocols():
+    config = build_config(None, {}, {})
+    assert {name: getattr(config, name) for name in vocabulary.SERVER_LIMITS} == vocabulary.SERVER_LIMITS
+    assert protocol_limits(config).to_dict() == vocabulary.SERVER_LIMITS
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"max_batch": vocabulary.BATCH.hi + 1}, f"setting 'max_batch': 'max_batch' must be between 1 and "
+                                             f"{vocabulary.BATCH.hi} \\(got {vocabulary.BATCH.hi + 1}\\)"),
+    ({"max_steps": vocabulary.STEPS.hi + 1}, "setting 'max_steps'.*must be between 1 and"),
+    ({"max_steps": 0}, "setting 'max_steps'"),
+    ({"max_pixels": 0}, "setting 'max_pixels': 'max_pixels' must be at least 1 \\(got 0\\)"),
+    ({"max_queued_jobs": 0}, "setting 'max_queued_jobs'"),
+    ({"keep_results_s": -1}, "setting 'keep_results_s': 'keep_results_s' must be at least 0"),
+])
+def test_limits_the_protocol_forbids_are_refused(flags, message):
+    """An operator cannot configure a limit no client could be told about (welcome.limits has bounds)."""
+    with pytest.raises(ConfigError, match=message):
+        build_config(None, flags, {})
 
 
 def test_unknown_toml_setting_is_refused(tmp_path):

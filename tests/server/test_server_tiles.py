@@ -23,7 +23,7 @@ from server_helpers import (
     submit,
 )
 from underpaint.protocol.frames import decode_frame
-from underpaint.protocol.messages import InpaintOptions, PreviewOptions, Started
+from underpaint.protocol.messages import InpaintOptions, JobInput, PreviewOptions, Started
 from underpaint.protocol.pixels import decode_pixels
 from underpaint.protocol.tiles import split
 
@@ -31,7 +31,8 @@ from underpaint.protocol.tiles import split
 def run(client, sub, pixels, x=0, y=0, mask=None, tile_side=0):
     client.tile_side = tile_side
     mframe = mask_frame(sub, mask, x, y) if mask is not None else None
-    return client.run_job(sub, image_frame(sub, pixels, "rgba8", x, y), mframe, timeout=TIMEOUT)
+    return client.run_job(sub, {"image": image_frame(sub, pixels, "rgba8", x, y), "mask": mframe},
+                          timeout=TIMEOUT)
 
 
 def test_tiled_img2img_gives_exactly_the_untiled_result(live):
@@ -75,9 +76,10 @@ def test_server_sends_result_tiles_with_the_image_index(live):
     raw = Raw(live.url)
     try:
         assert raw.hello()["type"] == "welcome"
-        sub = submit(seed=1, batch=2, result_tile=64, preview=PreviewOptions(enabled=False), tiles=6)
+        sub = submit(seed=1, batch=2, result_tile=64, preview=PreviewOptions(enabled=False),
+                     inputs=(JobInput(role="image", tiles=6),))
         tiles = split(image_frame(sub, make_image(130, 70, seed=1)), 64)
-        assert len(tiles) == sub.tiles
+        assert len(tiles) == sub.input("image").tiles
         raw.send(sub.encode())
         for tile in tiles:
             raw.send_frame(tile)
@@ -96,11 +98,12 @@ def test_server_sends_result_tiles_with_the_image_index(live):
         raw.close()
 
 
-@pytest.mark.parametrize("field", ["tiles", "result_tile"])
+@pytest.mark.parametrize("field", ["inputs", "result_tile"])
 def test_rest_jobs_refuse_tile_fields(live, field):
     buf = io.BytesIO()
     Image.fromarray(make_image(32, 32)).save(buf, "PNG")
+    value = [{"role": "image", "tiles": 2}] if field == "inputs" else 64
     response = httpx.post(f"{live.http}/v1/jobs", files={"image": ("a.png", buf.getvalue(), "image/png")},
-                          data={"params": json.dumps({field: 2 if field == "tiles" else 64})}, timeout=TIMEOUT)
+                          data={"params": json.dumps({field: value})}, timeout=TIMEOUT)
     assert response.status_code == 400
     assert response.json()["detail"]["code"] == "unsupported" and response.json()["detail"]["field"] == field

@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from underpaint.protocol.vocabulary import WS_PATH
+
 # Small model-side images keep CPU tests fast; geometry and paste-back are the same at any size.
 TEST_MODEL_PIXELS = 128 * 128
 
@@ -44,7 +46,7 @@ def running_server(tmp_path: Path, *extra_args: str, startup_timeout: float = 12
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield f"ws://127.0.0.1:{port}/v1/ws"
+        yield f"ws://127.0.0.1:{port}{WS_PATH}"
     finally:
         proc.terminate()
         try:
