@@ -2,9 +2,11 @@
 
 The layer is added and removed with the image's undo frozen (GIMP's documented way for in-place previews),
 so it never becomes an undo step: a finished job leaves one undo step (its result layers), a cancelled or
-failed one leaves the image and its undo history as they were. Only pixels are written between the two,
-which records no undo either; the painter keeps painting and undoing normally meanwhile. Inserting a layer
-selects it in GIMP: the painter's selected layers are put back right after. Main thread only.
+failed one leaves the image and its undo history as they were. GIMP still sets the image's "modified" mark,
+even with undo frozen; it is never cleared here, as that could hide the painter's own unsaved work. Only
+pixels are written in between, which records no undo either; the painter keeps painting and undoing
+normally meanwhile. Inserting a layer selects it in GIMP: the painter's selected layers are put back right
+after. Main thread only.
 
 If GIMP kills the plug-in mid-job (its progress Cancel, a crash) nothing here can run: the layer stays. It
 carries a parasite with the owning process id, and the next Underpaint run on that image removes preview

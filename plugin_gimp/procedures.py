@@ -199,13 +199,13 @@ def _insert(image: Gimp.Image, request: _Request, kind: str, outcome: job.Outcom
 def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list,
             config: Gimp.ProcedureConfig, kind: str) -> Gimp.ValueArray:
     profile = Path(Gimp.directory())
+    remove_stale(image)  # preview layers of an Underpaint run that GIMP killed, whatever happens next
     try:
         spec = gimp_image.pixel_spec(image)
         layer = gimp_image.source_layer(list(drawables))
         plan(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image))  # fail before the dialog
     except (px.UnsupportedImage, RegionError, ValueError) as exc:
         return _error(procedure, str(exc))
-    remove_stale(image)  # preview layers of an Underpaint run that GIMP killed
     remembered = settings.load(profile)
     has_display = run_mode != Gimp.RunMode.NONINTERACTIVE and ui.display_available()
     if run_mode != Gimp.RunMode.NONINTERACTIVE:  # the last confirmed values, even when that run failed

@@ -14,6 +14,7 @@ from .params import (
     ANNOTATION_DESCRIPTION,
     ANNOTATION_TYPE,
     GenerationParams,
+    ParamsError,
     ResultRecord,
     decode_annotation,
     encode_annotation,
@@ -112,7 +113,10 @@ class KritaDocument:
         source = self.node_by_id(source_id)
         if source is None:
             return None
-        records = self.records()
+        try:
+            records = self.records()
+        except ParamsError:  # a damaged annotation: stack directly above the source
+            records = {}
         anchor, above_source = source, False
         for sibling in source.parentNode().childNodes():  # bottom to top
             node_id = sibling.uniqueId().toString()
@@ -133,9 +137,13 @@ class KritaDocument:
             self.doc.rootNode().addChildNode(node, None)
         else:
             above.parentNode().addChildNode(node, above)
-        if active is not None:
-            self.doc.setActiveNode(active)
+        if active is not None and self._in_front():  # not at once: Krita has not shown the new layer yet
             self._keep_active(active.uniqueId().toString(), node.uniqueId().toString())
+
+    def _in_front(self) -> bool:
+        """Whether this is the document of the active view: ``Document.setActiveNode`` acts on that view only
+        (given another document's node, Krita asserts and may crash)."""
+        return self.is_open() and krita().activeDocument() == self.doc
 
     def _keep_active(self, painter_id: str, ours_id: str) -> None:
         """Krita activates an inserted layer again a moment later (from its layer model's signals): whenever our
@@ -143,8 +151,8 @@ class KritaDocument:
         in between is left alone."""
 
         def restore() -> None:
-            try:  # only while this document is open and in front: Krita asserts on a closed one's nodes
-                if not self.is_open() or krita().activeDocument() != self.doc:
+            try:
+                if not self._in_front():
                     return
                 current = self.doc.activeNode()
                 if current is None or current.uniqueId().toString() != ours_id:

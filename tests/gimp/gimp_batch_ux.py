@@ -86,7 +86,8 @@ def scenario_hard_kill_then_next_run_cleans_up():
     killed = call(IMG2IMG, img, paint, Gimp.RunMode.WITH_LAST_VALS)
     watcher.join(5)
     after_kill = snapshot(img, paint)
-    next_run = call(IMG2IMG, img, paint, server_url=DATA["dead_url"], **COMMON)  # any run cleans up
+    Gimp.Selection.none(img)  # the next run is refused at once (inpaint needs a selection) yet cleans up
+    next_run = call(INPAINT, img, paint, server_url=DATA["dead_url"], **COMMON)  # any run cleans up
     return {"killed": found.get("killed"), "killed_status": killed, "before": before, "after_kill": after_kill,
             "next_run": next_run, "after_next_run": snapshot(img, paint)}
 

@@ -117,3 +117,12 @@ def test_preview_upscale_fills_the_region_with_nearest_pixels() -> None:
     assert rows[2] == bytes([3] * 6 + [4] * 6)
     with pytest.raises(ValueError):
         px.upscale_nearest(data, 3, 2, 3, 4, 4)
+
+
+def test_the_dialog_gets_no_server_facts_when_the_server_is_down() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
+    assert job.fetch_welcome(url, None, timeout=2.0) is None

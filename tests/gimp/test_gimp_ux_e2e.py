@@ -123,8 +123,12 @@ def test_a_hard_kill_leaves_the_preview_layer_and_the_next_run_removes_it(sessio
     names = [layer["name"] for layer in facts["after_kill"]["layers"]]
     assert names[0] == "Underpaint preview (temporary)"  # what SIGKILL leaves: nothing can run in the process
     assert facts["after_kill"]["selected"] == facts["before"]["selected"]
-    assert facts["next_run"][0] == "execution-error"  # even a failing run cleans up first
-    same_image(facts["before"], facts["after_next_run"])
+    assert facts["next_run"][0] == "execution-error"  # even a refused run cleans up first
+    assert "Inpaint needs a selection" in facts["next_run"][1]
+    after, before = facts["after_next_run"], facts["before"]
+    assert [layer["id"] for layer in after["layers"]] == [layer["id"] for layer in before["layers"]]
+    assert (after["flat"], after["paint"], after["selected"]) == (before["flat"], before["paint"],
+                                                                  before["selected"])
 
 
 # ---------------------------------------------------------------- 10: labels, access keys, values kept

@@ -99,6 +99,7 @@ class Driver(Extension):
             record = {"name": name, "log": [], "started_s": round(time.monotonic() - _T0, 2)}
             RESULTS["scenarios"][name] = record
             RESULTS["order"].append(name)
+            print(f"underpaint-test-driver: scenario {name}", file=sys.stderr, flush=True)  # marks Krita's log
             ctx = scenarios.Context(CONFIG, record)
             self.current = (name, getattr(scenarios, name)(ctx), record, ctx)
             self.wait = None

@@ -164,9 +164,12 @@ class Context:
         return {"rect": [at.x(), at.y(), widget.width(), widget.height()], "visible": widget.isVisible(),
                 "drawn": not widget.visibleRegion().isEmpty()}
 
-    def busy(self, doc) -> bool:
+    def jobs_of(self, doc) -> list:
         tracked = [t for t in self.ext.documents if t.doc == doc]
-        return bool(tracked) and bool(self.controller.jobs.for_document(tracked[0].key))
+        return self.controller.jobs.for_document(tracked[0].key) if tracked else []
+
+    def busy(self, doc) -> bool:
+        return bool(self.jobs_of(doc))
 
     def running_step(self) -> int:
         job = self.controller.jobs.running()
@@ -426,8 +429,10 @@ def cancel_one_document(ctx: Context):
     ctx.record["active_document"] = Krita.instance().activeDocument().name()
     ctx.docker.cancel_button.click()
     yield ctx.idle(stops, 60)
-    yield ctx.sleep(0.5)
-    ctx.record["other_still_running"] = ctx.busy(keeps)
+    ctx.record["other_cancel_requested"] = any(j.cancel_requested for j in ctx.jobs_of(keeps))
+    step = ctx.running_step()
+    yield (lambda: not ctx.busy(keeps) or ctx.running_step() >= step + 2), 60, "the other job to go on"
+    ctx.record["other_still_running"] = ctx.busy(keeps) and ctx.running_step() >= step + 2
     ctx.record["cancelled_layers"] = ctx.layers(stops)
     ctx.record["status"] = ctx.docker.status.text()
     ctx.controller.cancel_all()
