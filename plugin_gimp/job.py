@@ -228,7 +228,7 @@ class JobRunner:
         elif isinstance(event, messages.Queued):
             self.sink.status(f"Waiting in the server queue (position {event.position + 1})")
         elif isinstance(event, messages.Started):
-            self._step(0, event.total)
+            self._step(0, 0)
         elif isinstance(event, messages.Progress):
             self._step(event.step, event.total)
         elif isinstance(event, messages.Cancelled):
@@ -252,7 +252,7 @@ class JobRunner:
     def _submit(self) -> None:
         self.sink.status("Sending the image")
         try:
-            self.client.submit(self.submit_msg, self.image, self.mask)
+            self.client.submit(self.submit_msg, {"image": self.image, "mask": self.mask})
         except errors.ProtocolError as exc:
             self._fail(describe_error(exc.code, exc.message))
             return

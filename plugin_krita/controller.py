@@ -222,7 +222,7 @@ class Controller:
 
     def _send(self, job: Job, submit: messages.Submit, image: frames.Frame, mask: frames.Frame | None) -> None:
         try:
-            self._client.submit(submit, image, mask)
+            self._client.submit(submit, {"image": image, "mask": mask})
         except errors.ProtocolError as exc:
             self._finish(job, "failed", messages_text.explain(exc.code, exc.message), error=True)
             return
@@ -324,7 +324,7 @@ class Controller:
             job.state, job.position = "queued", event.position
             self._notify(f"Queued (position {event.position + 1})" if event.position else "Queued")
         elif isinstance(event, messages.Started):
-            job.state, job.total = "running", event.total  # 0: unknown until the first progress event
+            job.state = "running"  # the total arrives with the first progress event
             if event.width and event.height:
                 job.preview_rect = geometry.Rect(event.x, event.y, event.width, event.height)
             self._notify("Generating …")

@@ -16,7 +16,8 @@ from underpaint.protocol.pixels import make_frame
 
 SPEC = px.choose_spec("rgb", "u8")
 PLAN = plan(IMG2IMG, Rect(4, 6, 8, 4), None)
-WELCOME = messages.Welcome(protocol=1, server_version="t", device="cpu",
+WELCOME = messages.Welcome(protocol=2, server_version="t", device="cpu",
+                           features=("kind:img2img", "kind:inpaint", "encoding:jpeg"),
                            defaults=messages.Defaults(model="demo"),
                            limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**7, max_queued_jobs=4,
                                                   max_batch=4, max_steps=100))
@@ -49,7 +50,8 @@ class FakeClient:
     def connect(self) -> None:
         threading.Thread(target=lambda: [self.on_event(e) for e in self.script(self, "connect")]).start()
 
-    def submit(self, submit, image, mask=None) -> str:
+    def submit(self, submit, inputs) -> str:
+        image, mask = inputs["image"], inputs.get("mask")
         if self.submit_error:
             raise self.submit_error
         self.submitted.append((submit, image, mask))
@@ -108,7 +110,7 @@ def drive(runner, limit: int = 200) -> None:
 def test_happy_path_events_reach_the_sink_in_order() -> None:
     def after(job_id):
         preview = make_frame(job_id, "preview", bytes(4 * 4 * 4), 4, 4, "rgba8", "raw")
-        return [messages.Queued(job=job_id, position=0), messages.Started(job=job_id, total=2),
+        return [messages.Queued(job=job_id, position=0), messages.Started(job=job_id),
                 messages.Progress(job=job_id, step=1, total=2), connection.PreviewReceived(job_id, preview),
                 messages.Progress(job=job_id, step=2, total=2),
                 connection.ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(77,)),

@@ -16,28 +16,28 @@ def statuses(sink) -> list[str]:
     return [c[1] for c in sink.calls if c[0] == "status"]
 
 
-def test_progress_total_comes_from_started_and_a_step_never_exceeds_it() -> None:
+def test_progress_total_is_the_steps_that_run() -> None:
     def after(j):
-        return [messages.Started(job=j, total=3), messages.Progress(job=j, step=1, total=0),
-                messages.Progress(job=j, step=5, total=3),
+        return [messages.Started(job=j), messages.Progress(job=j, step=1, total=3),
+                messages.Progress(job=j, step=3, total=3),
                 connection.ResultReceived(j, messages.Result(job=j, images=1), (result_frame(j),))]
 
     runner, sink, _ = make_runner(happy(after), steps=6, strength=0.5)
     drive(runner)
     shown = [s for s in statuses(sink) if s.startswith("Step")]
-    assert shown == ["Step 0 of 3", "Step 1 of 3", "Step 3 of 3"]
+    assert shown == ["Step 1 of 3", "Step 3 of 3"]
     fractions = [c[1] for c in sink.calls if c[0] == "progress"]
     assert fractions == [0.0, pytest.approx(1 / 3), 1.0]
 
 
-def test_unknown_total_shows_the_step_without_a_total() -> None:
+def test_before_the_first_step_the_job_shows_generating_without_a_total() -> None:
     def after(j):
-        return [messages.Started(job=j, total=0), messages.Progress(job=j, step=2, total=0),
-                connection.ResultReceived(j, messages.Result(job=j, images=1), (result_frame(j),))]
+        return [messages.Started(job=j), connection.ResultReceived(j, messages.Result(job=j, images=1),
+                                                                    (result_frame(j),))]
 
     runner, sink, _ = make_runner(happy(after))
     drive(runner)
-    assert "Generating (step 2)" in statuses(sink) and not any(" of 0" in s for s in statuses(sink))
+    assert "Generating" in statuses(sink) and not any(" of " in s for s in statuses(sink))
 
 
 @pytest.mark.parametrize("values, sentence", [

@@ -180,7 +180,8 @@ class FakeClient:
     def connect(self) -> None:
         pass
 
-    def submit(self, submit, image, mask=None) -> str:
+    def submit(self, submit, inputs) -> str:
+        image, mask = inputs["image"], inputs.get("mask")
         self.submitted.append((submit, image, mask))
         return submit.job
 
@@ -192,8 +193,9 @@ class FakeClient:
 
 
 WELCOME = messages.Welcome(
-    protocol=1, server_version="9.9", device="fake", models=(messages.ModelInfo(
-        id="m1", name="Model", family="sd15", resolution=512, default=True),),
+    protocol=2, server_version="9.9", device="fake", features=("kind:img2img", "kind:inpaint", "encoding:jpeg"),
+    models=(messages.ModelInfo(id="m1", name="Model", family="sd15", capabilities=("img2img", "inpaint"),
+                               resolution=512, default=True),),
     defaults=messages.Defaults(model="m1"),
     limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**8, max_queued_jobs=8, max_batch=2, max_steps=50))
 
@@ -237,7 +239,7 @@ def test_disconnect_fails_jobs_and_clears_their_previews() -> None:
     c = fake_controller(connected=True)
     doc = FakeDocument()
     job_id = c.generate(doc, GenerationParams())
-    c.handle(messages.Started(job=job_id, total=4))
+    c.handle(messages.Started(job=job_id))
     preview = Frame(job=job_id, role="preview", width=2, height=2, pixel_format="rgb8", payload=b"x",
                     encoding="jpeg")
     from underpaint.protocol.connection import PreviewReceived
@@ -335,20 +337,19 @@ def test_remaining_server_errors_read_as_sentences() -> None:
         assert sentence[0].isupper() and sentence.endswith(".") and "_" not in sentence, sentence
 
 
-def test_progress_never_shows_a_step_above_the_total_and_zero_means_unknown() -> None:
+def test_progress_shows_step_of_total_and_is_unknown_before_the_first_step() -> None:
     c = fake_controller(connected=True)
     job_id = c.generate(FakeDocument(), GenerationParams())
-    c.handle(messages.Started(job=job_id, total=40))
+    c.handle(messages.Started(job=job_id))
     c.handle(messages.Progress(job=job_id, step=12, total=40))
     assert c.message == "Step 12/40" and c.status().progress == (12, 40)
-    c.handle(messages.Progress(job=job_id, step=41, total=40))
+    c.handle(messages.Progress(job=job_id, step=40, total=40))
     assert c.message == "Step 40/40" and c.status().progress == (40, 40)
     other = c.generate(FakeDocument(key=2), GenerationParams())
     c.cancel(job_id)
     c.handle(messages.Cancelled(job=job_id))
-    c.handle(messages.Started(job=other, total=0))
-    c.handle(messages.Progress(job=other, step=3, total=0))
-    assert c.message == "Step 3" and c.status().progress is None  # the docker shows a busy bar
+    c.handle(messages.Started(job=other))
+    assert c.message == "Generating …" and c.status().progress is None  # busy bar until the first step
 
 
 def test_cancel_stops_only_the_current_documents_jobs() -> None:
