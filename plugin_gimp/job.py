@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._protocol import client as pclient
-from ._protocol import connection, errors, frames, messages, pixels
+from ._protocol import connection, errors, messages, pixels, vocabulary
 from .params import INPAINT, JobParams
 from .pixels import MASK_FORMAT, PixelSpec
 from .region import Plan, check_result_region
@@ -284,7 +284,7 @@ class JobRunner:
             except (ValueError, errors.ProtocolError) as exc:
                 self._fail(str(exc))
                 return
-            if len(data) != frame.width * frame.height * frames.BYTES_PER_PIXEL[want]:
+            if len(data) != frame.width * frame.height * vocabulary.BYTES_PER_PIXEL[want]:
                 self._fail("The result image has the wrong number of bytes.")
                 return
             seed = seeds[index] if index < len(seeds) else (self.submit_msg.seed if index == 0 else None)

@@ -12,13 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import messages_text
-from .jobs import Capture, Job, JobBook, UserError, result_layer_name
+from .jobs import LABELS, Capture, Job, JobBook, UserError
 from .params import GenerationParams, ParamsError, ResultRecord
 from .pixels import BYTES_PER_PIXEL, UnsupportedDocument, clear_unchanged, crop
 from .proto import client as pclient
-from .proto import connection as pconn
-from .proto import errors, frames, geometry, messages
+from .proto import core, errors, frames, geometry, messages
 from .proto import pixels as ppixels
 from .settings import Settings
 
@@ -26,6 +24,9 @@ CLIENT_NAME = "underpaint-krita"
 PLUGIN_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 512
 PREVIEW_INTERVAL_MS = 200
+PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
+FEATURES = core.params.client_features(PREVIEW_ENCODINGS)
+_explain = core.sentences.explain
 
 
 class HostDocument(Protocol):
@@ -73,11 +74,6 @@ class Status:
     limits: messages.Limits | None = None  # the server's, once connected
 
 
-def progress_text(step: int, total: int) -> str:
-    """``Step 3/20``; ``Step 3`` while the total is unknown (0)."""
-    return f"Step {step}/{total}" if total > 0 else f"Step {step}"
-
-
 class Controller:
     def __init__(self, settings: Settings, post: Callable[[object], None],
                  make_client: Callable[..., Any] = pclient.Client, client_version: str = "") -> None:
@@ -91,7 +87,7 @@ class Controller:
         self.welcome: messages.Welcome | None = None
         self.jobs = JobBook()
         self.docs: dict[int, HostDocument] = {}
-        self._waiting: list[tuple[messages.Submit, frames.Frame, frames.Frame | None]] = []
+        self._waiting: list[str] = []  # ids of jobs captured before the connection was ready
         self.message, self.error = "Not connected", False
         self.last_seed: int | None = None
         self.listeners: list[Callable[[Status], None]] = []
@@ -99,7 +95,7 @@ class Controller:
     # ---------------------------------------------------------------- state for the UI
     def status(self) -> Status:
         running = self.jobs.running()
-        progress = (running.step, running.total) if running and running.total else None
+        progress = (running.track.step, running.track.total) if running and running.track.total else None
         server = ""
         if self.welcome is not None:
             w = self.welcome
@@ -139,6 +135,7 @@ class Controller:
         generation = self._generation
         self._client = self._make_client(self.settings.server_url, token=self.settings.token or None,
                                          client_name=CLIENT_NAME, client_version=self._client_version,
+                                         features=FEATURES,
                                          on_event=lambda event: self._post(Tagged(generation, event)))
         self.connection = "connecting"
         self._notify(f"Connecting to {self._client.url} …")
@@ -169,11 +166,10 @@ class Controller:
             raise UserError(str(exc)) from exc
         self.docs[doc.key] = doc
         self.jobs.add(job)
-        submit, image, mask = self._wire(job)
         if self.connection == "connected":
-            self._send(job, submit, image, mask)
+            self._send(job)
         else:
-            self._waiting.append((submit, image, mask))
+            self._waiting.append(job.id)
             self.connect()
         self._notify()
         return job.id
@@ -181,8 +177,10 @@ class Controller:
     def _prepare(self, doc: HostDocument, params: GenerationParams) -> Job:
         params = params.validated()
         if self.welcome is not None:
-            self._check_model(params)
+            self._check_server(params)
         capture = doc.capture(params, self.settings)
+        if self.welcome is not None:
+            self._check_server(params, capture.kind)
         params = dataclasses.replace(params, seed=params.resolved_seed())
         return Job(pclient.new_job_id("krita"), doc.key, doc.name, capture, params)
 
@@ -190,49 +188,50 @@ class Controller:
         """The connected server's limits (steps, images per job ...), None while not connected."""
         return self.welcome.limits if self.welcome is not None else None
 
-    def _check_model(self, params: GenerationParams) -> None:
-        assert self.welcome is not None
-        limits = self.welcome.limits
-        if params.batch > limits.max_batch:
-            raise UserError(f"The server allows at most {limits.max_batch} images per job (Images is "
-                            f"{params.batch}).")
-        if params.steps > limits.max_steps:
-            raise UserError(f"The server allows at most {limits.max_steps} steps per job (Steps is "
-                            f"{params.steps}).")
-        if params.model and params.model not in {m.id for m in self.welcome.models}:
-            raise UserError(f"The server has no model {params.model!r}; pick one from the list.")
+    def offer(self) -> core.params.Offer:
+        """What the docker may offer on this connection (every plugin kind while not connected)."""
+        return core.params.offer(self.welcome.features if self.welcome else None, FEATURES)
 
-    def _wire(self, job: Job) -> tuple[messages.Submit, frames.Frame, frames.Frame | None]:
+    def _check_server(self, params: GenerationParams, kind: str | None = None) -> None:
+        """Refuse, with a sentence, what this server would refuse: over its limits, a model or kind it lacks."""
+        assert self.welcome is not None
+        problem = (core.params.limit_problem(self.welcome.limits, params.steps, params.batch)
+                   or core.params.model_problem(self.welcome, params.model)
+                   or (kind and core.params.kind_problem(self.offer().kinds, kind)))
+        if problem:
+            raise UserError(problem)
+
+    def _wire(self, job: Job) -> tuple[messages.Submit, dict[str, frames.Frame | None]]:
         p, s, cap = job.params, self.settings, job.capture
         region = cap.region
+        preview = messages.PreviewOptions(enabled=s.preview, max_size=PREVIEW_MAX_SIZE,
+                                          min_interval_ms=PREVIEW_INTERVAL_MS,
+                                          encoding=self.offer().preview_encoding(PREVIEW_ENCODINGS))
         submit = messages.Submit(
             job=job.id, kind=cap.kind, model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
-            strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch,
-            preview=messages.PreviewOptions(enabled=s.preview, max_size=PREVIEW_MAX_SIZE,
-                                            min_interval_ms=PREVIEW_INTERVAL_MS, encoding="jpeg"),
+            strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch, preview=preview,
             inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
             result_format=cap.pixel_format, result_encoding="zlib")
-        image = ppixels.make_frame(job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format,
-                                   "zlib", region.x, region.y)
-        mask = None
+        inputs: dict[str, frames.Frame | None] = {"image": ppixels.make_frame(
+            job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format, "zlib", region.x, region.y)}
         if cap.mask is not None:
-            mask = ppixels.make_frame(job.id, "mask", cap.mask, region.width, region.height, "gray8", "zlib",
-                                      region.x, region.y)
-        return submit, image, mask
+            inputs["mask"] = ppixels.make_frame(job.id, "mask", cap.mask, region.width, region.height, "gray8",
+                                                "zlib", region.x, region.y)
+        return submit, inputs
 
-    def _send(self, job: Job, submit: messages.Submit, image: frames.Frame, mask: frames.Frame | None) -> None:
+    def _send(self, job: Job) -> None:
         try:
-            self._client.submit(submit, {"image": image, "mask": mask})
+            self._client.submit(*self._wire(job))
         except errors.ProtocolError as exc:
-            self._finish(job, "failed", messages_text.explain(exc.code, exc.message), error=True)
+            self._finish(job, "failed", _explain(exc.code, exc.message, LABELS), error=True)
             return
-        job.state = "queued"
+        job.track.sent()
         self._notify(f"Sent {job.capture.kind} of {job.capture.region.width}x{job.capture.region.height} px")
 
     def _fail_waiting(self, why: str) -> None:
         waiting, self._waiting = self._waiting, []
-        for submit, _, _ in waiting:
-            job = self.jobs.get(submit.job)
+        for job_id in waiting:
+            job = self.jobs.get(job_id)
             if job is not None:
                 self._finish(job, "failed", why, error=True)
 
@@ -240,12 +239,11 @@ class Controller:
         job = self.jobs.get(job_id)
         if job is None:
             return
-        waiting = [w for w in self._waiting if w[0].job == job_id]
-        if waiting:
-            self._waiting.remove(waiting[0])
+        if job_id in self._waiting:
+            self._waiting.remove(job_id)
             self._finish(job, "cancelled", "Cancelled")
             return
-        job.cancel_requested = True
+        job.track.cancel_requested = True
         if self._client is not None:
             self._client.cancel(job_id)
         self._notify("Cancelling …")
@@ -270,7 +268,7 @@ class Controller:
         """Drop a closed document's jobs: cancel them on the server, ignore whatever still arrives."""
         dropped = self.jobs.for_document(doc_key)
         for job in dropped:
-            self._waiting = [w for w in self._waiting if w[0].job != job.id]
+            self._waiting = [w for w in self._waiting if w != job.id]
             if self._client is not None and job.state != "sending":
                 self._client.cancel(job.id)
             self.jobs.pop(job.id)
@@ -290,7 +288,7 @@ class Controller:
         elif isinstance(event, pclient.Disconnected):
             self._on_disconnected(event.error)
         elif isinstance(event, messages.Error) and not event.job:
-            self._notify(messages_text.explain(event.code, event.message), error=True)
+            self._notify(_explain(event.code, event.message, LABELS), error=True)
         else:
             job = self.jobs.get(getattr(event, "job", None))
             if job is not None:  # events of dropped jobs (closed documents) are ignored
@@ -300,51 +298,39 @@ class Controller:
         self.connection, self.welcome = "connected", welcome
         self._notify(f"Connected: {welcome.device}")
         waiting, self._waiting = self._waiting, []
-        for submit, image, mask in waiting:
-            job = self.jobs.get(submit.job)
+        for job_id in waiting:
+            job = self.jobs.get(job_id)
             if job is None:
                 continue
             try:
-                self._check_model(job.params)
+                self._check_server(job.params, job.capture.kind)
             except UserError as exc:
                 self._finish(job, "failed", str(exc), error=True)
                 continue
-            self._send(job, submit, image, mask)
+            self._send(job)
 
     def _on_disconnected(self, error: errors.ProtocolError | None) -> None:
         self._client, self.connection, self.welcome = None, "disconnected", None
-        why = messages_text.explain(error.code, error.message) if error else "Disconnected"
+        why = _explain(error.code, error.message, LABELS) if error else "Disconnected"
         self._fail_waiting(why)
         for job in self.jobs.all():  # the client reports orphans first; this is a safety net
             self._finish(job, "failed", why, error=True)
         self._notify(why, error=error is not None)
 
     def _on_job_event(self, job: Job, event: object) -> None:
-        if isinstance(event, messages.Queued):
-            job.state, job.position = "queued", event.position
-            self._notify(f"Queued (position {event.position + 1})" if event.position else "Queued")
-        elif isinstance(event, messages.Started):
-            job.state = "running"  # the total arrives with the first progress event
-            if event.width and event.height:
-                job.preview_rect = geometry.Rect(event.x, event.y, event.width, event.height)
-            self._notify("Generating …")
-        elif isinstance(event, messages.Progress):
-            job.state = "running"
-            job.total = event.total or job.total
-            job.step = min(event.step, job.total) if job.total else event.step
-            self._notify(("Cancelling … " if job.cancel_requested else "") + progress_text(job.step, job.total))
-        elif isinstance(event, pconn.PreviewReceived):
-            self._on_preview(job, event.frame)
-        elif isinstance(event, pconn.ResultReceived):
-            self._on_result(job, event.result, event.frames)
-        elif isinstance(event, messages.Error):
-            self._finish(job, "failed", messages_text.explain(event.code, event.message), error=True)
-        elif isinstance(event, messages.Cancelled):
-            self._finish(job, "cancelled", "Cancelled")
+        update = job.track.update(event)
+        if isinstance(update, core.jobs.Status):
+            self._notify(update.text)
+        elif isinstance(update, core.jobs.Preview):
+            self._on_preview(job, update.frame)
+        elif isinstance(update, core.jobs.Finished) and update.state == "done":
+            self._on_result(job, update.result, update.frames)
+        elif isinstance(update, core.jobs.Finished):
+            self._finish(job, update.state, update.text, error=update.state == "failed")
 
     def _on_preview(self, job: Job, frame: frames.Frame) -> None:
         doc = self.docs.get(job.doc_key)
-        if not self.settings.preview or job.cancel_requested or doc is None or not doc.is_open():
+        if not self.settings.preview or doc is None or not doc.is_open():
             return
         try:
             doc.show_preview(job, frame)
@@ -371,7 +357,7 @@ class Controller:
         self._finish(job, "done", f"Added {len(job.layers)} layer(s): {names}")
 
     def _finish(self, job: Job, state: str, message: str, error: bool = False) -> None:
-        job.state = state
+        job.track.state = state
         doc = self.docs.get(job.doc_key)
         if doc is not None and doc.is_open() and job.preview_shown:
             try:
@@ -390,21 +376,14 @@ class Controller:
         bpp = BYTES_PER_PIXEL[cap.pixel_format]
         created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         images = []
-        for i, frame in enumerate(result_frames):
-            if frame.pixel_format != cap.pixel_format:
-                raise ValueError(f"the server sent {frame.pixel_format} pixels, the document needs "
-                                 f"{cap.pixel_format}")
-            rect = geometry.Rect(frame.x, frame.y, frame.width, frame.height)
-            if not cap.region.contains(rect):
-                raise ValueError(f"the server's result {rect} lies outside the region sent {cap.region}")
-            data = ppixels.decode_pixels(frame)
+        for decoded in core.jobs.decode_results(cap.plan, cap.pixel_format, result, result_frames, params.seed):
+            rect, data, seed = decoded.rect, decoded.pixels, decoded.seed
             if cap.kind == "inpaint":
                 local = rect.translate(-cap.region.x, -cap.region.y)
                 original = crop(cap.pixels, bpp, cap.region.width, local.x, local.y, local.width, local.height)
                 data, _ = clear_unchanged(data, original, bpp, rect.width)
-            seed = result.seeds[i] if i < len(result.seeds) else (params.seed or 0) + i
-            record = ResultRecord(params, cap.kind, seed, (cap.region.x, cap.region.y, cap.region.width,
-                                                           cap.region.height), server_version, created,
-                                  cap.source_id)
-            images.append(ResultImage(rect, data, seed, result_layer_name(params.prompt, seed, cap.kind), record))
+            region = (cap.region.x, cap.region.y, cap.region.width, cap.region.height)
+            record = ResultRecord(params, cap.kind, seed, region, server_version, created, cap.source_id)
+            images.append(ResultImage(rect, data, seed, core.naming.result_layer_name(cap.kind, params.prompt, seed),
+                                      record))
         return images

@@ -12,6 +12,7 @@ from krita import DockWidget
 from . import qt
 from .controller import Controller, Status
 from .params import MAX_SEED, GenerationParams, ParamsError
+from .proto import vocabulary
 from .settings import Settings, SettingsError
 
 MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"))
@@ -37,6 +38,10 @@ def _scrolled(content: qt.QWidget, name: str) -> qt.QWidget:
 def _show(label: qt.QLabel, text: str, error: bool) -> None:
     label.setText(text)
     label.setStyleSheet("color: #d04040;" if error else "")
+
+
+def _bounds(r: vocabulary.Range) -> tuple[float, float, float]:
+    return r.lo, r.hi, r.default
 
 
 def _spin(name: str, lo: float, hi: float, value: float, decimals: int | None = None) -> qt.QWidget:
@@ -101,10 +106,10 @@ class UnderpaintDocker(DockWidget):
         self.negative = _named(qt.QPlainTextEdit(), "negative")
         self.negative.setPlaceholderText("What to avoid (optional)")
         self.negative.setMaximumHeight(50)
-        self.strength = _spin("strength", 0.01, 1.0, 0.5, 2)
-        self.steps = _spin("steps", 1, 1000, 20)
-        self.cfg = _spin("cfg", 0.0, 50.0, 7.0, 1)
-        self.batch = _spin("batch", 1, 64, 1)
+        self.strength = _spin("strength", *_bounds(vocabulary.STRENGTH), 2)
+        self.steps = _spin("steps", *_bounds(vocabulary.STEPS))
+        self.cfg = _spin("cfg", *_bounds(vocabulary.GUIDANCE), 1)
+        self.batch = _spin("batch", *_bounds(vocabulary.BATCH))
         self.seed_random = _named(qt.QCheckBox("Random"), "seed_random")
         self.seed_random.setChecked(True)
         self.seed = _named(qt.QLineEdit("0"), "seed")
@@ -148,9 +153,9 @@ class UnderpaintDocker(DockWidget):
         self.token = _named(qt.QLineEdit(), "token")
         self.token.setEchoMode(qt.PASSWORD)
         self.preview = _named(qt.QCheckBox("Show previews while generating"), "preview")
-        self.padding = _spin("padding", 0, 8192, 64)
-        self.feather = _spin("feather", 0, 512, 8)
-        self.grow = _spin("grow", -512, 512, 0)
+        self.padding = _spin("padding", *_bounds(vocabulary.CONTEXT))
+        self.feather = _spin("feather", *_bounds(vocabulary.FEATHER))
+        self.grow = _spin("grow", *_bounds(vocabulary.GROW))
         for label, widget in (("Server URL", self.server_url), ("Token", self.token), ("", self.preview),
                               ("Context padding (px)", self.padding), ("Feather (px)", self.feather),
                               ("Grow (px)", self.grow)):
@@ -261,6 +266,7 @@ class UnderpaintDocker(DockWidget):
         server = {"connected": f"Connected: {status.server}", "connecting": "Connecting …"}
         self.connection.setText(server.get(status.connection, "Not connected"))
         self._sync_models()
+        self._sync_modes()
         self._apply_limits(status)
         if status.progress:
             self.progress.setRange(0, max(1, status.progress[1]))
@@ -273,6 +279,19 @@ class UnderpaintDocker(DockWidget):
         self.cancel_button.setEnabled(status.jobs > 0)
         self.show_message(status.message + (f"  ({status.jobs} job(s) in flight)" if status.jobs else ""),
                           status.error)
+
+    def _sync_modes(self) -> None:
+        """Offer only the job kinds both this plugin and the server advertised (Auto needs both)."""
+        kinds = self.controller.offer().kinds
+        wanted = [(text, value) for text, value in MODES
+                  if value in kinds or (value == "auto" and {"img2img", "inpaint"} <= set(kinds))]
+        if [self.mode.itemData(i) for i in range(self.mode.count())] == [v for _, v in wanted] or not wanted:
+            return
+        selected = self.mode.currentData()
+        self.mode.clear()
+        for text, value in wanted:
+            self.mode.addItem(text, value)
+        self.mode.setCurrentIndex(max(self.mode.findData(selected), 0))
 
     def _sync_models(self) -> None:
         models = self.controller.models()

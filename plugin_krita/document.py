@@ -9,7 +9,7 @@ from typing import Any
 
 from . import qt
 from .controller import ResultImage
-from .jobs import PREVIEW_LAYER_NAME, Capture, Job, UserError, plan_region
+from .jobs import Capture, Job, UserError
 from .params import (
     ANNOTATION_DESCRIPTION,
     ANNOTATION_TYPE,
@@ -20,7 +20,7 @@ from .params import (
     encode_annotation,
 )
 from .pixels import BYTES_PER_PIXEL, check_size, from_bgra8, pixel_format
-from .proto import frames, geometry
+from .proto import core, frames, geometry
 from .settings import Settings
 
 Rect = geometry.Rect
@@ -90,7 +90,12 @@ class KritaDocument:
                 raise UserError(f"'{node.name()}' is a mask: select a layer as the source.")
             bounds = rect_of(node.bounds())
         padding = max(settings.context_padding, max(settings.grow, 0) + settings.feather)
-        plan = plan_region(params.mode, canvas, bounds, sel_rect, padding)
+        has_selection = sel_rect is not None and not sel_rect.is_empty
+        try:
+            kind = core.regions.choose_kind(params.mode, has_selection)
+            plan = core.regions.plan_region(kind, canvas, sel_rect, padding, source=bounds, bounds_name="canvas")
+        except core.regions.RegionError as exc:
+            raise UserError(str(exc)) from None
         r = plan.region
         if node is not None:
             pixels = qt.to_bytes(node.projectionPixelData(r.x, r.y, r.width, r.height))
@@ -174,7 +179,7 @@ class KritaDocument:
         data = from_bgra8(job.capture.pixel_format, bgra)
         node = self._previews.get(job.id)
         if node is None:
-            node = self.doc.createNode(PREVIEW_LAYER_NAME, "paintlayer")
+            node = self.doc.createNode(core.naming.PREVIEW_LAYER_NAME, "paintlayer")
             node.setPixelData(data, region.x, region.y, region.width, region.height)
             node.setLocked(True)  # nobody paints on a layer that goes away
             self._insert(node, self._anchor(job.capture.source_id))

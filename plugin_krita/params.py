@@ -7,21 +7,18 @@ keyed by the layer's unique id, so they survive .kra save/load and can be re-app
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
+from .proto import core, vocabulary
+
 ANNOTATION_TYPE = "underpaint"
 ANNOTATION_DESCRIPTION = "Underpaint generation parameters"
-ANNOTATION_VERSION = 1
-MODES = ("auto", "img2img", "inpaint")
+MODES = core.regions.MODES
 SOURCES = ("layer", "visible")
-MAX_SEED = 2**32 - 1
-
-
-class ParamsError(ValueError):
-    """A generation parameter is out of range or of the wrong type; the message names it."""
+MAX_SEED = vocabulary.MAX_SEED
+ParamsError = core.params.ParamsError  # a generation parameter out of range or of the wrong type
 
 
 @dataclass(frozen=True)
@@ -31,21 +28,21 @@ class GenerationParams:
     model: str | None = None  # None: the server's default
     mode: str = "auto"  # auto: inpaint when there is a selection, img2img otherwise
     source: str = "layer"  # layer: the active layer; visible: the merged visible image
-    strength: float = 0.5
-    steps: int = 20
-    guidance: float = 7.0
+    strength: float = vocabulary.STRENGTH.default
+    steps: int = int(vocabulary.STEPS.default)
+    guidance: float = vocabulary.GUIDANCE.default
     seed: int | None = None  # None: random
-    batch: int = 1
+    batch: int = int(vocabulary.BATCH.default)
 
     def validated(self) -> GenerationParams:
         _choice("mode", self.mode, MODES)
         _choice("source", self.source, SOURCES)
-        _number("strength", self.strength, 0.01, 1.0, float)
-        _number("steps", self.steps, 1, 1000, int)
-        _number("guidance", self.guidance, 0.0, 50.0, float)
-        _number("batch", self.batch, 1, 64, int)
+        _number("strength", self.strength, vocabulary.STRENGTH, float)
+        _number("steps", self.steps, vocabulary.STEPS, int)
+        _number("guidance", self.guidance, vocabulary.GUIDANCE, float)
+        _number("batch", self.batch, vocabulary.BATCH, int)
         if self.seed is not None:
-            _number("seed", self.seed, 0, MAX_SEED, int)
+            _number("seed", self.seed, (0, MAX_SEED), int)
         for name in ("prompt", "negative_prompt"):
             if not isinstance(getattr(self, name), str):
                 raise ParamsError(f"{name} must be text")
@@ -80,11 +77,10 @@ def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
         raise ParamsError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
 
 
-def _number(name: str, value: object, lo: float, hi: float, kind: type) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise ParamsError(f"{name} must be {'a number' if kind is float else 'a whole number'} (got {value!r})")
-    if not lo <= value <= hi:  # also rejects NaN
-        raise ParamsError(f"{name} must be between {lo:g} and {hi:g} (got {value!r})")
+def _number(name: str, value: object, bounds: Any, kind: type) -> None:
+    if kind is int and isinstance(value, float):  # a stored 20.0 is not a whole number here
+        raise ParamsError(f"{name} must be a whole number (got {value!r})")
+    core.params.number(name, value, bounds, integer=kind is int)
 
 
 @dataclass(frozen=True)
@@ -118,8 +114,8 @@ class ResultRecord:
             kind, seed = data["kind"], data["seed"]
         except (KeyError, TypeError, ValueError):
             raise ParamsError("a result record needs kind, seed and a 4-number region") from None
-        _choice("kind", kind, ("img2img", "inpaint"))
-        _number("seed", seed, 0, MAX_SEED, int)
+        _choice("kind", kind, core.params.PLUGIN_KINDS)
+        _number("seed", seed, (0, MAX_SEED), int)
         return cls(GenerationParams.from_dict(data.get("params")), kind, seed, region,  # type: ignore[arg-type]
                    str(data.get("server_version", "")), str(data.get("created", "")), str(data.get("source", "")))
 
@@ -129,17 +125,13 @@ def decode_annotation(data: bytes | None) -> dict[str, ResultRecord]:
     if not data:
         return {}
     try:
-        doc = json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParamsError(f"the Underpaint annotation is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
+        doc = core.naming.decode_record(data, "Underpaint annotation")
+    except ValueError as exc:
+        raise ParamsError(str(exc)) from None
+    if not isinstance(doc.get("layers"), dict):
         raise ParamsError("the Underpaint annotation has no 'layers' object")
-    if doc.get("version") != ANNOTATION_VERSION:
-        raise ParamsError(f"the Underpaint annotation has version {doc.get('version')!r}; this plugin reads "
-                          f"version {ANNOTATION_VERSION}")
     return {str(k): ResultRecord.from_dict(v) for k, v in doc["layers"].items()}
 
 
 def encode_annotation(records: dict[str, ResultRecord]) -> bytes:
-    doc = {"version": ANNOTATION_VERSION, "layers": {k: r.to_dict() for k, r in sorted(records.items())}}
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return core.naming.encode_record({"layers": {k: r.to_dict() for k, r in sorted(records.items())}})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 
+from .proto import vocabulary
+
 # (Krita colour model, colour depth) -> protocol pixel format
 KRITA_FORMATS = {
     ("RGBA", "U8"): "bgra8",
@@ -15,7 +17,7 @@ KRITA_FORMATS = {
     ("RGBA", "F16"): "rgbaf16",
     ("RGBA", "F32"): "rgbaf32",
 }
-BYTES_PER_PIXEL = {"bgra8": 4, "bgra16": 8, "rgbaf16": 8, "rgbaf32": 16}
+BYTES_PER_PIXEL = {f: vocabulary.BYTES_PER_PIXEL[f] for f in KRITA_FORMATS.values()}
 _F16_LEVELS = [struct.pack("<e", v / 255.0) for v in range(256)]
 _F32_LEVELS = [struct.pack("<f", v / 255.0) for v in range(256)]
 

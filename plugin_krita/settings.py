@@ -9,17 +9,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
 
-DEFAULT_SERVER = "ws://127.0.0.1:7860/v1/ws"
+from .proto import core, vocabulary
+
+DEFAULT_SERVER = core.settings.DEFAULT_URL
 GROUP = "underpaint"
-PADDING_RANGE = (0, 8192)
-FEATHER_RANGE = (0, 512)
-GROW_RANGE = (-512, 512)
-
-
-class SettingsError(ValueError):
-    """A setting has a value the plugin cannot use; the message names the setting."""
+SettingsError = core.settings.SettingsError  # a setting the plugin cannot use; the message names it
 
 
 class Store(Protocol):
@@ -33,47 +28,25 @@ class Settings:
     server_url: str = DEFAULT_SERVER
     token: str = ""
     preview: bool = True
-    context_padding: int = 64
-    feather: int = 8
-    grow: int = 0
+    context_padding: int = int(vocabulary.CONTEXT.default)
+    feather: int = int(vocabulary.FEATHER.default)
+    grow: int = int(vocabulary.GROW.default)
 
     def validated(self) -> Settings:
         """Return a cleaned copy (URL trimmed) or raise SettingsError naming the first bad setting."""
-        url = check_server_url(self.server_url)
-        _check_range("Context padding", self.context_padding, PADDING_RANGE)
-        _check_range("Feather", self.feather, FEATHER_RANGE)
-        _check_range("Grow", self.grow, GROW_RANGE)
-        if any(c in self.token for c in "\r\n"):
-            raise SettingsError("Token must be a single line")
-        return dataclasses.replace(self, server_url=url, token=self.token.strip())
+        url = core.settings.server_url(self.server_url)
+        _check_range("Context padding", self.context_padding, vocabulary.CONTEXT)
+        _check_range("Feather", self.feather, vocabulary.FEATHER)
+        _check_range("Grow", self.grow, vocabulary.GROW)
+        token = core.settings.token(self.token) or ""
+        return dataclasses.replace(self, server_url=url, token=token)
 
 
-def check_server_url(url: str) -> str:
-    """Accept ``host:port``, ``http(s)://`` or ``ws(s)://`` URLs; return it trimmed or raise SettingsError."""
-    text = url.strip()
-    if not text:
-        raise SettingsError("Server URL is empty; use e.g. ws://127.0.0.1:7860/v1/ws")
-    full = text if "://" in text else "ws://" + text
-    parts = urlsplit(full)
-    if parts.scheme not in ("ws", "wss", "http", "https"):
-        raise SettingsError(f"Server URL must start with ws://, wss://, http:// or https:// (got {parts.scheme}://)")
-    try:
-        port = parts.port
-    except ValueError:
-        raise SettingsError(f"Server URL has an invalid port: {text}") from None
-    if not parts.hostname:
-        raise SettingsError(f"Server URL has no host name: {text}")
-    if port == 0:
-        raise SettingsError("Server URL port must be 1-65535")
-    return text
-
-
-def _check_range(name: str, value: object, bounds: tuple[int, int]) -> None:
+def _check_range(name: str, value: object, bounds: vocabulary.Range) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise SettingsError(f"{name} must be a whole number (got {value!r})")
-    lo, hi = bounds
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi} pixels (got {value})")
+    if not bounds.lo <= value <= bounds.hi:
+        raise SettingsError(f"{name} must be between {bounds.lo:g} and {bounds.hi:g} pixels (got {value})")
 
 
 def _parse(field: dataclasses.Field, text: str) -> object:

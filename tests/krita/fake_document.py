@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from underpaint.plugin_krita.jobs import Capture, Job, plan_region
+from underpaint.plugin_krita.jobs import Capture, Job
 from underpaint.plugin_krita.pixels import BYTES_PER_PIXEL, crop
 from underpaint.protocol.geometry import Rect, bounding_box
+from underpaint.protocol.plugin_core import regions
 
 
 class FakeDocument:
@@ -30,7 +31,8 @@ class FakeDocument:
             selection = bounding_box(self.mask, self.canvas.width, self.canvas.height)
         padding = max(settings.context_padding, max(settings.grow, 0) + settings.feather)
         source = self.layer if params.source == "layer" else None
-        plan = plan_region(params.mode, self.canvas, source, selection, padding)
+        kind = regions.choose_kind(params.mode, selection is not None)
+        plan = regions.plan_region(kind, self.canvas, selection, padding, source=source, bounds_name="canvas")
         r, bpp = plan.region, BYTES_PER_PIXEL[self.fmt]
         pixels = crop(self.pixels, bpp, self.canvas.width, r.x, r.y, r.width, r.height)
         mask = crop(self.mask, 1, self.canvas.width, r.x, r.y, r.width, r.height) if plan.kind == "inpaint" else None

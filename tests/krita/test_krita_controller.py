@@ -170,8 +170,8 @@ def test_wrong_token_says_so(tmp_path: Path) -> None:
 class FakeClient:
     instances: list[FakeClient] = []
 
-    def __init__(self, url, token=None, client_name="", client_version="", on_event=None) -> None:
-        self.url, self.token, self.on_event = url, token, on_event
+    def __init__(self, url, token=None, client_name="", client_version="", on_event=None, features=None) -> None:
+        self.url, self.token, self.on_event, self.features = url, token, on_event, features
         self.submitted: list = []
         self.cancelled: list[str] = []
         self.closed = False
@@ -269,7 +269,7 @@ def test_result_in_the_wrong_format_or_place_fails_the_job_cleanly() -> None:
     job_id = c.generate(doc, GenerationParams(seed=1))
     wrong = Frame(job=job_id, role="result", width=4, height=2, pixel_format="rgba8", payload=bytes(32))
     c.handle(ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(1,)), (wrong,)))
-    assert c.error and "server sent rgba8 pixels, the document needs bgra8" in c.message
+    assert c.error and "returned rgba8 pixels but bgra8 was requested" in c.message
     job_id = c.generate(doc, GenerationParams(seed=1))
     outside = Frame(job=job_id, role="result", width=4, height=2, pixel_format="bgra8", payload=bytes(32), x=9)
     c.handle(ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(1,)), (outside,)))
@@ -327,9 +327,10 @@ def test_steps_over_the_server_limit_are_refused_with_a_sentence_before_sending(
 
 
 def test_remaining_server_errors_read_as_sentences() -> None:
-    from underpaint.plugin_krita.messages_text import explain
+    from underpaint.plugin_krita.jobs import LABELS
+    from underpaint.protocol.plugin_core.sentences import explain
 
-    text = explain("out_of_range", "steps must be at most 150")
+    text = explain("out_of_range", "steps must be at most 150", LABELS)
     assert "out_of_range" not in text and not text.startswith("Error")
     assert "does not accept" in text and "Steps must be at most 150" in text
     for code in ("bad_value", "missing_frame", "not_ready", "some_new_code"):
@@ -359,7 +360,7 @@ def test_cancel_stops_only_the_current_documents_jobs() -> None:
     other = c.generate(theirs, GenerationParams())
     c.cancel_document(1, "doc1")
     assert sorted(FakeClient.instances[0].cancelled) == sorted([first, second])
-    assert c.jobs.get(other) is not None and not c.jobs.get(other).cancel_requested
+    assert c.jobs.get(other) is not None and not c.jobs.get(other).track.cancel_requested
     c.cancel_document(3, "empty")
     assert len(FakeClient.instances[0].cancelled) == 2
     assert "No jobs to cancel in 'empty'" in c.message and "3 job(s) of other documents keep running" in c.message

@@ -1,4 +1,4 @@
-"""Host-independent pixel handling, region planning and naming of the Krita plugin."""
+"""Host-independent pixel handling and job bookkeeping of the Krita plugin."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import struct
 import pytest
 from underpaint.plugin_krita import jobs as J
 from underpaint.plugin_krita import pixels as X
-from underpaint.protocol.geometry import Rect, context_region
+from underpaint.protocol import plugin_core as core
+from underpaint.protocol.geometry import Rect
 
 CANVAS = Rect(0, 0, 200, 100)
 
@@ -62,53 +63,14 @@ def test_check_size_names_the_mismatch() -> None:
         X.check_size("rgbaf32", bytes(31), 2, 1)
 
 
-def test_img2img_sends_the_layer_clipped_to_the_canvas() -> None:
-    assert J.plan_region("auto", CANVAS, Rect(20, 10, 50, 30), None, 16) == J.Plan("img2img", Rect(20, 10, 50, 30))
-    big = J.plan_region("img2img", CANVAS, Rect(-40, -20, 300, 200), None, 16)
-    assert big == J.Plan("img2img", CANVAS)
-    assert J.plan_region("auto", CANVAS, None, None, 16) == J.Plan("img2img", CANVAS)  # visible image
-
-
-def test_selection_means_inpaint_with_context() -> None:
-    sel = Rect(50, 40, 30, 20)
-    plan = J.plan_region("auto", CANVAS, Rect(0, 0, 10, 10), sel, 16)
-    assert plan == J.Plan("inpaint", context_region(sel, CANVAS, 16))
-    assert plan.region.contains(sel.expand(16))
-
-
-def test_img2img_can_be_forced_with_a_selection() -> None:
-    plan = J.plan_region("img2img", CANVAS, Rect(0, 0, 200, 100), Rect(190, 90, 30, 30), 16)
-    assert plan == J.Plan("img2img", Rect(190, 90, 10, 10))
-
-
-@pytest.mark.parametrize(("mode", "source", "selection", "fragment"), [
-    ("inpaint", Rect(0, 0, 10, 10), None, "Inpaint needs a selection"),
-    ("auto", Rect(300, 300, 10, 10), None, "no pixels on the canvas"),
-    ("auto", Rect(0, 0, 0, 0), None, "no pixels on the canvas"),
-    ("auto", Rect(0, 0, 10, 10), Rect(500, 500, 5, 5), "outside the canvas"),
-    ("paint", Rect(0, 0, 10, 10), None, "Unknown mode"),
-])
-def test_plan_errors_tell_the_painter_what_to_do(mode: str, source: Rect, selection: Rect | None,
-                                                 fragment: str) -> None:
-    with pytest.raises(J.UserError, match=fragment):
-        J.plan_region(mode, CANVAS, source, selection, 8)
-
-
-def test_empty_selection_counts_as_none() -> None:
-    assert J.plan_region("auto", CANVAS, Rect(0, 0, 5, 5), Rect(3, 3, 0, 0), 8).kind == "img2img"
-
-
-def test_result_layer_names() -> None:
-    assert J.result_layer_name("a red fox", 12, "img2img") == "a red fox [img2img, seed 12]"
-    assert J.result_layer_name("  ", 1, "inpaint") == "Underpaint [inpaint, seed 1]"
-    long = "a very detailed oil painting of a lighthouse on a cliff at dusk, dramatic clouds"
-    short = J.short_prompt(long)
-    assert len(short) <= J.NAME_PROMPT_CHARS and short.endswith("…") and long.startswith(short[:-1])
-    assert J.short_prompt("line\nbreaks\tand  spaces") == "line breaks and spaces"
+def test_plans_come_from_the_core_with_the_canvas_as_bounds() -> None:
+    plan = core.regions.plan_region("img2img", CANVAS, None, 16, source=Rect(20, 10, 50, 30), bounds_name="canvas")
+    job = _job("a", 1)
+    assert job.capture.kind == "img2img" and plan.bounds == CANVAS
 
 
 def _job(job_id: str, doc: int) -> J.Job:
-    capture = J.Capture(J.Plan("img2img", Rect(0, 0, 1, 1)), "bgra8", bytes(4), None, "", "x")
+    capture = J.Capture(J.Plan("img2img", CANVAS, Rect(0, 0, 1, 1), False), "bgra8", bytes(4), None, "", "x")
     return J.Job(job_id, doc, "doc", capture, params=None)  # type: ignore[arg-type]
 
 
@@ -121,7 +83,7 @@ def test_job_book_tracks_jobs_per_document() -> None:
         book.add(_job("a", 3))
     assert [j.id for j in book.for_document(1)] == ["a", "c"]
     assert book.running() is None
-    book.get("c").state = "running"
+    book.get("c").track.state = "running"
     assert book.running().id == "c"
     assert book.pop("a").id == "a" and book.pop("a") is None and len(book) == 2
     assert book.get(None) is None

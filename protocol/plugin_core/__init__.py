@@ -1,0 +1,17 @@
+"""What both host plugins share, host-independent and standard library only (bundled with the protocol).
+
+- ``settings``: the server URL and token a painter types, checked and normalized.
+- ``params``: generation values checked against the vocabulary's ranges and the server's ``welcome.limits``;
+  what a plugin advertises and which kinds/samplers/preview encodings its UI may offer.
+- ``regions``: which document region a job sends, and the check that a result fits it.
+- ``naming``: result layer names and the JSON record of a result's parameters (parasite / annotation).
+- ``sentences``: a protocol error code turned into a sentence a painter can act on.
+- ``jobs``: the event reducer: client events of one job -> host-neutral updates, and decoding of results.
+
+The host adapters (``plugin_krita``, ``plugin_gimp``) keep only what touches their host: pixels, selection,
+layers, progress widgets, dialogs.
+"""
+
+from . import jobs, naming, params, regions, sentences, settings
+
+__all__ = ["jobs", "naming", "params", "regions", "sentences", "settings"]
