@@ -24,8 +24,10 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 from . import pixels as px  # noqa: E402
-from .region import Plan  # noqa: E402
+from ._protocol import core  # noqa: E402
 from .trace import log  # noqa: E402
+
+Plan = core.regions.Plan
 
 PREVIEW_PARASITE = "underpaint-preview"  # not persistent: never saved in .xcf files
 LAYER_NAME = "Underpaint preview (temporary)"

@@ -13,9 +13,11 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 from . import pixels as px  # noqa: E402
+from ._protocol import core  # noqa: E402
 from .naming import PARASITE_NAME  # noqa: E402
-from .region import Plan, Rect  # noqa: E402
 from .trace import log  # noqa: E402
+
+Plan, Rect = core.regions.Plan, core.regions.Rect
 
 BASE_TYPES = {Gimp.ImageBaseType.RGB: "rgb", Gimp.ImageBaseType.GRAY: "gray",
               Gimp.ImageBaseType.INDEXED: "indexed"}

@@ -14,15 +14,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._protocol import client as pclient
-from ._protocol import connection, errors, messages, pixels, vocabulary
+from ._protocol import core, errors, messages, pixels
 from .params import INPAINT, JobParams
 from .pixels import MASK_FORMAT, PixelSpec
-from .region import Plan, check_result_region
+
+Plan = core.regions.Plan
 
 CLIENT_NAME = "underpaint-gimp"
 CLIENT_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 256
 PREVIEW_FORMATS = ("rgba8", "rgb8", "graya8", "gray8", "rgba16", "graya16", "gray16")
+FEATURES = core.params.client_features()  # previews come raw: GIMP shows no jpeg/webp frames
+# wire field names as the dialog labels them (for the error sentences)
+LABELS = {"steps": "Steps", "batch": "Images", "guidance": "Guidance", "strength": "Strength", "seed": "Seed",
+          "negative_prompt": "Negative prompt", "prompt": "Prompt", "model": "Model", "sampler": "Sampler"}
 
 
 class JobFailed(Exception):
@@ -85,44 +90,21 @@ def build_frames(job: str, plan: Plan, spec: PixelSpec, image: bytes, mask: byte
     return image_frame, mask_frame
 
 
-_ERROR_SENTENCES = {
-    errors.CONNECTION_FAILED: "Cannot reach the Underpaint server. Is it running, and is the server URL right?",
-    errors.CONNECTION_LOST: "The connection to the Underpaint server was lost.",
-    errors.BAD_TOKEN: "The server refused the access token: check the Token field.",
-    errors.FORBIDDEN_ORIGIN: "The server refused this client.",
-    errors.INCOMPATIBLE_VERSION: "The plug-in and the server speak different protocol versions: update both.",
-    errors.UNKNOWN_MODEL: "The server does not know that model: pick one of the server's models.",
-    errors.OUT_OF_RANGE: "A value is outside what the server accepts.",
-    errors.TOO_LARGE: "The image is too large for the server: select a smaller area.",
-    errors.QUEUE_FULL: "The server's queue is full: try again when its running jobs are done.",
-    errors.EMPTY_MASK: "The selection is empty: select the area to repaint.",
-    errors.OUT_OF_MEMORY: "The server ran out of memory: use a smaller area, fewer images or fewer steps.",
-    errors.MODEL_LOAD_FAILED: "The server could not load the model.",
-    errors.UNSUPPORTED: "The server does not support this request.",
-    errors.INTERNAL: "The server failed with an internal error.",
-    errors.CANCELLED: "The job was cancelled.",
-}
-
-
 def describe_error(code: str, message: str) -> str:
     """A sentence for the user from a protocol error; the raw code is never shown."""
-    detail = " ".join(str(message).split())
-    sentence = _ERROR_SENTENCES.get(code, "The Underpaint server refused the job.")
-    return f"{sentence} ({detail})" if detail else sentence
+    return core.sentences.explain(code, message, LABELS)
 
 
-def limit_problem(submit: Any, limits: Any, pixels: int) -> str | None:
-    """Why ``submit`` breaks the server's ``welcome.limits`` (a sentence), or None when it fits."""
-    if submit.steps > limits.max_steps:
-        return (f"This server allows at most {limits.max_steps} steps, but Steps is {submit.steps}: "
-                "lower Steps and run again.")
-    if submit.batch > limits.max_batch:
-        return (f"This server makes at most {limits.max_batch} images per run, but Images is {submit.batch}: "
-                "lower Images and run again.")
-    if pixels > limits.max_pixels:
-        return (f"The area is {pixels:,} pixels but this server accepts at most {limits.max_pixels:,}: "
-                "select a smaller area.")
-    return None
+def server_problem(welcome: Any, submit: Any, pixels: int) -> str | None:
+    """Why this server would refuse ``submit`` (its limits, models, kinds, samplers), or None."""
+    offer = core.params.offer(welcome.features, FEATURES)
+    problem = (core.params.limit_problem(welcome.limits, submit.steps, submit.batch, pixels)
+               or core.params.model_problem(welcome, submit.model)
+               or core.params.kind_problem(offer.kinds, submit.kind))
+    if problem is None and submit.sampler not in offer.samplers:
+        problem = (f"This server does not offer the sampler {submit.sampler!r} (it offers "
+                   f"{', '.join(offer.samplers)}): pick another sampler.")
+    return problem
 
 
 class JobRunner:
@@ -146,7 +128,7 @@ class JobRunner:
         self._last_event = 0.0
         self._submitted = False
         self._cancelled = False
-        self.total = 0  # denoising steps that will run, from started/progress; 0 = unknown
+        self.track = core.jobs.Tracker(submit.job, labels=dict(LABELS))
 
     @property
     def done(self) -> bool:
@@ -156,7 +138,8 @@ class JobRunner:
         self.sink.status(f"Connecting to {self.url}")
         self._last_event = self.clock()
         self.client = self.client_factory(self.url, token=self.token, client_name=CLIENT_NAME,
-                                          client_version=CLIENT_VERSION, on_event=self.events.put)
+                                          client_version=CLIENT_VERSION, on_event=self.events.put,
+                                          features=FEATURES)
         self.client.connect()
 
     def step(self, wait: float = 0.0) -> bool:
@@ -207,47 +190,39 @@ class JobRunner:
         if not self.done:
             self.error = message
 
+    @property
+    def total(self) -> int:
+        """The denoising steps that really run (from ``progress``); 0 before the first step."""
+        return self.track.total
+
     def _handle(self, event: object) -> None:
-        job = self.submit_msg.job
         if isinstance(event, pclient.Connected):
             self.welcome = event.welcome
             r = self.plan.region
-            problem = limit_problem(self.submit_msg, event.welcome.limits, r.width * r.height)
+            problem = server_problem(event.welcome, self.submit_msg, r.width * r.height)
             if problem:
                 self._fail(problem)
             else:
                 self._submit()
-        elif isinstance(event, pclient.Disconnected):
+            return
+        if isinstance(event, pclient.Disconnected):
             err = event.error
             self._fail(describe_error(err.code, err.message) if err else "The connection was closed.")
-        elif isinstance(event, messages.Error):
-            if event.job in (None, job):
-                self._fail(describe_error(event.code, event.message))
-        elif getattr(event, "job", None) != job:
             return
-        elif isinstance(event, messages.Queued):
-            self.sink.status(f"Waiting in the server queue (position {event.position + 1})")
-        elif isinstance(event, messages.Started):
-            self._step(0, 0)
-        elif isinstance(event, messages.Progress):
-            self._step(event.step, event.total)
-        elif isinstance(event, messages.Cancelled):
-            self._fail("The server cancelled the job.")
-        elif isinstance(event, connection.PreviewReceived):
-            self._preview(event.frame)
-        elif isinstance(event, connection.ResultReceived):
-            self._result(event)
-
-    def _step(self, step: int, total: int) -> None:
-        """Report step/total; the total is the steps that will really run (0 = not known yet)."""
-        self.total = total if total > 0 else self.total
-        if self.total > 0:
-            step = min(step, self.total)
-            self.sink.status(f"Step {step} of {self.total}")
-            self.sink.progress(step / self.total)
-        else:
-            self.sink.status(f"Generating (step {step})" if step else "Generating")
-            self.sink.progress(0.0)
+        if isinstance(event, messages.Error) and event.job is None:
+            self._fail(describe_error(event.code, event.message))
+            return
+        update = self.track.update(event)
+        if isinstance(update, core.jobs.Status):
+            self.sink.status(update.text)
+            if self.track.state == "running":
+                self.sink.progress(update.step / update.total if update.total else 0.0)
+        elif isinstance(update, core.jobs.Preview):
+            self._preview(update.frame)
+        elif isinstance(update, core.jobs.Finished) and update.state == "done":
+            self._result(update.result, update.frames)
+        elif isinstance(update, core.jobs.Finished):
+            self._fail("The server cancelled the job." if update.state == "cancelled" else update.text)
 
     def _submit(self) -> None:
         self.sink.status("Sending the image")
@@ -267,28 +242,14 @@ class JobRunner:
             return
         self.sink.preview(frame, data)
 
-    def _result(self, event: Any) -> None:
-        if not event.frames:
-            self._fail("The server finished without a result image.")
+    def _result(self, result: Any, frames: tuple) -> None:
+        try:
+            decoded = core.jobs.decode_results(self.plan, self.submit_msg.result_format, result, frames,
+                                               self.submit_msg.seed)
+        except ValueError as exc:
+            self._fail(str(exc))
             return
-        want = self.submit_msg.result_format
-        seeds = event.result.seeds
-        images = []
-        for index, frame in enumerate(event.frames):
-            if frame.pixel_format != want:
-                self._fail(f"The server returned {frame.pixel_format} pixels but {want} was requested.")
-                return
-            try:
-                check_result_region(self.plan, frame.x, frame.y, frame.width, frame.height)
-                data = pixels.decode_pixels(frame)
-            except (ValueError, errors.ProtocolError) as exc:
-                self._fail(str(exc))
-                return
-            if len(data) != frame.width * frame.height * vocabulary.BYTES_PER_PIXEL[want]:
-                self._fail("The result image has the wrong number of bytes.")
-                return
-            seed = seeds[index] if index < len(seeds) else (self.submit_msg.seed if index == 0 else None)
-            images.append(Image(frame, data, seed))
+        images = [Image(frame, d.pixels, d.seed) for frame, d in zip(frames, decoded, strict=True)]
         model = self.submit_msg.model
         if model is None and self.welcome is not None:
             model = self.welcome.defaults.model

@@ -12,21 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-IMG2IMG = "img2img"
-INPAINT = "inpaint"
-KINDS = (IMG2IMG, INPAINT)
-DEFAULT_URL = "ws://127.0.0.1:7860/v1/ws"
-WS_PATH = "/v1/ws"
-SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm")
+from ._protocol import core, vocabulary
+
+IMG2IMG, INPAINT = core.params.PLUGIN_KINDS
+KINDS = core.params.PLUGIN_KINDS
+DEFAULT_URL = core.settings.DEFAULT_URL
+SAMPLERS = tuple(vocabulary.SAMPLERS)  # the dialog narrows them to what the server offers
 GIMP_INT_MAX = 2**31 - 1  # PDB int arguments are signed 32-bit
 RANDOM_SEED = -1
-MAX_BATCH = 64  # the protocol's ceiling; a server may allow fewer (welcome.limits)
-
-
-class ParamError(ValueError):
-    """A procedure argument is out of range or malformed; the message names the argument."""
+CONTEXT_DEFAULT = int(vocabulary.CONTEXT.default)
+ParamError = core.params.ParamsError  # an argument out of range or malformed; the message names it
 
 
 @dataclass(frozen=True)
@@ -44,22 +40,29 @@ class ArgSpec:
     kinds: tuple[str, ...] = KINDS  # the procedures that take this argument
 
 
+def _range(r: vocabulary.Range) -> tuple[float, float, float]:
+    """(default, lo, hi) of a vocabulary range, in ArgSpec's order."""
+    return r.default, r.lo, r.hi
+
+
 ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("prompt", "string", "_Prompt", "What the result should show", ""),
     ArgSpec("negative-prompt", "string", "_Negative prompt", "What the result should avoid", ""),
     ArgSpec("strength", "double", "Stren_gth", "How much to change: 0.01 keeps almost everything, 1 repaints",
-            0.5, 0.01, 1.0),
-    ArgSpec("steps", "int", "S_teps", "Denoising steps (the server runs about strength x steps)", 20, 1, 1000),
+            *_range(vocabulary.STRENGTH)),
+    ArgSpec("steps", "int", "S_teps", "Denoising steps (the server runs about strength x steps)",
+            *_range(vocabulary.STEPS)),
     ArgSpec("cfg", "double", "Gui_dance (CFG)", "Classifier-free guidance: how closely to follow the prompt",
-            7.0, 0.0, 50.0),
+            *_range(vocabulary.GUIDANCE)),
     ArgSpec("seed", "int", "S_eed", "Random seed; -1 picks one at random", RANDOM_SEED, RANDOM_SEED,
-            GIMP_INT_MAX),
-    ArgSpec("batch", "int", "_Images", "How many images to make; each becomes its own layer", 1, 1, MAX_BATCH),
+            min(GIMP_INT_MAX, vocabulary.MAX_SEED)),
+    ArgSpec("batch", "int", "_Images", "How many images to make; each becomes its own layer",
+            *_range(vocabulary.BATCH)),
     ArgSpec("sampler", "choice", "S_ampler", "Sampler; 'default' lets the server decide", "default",
             choices=SAMPLERS),
     ArgSpec("model", "string", "_Model", "Model id; empty uses the server's default model", ""),
     ArgSpec("context", "int", "Conte_xt", "Pixels of surrounding image sent along as context",
-            64, 0, 8192, kinds=(INPAINT,)),
+            *_range(vocabulary.CONTEXT), kinds=(INPAINT,)),
     ArgSpec("server-url", "string", "Server _URL",
             "Underpaint server, e.g. ws://127.0.0.1:7860/v1/ws; empty uses the last server", ""),
     ArgSpec("token", "string", "To_ken", "Access token of a remote server; empty for none", ""),
@@ -98,7 +101,7 @@ class JobParams:
     model: str | None  # None: the server's default
     server_url: str  # "" until resolved against the remembered settings
     token: str | None
-    context: int = 64
+    context: int = CONTEXT_DEFAULT
     batch: int = 1
 
     def submit_fields(self) -> dict[str, Any]:
@@ -126,15 +129,7 @@ class JobParams:
 
 
 def _number(spec: ArgSpec, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParamError(f"{spec.name} must be a number (got {value!r})")
-    if spec.kind == "int" and not isinstance(value, int):
-        if not float(value).is_integer():
-            raise ParamError(f"{spec.name} must be a whole number (got {value!r})")
-        value = int(value)
-    if value != value or not spec.lo <= value <= spec.hi:
-        raise ParamError(f"{spec.name} must be between {spec.lo:g} and {spec.hi:g} (got {value!r})")
-    return int(value) if spec.kind == "int" else float(value)
+    return core.params.number(spec.name, value, (spec.lo, spec.hi), integer=spec.kind == "int")
 
 
 def _check(spec: ArgSpec, value: Any) -> Any:
@@ -175,36 +170,17 @@ def parse_params(kind: str, values: Mapping[str, Any]) -> JobParams:
         model=v["model"].strip() or None,
         server_url=url,
         token=v["token"].strip() or None,
-        context=v.get("context", 64),
+        context=v.get("context", CONTEXT_DEFAULT),
         batch=v["batch"],
     )
 
 
 def normalize_url(text: str) -> str:
-    """Accept ``host:port``, ``http(s)://`` or ``ws(s)://`` addresses; return the websocket URL.
-
-    A missing path becomes ``/v1/ws``; http maps to ws and https to wss.
-    """
-    raw = text.strip()
-    if not raw:
-        raise ParamError("server-url is empty")
-    if "://" not in raw:
-        raw = "ws://" + raw
-    parts = urlsplit(raw)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
-    if scheme is None:
-        raise ParamError(f"server-url must start with ws://, wss://, http:// or https:// (got {text!r})")
+    """The websocket URL of a typed address (``core.settings.server_url``); ParamError naming server-url."""
     try:
-        port = parts.port
-    except ValueError:
-        raise ParamError(f"server-url has an invalid port: {text!r}") from None
-    if not parts.hostname:
-        raise ParamError(f"server-url has no host name: {text!r}")
-    if any(c.isspace() for c in raw):
-        raise ParamError(f"server-url must not contain spaces: {text!r}")
-    del port
-    path = parts.path if parts.path not in ("", "/") else WS_PATH
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+        return core.settings.server_url(text, label="server-url")
+    except core.settings.SettingsError as exc:
+        raise ParamError(str(exc)) from None
 
 
 _RECORD_FIELDS = {"prompt": "prompt", "negative_prompt": "negative-prompt", "strength": "strength",

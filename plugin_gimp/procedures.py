@@ -15,9 +15,11 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 from . import gimp_image, job, naming, params, reuse, settings, ui  # noqa: E402
 from . import pixels as px  # noqa: E402
+from ._protocol import core, geometry  # noqa: E402
 from .canvas_preview import CanvasPreview, remove_stale  # noqa: E402
-from .region import Plan, RegionError, mask_has_pixels, plan  # noqa: E402
 from .trace import log  # noqa: E402
+
+Plan, RegionError = core.regions.Plan, core.regions.RegionError
 
 PROCEDURES = {"plug-in-underpaint-img2img": params.IMG2IMG, "plug-in-underpaint-inpaint": params.INPAINT}
 LABELS = {params.IMG2IMG: "_Image to Image…", params.INPAINT: "_Inpaint Selection…"}
@@ -135,12 +137,13 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
     values = {arg.name: config.get_property(arg.name) for arg in params.arguments_for(kind)}
     job_params = params.parse_params(kind, values)
     server = settings.resolve(job_params.server_url, job_params.token, remembered)
-    the_plan = plan(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image), job_params.context)
+    the_plan = core.regions.plan_region(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image),
+                                        job_params.context)
     pixels = gimp_image.read_layer(layer, the_plan, spec)
     wire_mask = layer_mask = None
     if the_plan.masked:
         wire_mask = gimp_image.read_selection(image, the_plan.region)
-        if not mask_has_pixels(wire_mask, the_plan.region.width, the_plan.region.height):
+        if geometry.bounding_box(wire_mask, the_plan.region.width, the_plan.region.height) is None:
             raise RegionError("The selection is empty on this layer: select the area to repaint.")
         if kind == params.INPAINT:  # the server blends by the grey levels; the mask only cuts the edge
             layer_mask = ("Y u8", px.support_mask(wire_mask))
@@ -203,7 +206,8 @@ def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
     try:
         spec = gimp_image.pixel_spec(image)
         layer = gimp_image.source_layer(list(drawables))
-        plan(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image))  # fail before the dialog
+        core.regions.plan_region(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image),
+                                 params.CONTEXT_DEFAULT)  # fail before the dialog
     except (px.UnsupportedImage, RegionError, ValueError) as exc:
         return _error(procedure, str(exc))
     remembered = settings.load(profile)

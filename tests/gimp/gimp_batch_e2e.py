@@ -314,7 +314,7 @@ def scenario_dialogs():
         dialog.destroy()
     cancelled = []
     window = ui.ProgressWindow("test", lambda: cancelled.append(True))
-    window.status("Step 1 of 2")
+    window.status("Step 1/2")
     window.progress(0.5)
     window.preview(bytes(range(48)), False, 4, 4)
     window.dialog.response(Gtk.ResponseType.CANCEL)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def test_img2img_new_layer_above_source_in_same_group(session) -> None:
     assert new["position"] == source["position"]  # took the source's slot: directly above it
     assert layer_named(facts["after"], "paint")["position"] == source["position"] + 1
     assert (new["x"], new["y"], new["width"], new["height"]) == (20, 12, 40, 32)
-    assert new["name"] == "Underpaint: a red barn at dusk (seed 123)"
+    assert new["name"] == "a red barn at dusk [img2img, seed 123]"
     assert new["has_alpha"] and not new["mask"] and facts["source_unchanged"]
     no_temporary_layers(facts)
 
@@ -96,7 +97,7 @@ def test_img2img_parasite_is_persistent(session) -> None:
 def test_inpaint_feathered_selection(session) -> None:
     facts = scenario(session, "inpaint_rgb8")
     new = succeeded(facts)
-    assert new["name"].startswith("Underpaint inpaint: a red barn at dusk (seed 5)")
+    assert new["name"].startswith("a red barn at dusk [inpaint, seed 5]")
     assert new["mask"] and new["position"] == layer_named(facts["before"], "paint")["position"]
     assert facts["partial"] > 0 and facts["selected"] > 0  # the selection really is feathered
     assert facts["changed_outside"] == 0 and facts["outside"] > 0  # result pixels outside: byte-identical
@@ -185,7 +186,7 @@ def test_one_undo_group_per_run_and_image_untouched_until_the_result(session) ->
 def test_progress_window_shows_previews_and_closes(session) -> None:
     facts = scenario(session, "with_last_vals_window")
     new = succeeded(facts)
-    assert new["name"] == "Underpaint: no prompt (seed unknown)" or new["name"].startswith("Underpaint: ")
+    assert re.fullmatch(r"Underpaint \[img2img, seed (\d+|unknown)\]", new["name"]), new["name"]
     no_temporary_layers(facts)
     runs = runs_by_scenario(session)
     run = runs["with_last_vals_window"]

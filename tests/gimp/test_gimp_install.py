@@ -65,10 +65,11 @@ def test_installed_modules_import_outside_the_repo(tmp_path: Path) -> None:
     """The host-independent modules work from the installed copy with only the vendored packages."""
     target = install(tmp_path / "profile")
     code = ("import sys; sys.path[:0] = [sys.argv[1] + '/vendor', sys.argv[1]];"
-            "from underpaint_gimp import params, region, job, settings;"
-            "import underpaint_protocol;"
+            "from underpaint_gimp import params, job, settings;"
+            "from underpaint_protocol.plugin_core import regions;"
             "assert job.pclient.__name__ == 'underpaint_protocol.client', job.pclient.__name__;"
-            "print(region.plan('inpaint', region.Rect(0, 0, 64, 64), region.Rect(8, 8, 8, 8), 4).region)")
+            "assert job.core.__name__ == 'underpaint_protocol.plugin_core', job.core.__name__;"
+            "print(regions.plan_region('inpaint', regions.Rect(0, 0, 64, 64), regions.Rect(8, 8, 8, 8), 4).region)")
     out = subprocess.run([sys.executable, "-I", "-c", code, str(target)], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -8,14 +8,15 @@ import pytest
 from underpaint.plugin_gimp import job
 from underpaint.plugin_gimp import pixels as px
 from underpaint.plugin_gimp.params import IMG2IMG, INPAINT, parse_params
-from underpaint.plugin_gimp.region import Rect, plan
 from underpaint.protocol import client as pclient
 from underpaint.protocol import connection, errors, messages
 from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.geometry import Rect
 from underpaint.protocol.pixels import make_frame
+from underpaint.protocol.plugin_core.regions import plan_region
 
 SPEC = px.choose_spec("rgb", "u8")
-PLAN = plan(IMG2IMG, Rect(4, 6, 8, 4), None)
+PLAN = plan_region(IMG2IMG, Rect(4, 6, 8, 4), None, 64)
 WELCOME = messages.Welcome(protocol=2, server_version="t", device="cpu",
                            features=("kind:img2img", "kind:inpaint", "encoding:jpeg"),
                            defaults=messages.Defaults(model="demo"),
@@ -40,7 +41,8 @@ class Sink:
 class FakeClient:
     """Plays ``script(client)`` -> events on its own thread once connected, like the real client."""
 
-    def __init__(self, script, url, token=None, client_name="", client_version="", on_event=None) -> None:
+    def __init__(self, script, url, token=None, client_name="", client_version="", on_event=None,
+                 features=None) -> None:
         self.script, self.url, self.token, self.on_event = script, url, token, on_event
         self.submitted: list = []
         self.cancelled: list[str] = []
@@ -131,7 +133,7 @@ def test_happy_path_events_reach_the_sink_in_order() -> None:
 
 
 def test_inpaint_sends_mask_and_options() -> None:
-    the_plan = plan(INPAINT, Rect(0, 0, 32, 32), Rect(8, 8, 4, 4), context=4)
+    the_plan = plan_region(INPAINT, Rect(0, 0, 32, 32), Rect(8, 8, 4, 4), 4)
 
     def after(job_id):
         return [connection.ResultReceived(job_id, messages.Result(job=job_id, images=1),
@@ -159,7 +161,7 @@ def test_unreachable_server_is_a_clear_failure() -> None:
 @pytest.mark.parametrize(("event", "message"), [
     (lambda j: messages.Error(code="out_of_memory", message="GPU full", job=j),
      r"^The server ran out of memory: .* \(GPU full\)$"),
-    (lambda j: messages.Error(code="bad_token", message="nope"), "refused the access token"),
+    (lambda j: messages.Error(code="bad_token", message="nope"), "rejected the token"),
     (lambda j: messages.Cancelled(job=j), "server cancelled"),
     (lambda j: connection.ResultReceived(j, messages.Result(job=j, images=1),
                                          (result_frame(j, Rect(0, 0, 8, 4)),)), "returned a result for 8x4"),
@@ -238,6 +240,6 @@ def test_result_before_finish() -> None:
 
 
 def test_inpaint_frames_need_a_mask() -> None:
-    the_plan = plan(INPAINT, Rect(0, 0, 16, 16), Rect(2, 2, 4, 4), context=0)
+    the_plan = plan_region(INPAINT, Rect(0, 0, 16, 16), Rect(2, 2, 4, 4), 0)
     with pytest.raises(job.JobFailed, match="needs the selection mask"):
         job.build_frames("j", the_plan, SPEC, bytes(the_plan.region.area * 4), None)

@@ -9,8 +9,9 @@ from support.server import running_server
 from underpaint.plugin_gimp import job
 from underpaint.plugin_gimp import pixels as px
 from underpaint.plugin_gimp.params import IMG2IMG, INPAINT, parse_params
-from underpaint.plugin_gimp.region import Rect, plan
 from underpaint.protocol import client as pclient
+from underpaint.protocol.geometry import Rect
+from underpaint.protocol.plugin_core.regions import plan_region
 
 
 class Sink:
@@ -49,7 +50,7 @@ def run(url: str, kind: str, the_plan, spec: px.PixelSpec, image: bytes, mask: b
 
 def test_img2img_rgba8_region_and_seed(server_url: str) -> None:
     spec = px.choose_spec("rgb", "u8")
-    the_plan = plan(IMG2IMG, Rect(16, 8, 40, 24), None)
+    the_plan = plan_region(IMG2IMG, Rect(16, 8, 40, 24), None, 64)
     image = bytes((i * 7) % 256 for i in range(40 * 24 * 4))
     outcome, sink = run(server_url, IMG2IMG, the_plan, spec, image, None)
     f = outcome.frame
@@ -62,7 +63,7 @@ def test_inpaint_graya16_keeps_unselected_pixels(server_url: str) -> None:
     spec = px.choose_spec("gray", "u16")
     layer = Rect(0, 0, 48, 40)
     selection = Rect(16, 12, 12, 10)
-    the_plan = plan(INPAINT, layer, selection, context=8)
+    the_plan = plan_region(INPAINT, layer, selection, 8)
     r = the_plan.region
     image = b"".join(((x * 1031 + y * 17) % 65536).to_bytes(2, "little") + (65535).to_bytes(2, "little")
                      for y in range(r.height) for x in range(r.width))
@@ -80,7 +81,7 @@ def test_inpaint_graya16_keeps_unselected_pixels(server_url: str) -> None:
 
 def test_unknown_model_fails_clearly(server_url: str) -> None:
     spec = px.choose_spec("rgb", "u8")
-    the_plan = plan(IMG2IMG, Rect(0, 0, 16, 16), None)
+    the_plan = plan_region(IMG2IMG, Rect(0, 0, 16, 16), None, 64)
     with pytest.raises(job.JobFailed, match="model"):
         run(server_url, IMG2IMG, the_plan, spec, bytes(16 * 16 * 4), None, model="no-such-model")
 
@@ -92,6 +93,6 @@ def test_dead_server(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but not listening: connections are refused
         spec = px.choose_spec("rgb", "u8")
-        the_plan = plan(IMG2IMG, Rect(0, 0, 8, 8), None)
+        the_plan = plan_region(IMG2IMG, Rect(0, 0, 8, 8), None, 64)
         with pytest.raises(job.JobFailed, match="Cannot reach the Underpaint server"):
             run(f"ws://127.0.0.1:{port}/v1/ws", IMG2IMG, the_plan, spec, bytes(8 * 8 * 4), None)

@@ -178,7 +178,7 @@ def test_batch_makes_one_layer_per_image(session) -> None:
     for layer in new:
         payload = naming.read_parasite_payload(layer["parasites"][naming.PARASITE_NAME].encode())
         seeds.append(payload["params"]["seed"])
-        assert re.fullmatch(rf"Underpaint: two of them \(seed {payload['params']['seed']}\)", layer["name"])
+        assert re.fullmatch(rf"two of them \[img2img, seed {payload['params']['seed']}\]", layer["name"])
         assert payload["params"]["batch"] == 2
     assert len(set(seeds)) == 2 and 41 in seeds
     paint = next(layer for layer in facts["after"] if layer["name"] == "paint")
@@ -205,9 +205,9 @@ def test_server_limits_bound_the_dialog_and_are_checked_before_sending(session) 
     for dialog in reached:
         assert dialog["ranges"] == {"steps": 150, "batch": 8}  # the test server's welcome.limits
     facts = scenario(session, "limits_and_batch")
-    assert facts["too_many_steps"] == ["execution-error", "This server allows at most 150 steps, but Steps is "
-                                       "400: lower Steps and run again."]
-    assert facts["too_many_images"][1].startswith("This server makes at most 8 images per run")
+    assert facts["too_many_steps"] == ["execution-error", "This server allows at most 150 steps per job, but Steps "
+                                       "is 400: lower Steps and try again."]
+    assert facts["too_many_images"][1].startswith("This server makes at most 8 images per job")
     assert facts["unchanged"]
 
 
@@ -215,7 +215,7 @@ def test_progress_shows_step_of_the_real_total(session) -> None:
     checked = 0
     for records in events_of(session, lambda rs: rs[-1].get("status") == "success"):
         steps = [tuple(map(int, m.groups())) for r in records if r["event"] == "status"
-                 for m in [re.fullmatch(r"Step (\d+) of (\d+)", r["text"])] if m]
+                 for m in [re.fullmatch(r"Step (\d+)/(\d+)", r["text"])] if m]
         if not steps:
             continue
         totals = {total for _, total in steps}
