@@ -173,7 +173,7 @@ class Context:
 
     def running_step(self) -> int:
         job = self.controller.jobs.running()
-        return job.step if job is not None else -1
+        return job.track.step if job is not None else -1
 
     def idle(self, doc, seconds: float = 180):
         return (lambda: not self.busy(doc)), seconds, "the job to finish"
@@ -429,7 +429,7 @@ def cancel_one_document(ctx: Context):
     ctx.record["active_document"] = Krita.instance().activeDocument().name()
     ctx.docker.cancel_button.click()
     yield ctx.idle(stops, 60)
-    ctx.record["other_cancel_requested"] = any(j.cancel_requested for j in ctx.jobs_of(keeps))
+    ctx.record["other_cancel_requested"] = any(j.track.cancel_requested for j in ctx.jobs_of(keeps))
     step = ctx.running_step()
     yield (lambda: not ctx.busy(keeps) or ctx.running_step() >= step + 2), 60, "the other job to go on"
     ctx.record["other_still_running"] = ctx.busy(keeps) and ctx.running_step() >= step + 2
