@@ -23,7 +23,8 @@ gi.require_version("GdkPixbuf", "2.0")
 gi.require_version("Gdk", "3.0")
 from gi.repository import Gdk, GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
-from .params import ArgSpec  # noqa: E402
+from ._protocol import core  # noqa: E402
+from .params import SAMPLERS, ArgSpec  # noqa: E402
 from .trace import log  # noqa: E402
 
 PREVIEW_SIZE = 256
@@ -147,6 +148,8 @@ def build_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title:
             scale.set_digits(2)
     if welcome is not None:
         _apply_limits(dialog, config, names, welcome.limits)
+    if "sampler" in names:
+        _offer_samplers(procedure, config, welcome)
     layout = [_labelled_text(dialog, spec) if spec.name in MULTILINE else spec.name for spec in specs]
     if "token" in names:  # typed like a password
         dialog.get_widget("token", GimpUi.LabelEntry.__gtype__).get_entry().set_visibility(False)
@@ -158,6 +161,19 @@ def build_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title:
         chooser.replace(dialog.get_widget("model", GimpUi.LabelEntry.__gtype__))
         dialog.model_chooser = chooser
     return dialog
+
+
+def _offer_samplers(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, welcome: Any) -> None:
+    """Grey out the samplers the server does not offer (all stay choosable when it cannot be reached)."""
+    from .job import FEATURES
+
+    offered = core.params.offer(welcome.features, FEATURES).samplers if welcome is not None else SAMPLERS
+    choice = Gimp.param_spec_choice_get_choice(procedure.find_argument("sampler"))
+    for nick in SAMPLERS:
+        choice.set_sensitive(nick, nick in offered)
+    if config.get_property("sampler") not in offered:
+        config.set_property("sampler", "default")
+    log("samplers_offered", samplers=list(offered))
 
 
 def _walk(widget: Gtk.Widget):

@@ -20,6 +20,7 @@ import pytest
 from support.server import running_server
 from test_gimp_e2e import _dead_url
 from underpaint.plugin_gimp import naming, params
+from underpaint.protocol import vocabulary
 
 pytestmark = pytest.mark.host
 HERE = Path(__file__).parent
@@ -158,7 +159,8 @@ def test_the_dialog_offers_the_servers_models(session) -> None:
     dialog = dialogs(session)[0]
     assert dialog["models"] == ["demo"] and "demo" in dialog["model_placeholder"]
     message = scenario(session, "values_survive_a_failed_run")["first"][1]
-    assert message.startswith("The server does not know that model") and "unknown_model" not in message
+    # refused before anything is sent: the welcome lists the server's models
+    assert message == "The server has no model 'no-such-model'; pick one from the list.", message
 
 
 def test_without_a_server_the_model_is_free_text(session) -> None:
@@ -223,3 +225,12 @@ def test_progress_shows_step_of_the_real_total(session) -> None:
         assert steps[-1][0] == steps[-1][1]  # the job ran exactly the announced number of steps
         checked += 1
     assert checked >= 3
+
+
+def test_the_dialog_offers_only_the_samplers_both_sides_advertised(session) -> None:
+    offered = [r["samplers"] for r in session["log"] if r["event"] == "samplers_offered"]
+    assert offered and len(offered) >= len(dialogs(session))
+    for samplers in offered:
+        assert samplers[0] == "default" and set(samplers) <= set(vocabulary.SAMPLERS), samplers
+    for dialog in dialogs(session):
+        assert dialog["values"]["sampler"] in offered[0]
