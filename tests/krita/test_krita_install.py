@@ -21,7 +21,8 @@ def test_install_writes_plugin_vendor_and_desktop(tmp_path: Path) -> None:
     target = K.install(pykrita, kritarc=kritarc)
     assert target == pykrita / "underpaint_krita"
     for name in ("__init__.py", "controller.py", "docker.py", "document.py", "extension.py", "qt.py",
-                 "vendor/underpaint_protocol/client.py", "vendor/websockets/sync/client.py"):
+                 "vendor/underpaint_protocol/client.py", "vendor/underpaint_protocol/plugin_core/jobs.py",
+                 "vendor/websockets/sync/client.py"):
         assert (target / name).is_file(), name
     assert not list(target.rglob("__pycache__")) and not (target / K.DESKTOP).exists()
     desktop = ConfigParser()
@@ -91,6 +92,7 @@ def test_zip_layout(tmp_path: Path) -> None:
         desktop = archive.read("underpaint_krita.desktop").decode()
     assert "underpaint_krita/" in names and "underpaint_krita/__init__.py" in names
     assert "underpaint_krita/vendor/underpaint_protocol/frames.py" in names
+    assert "underpaint_krita/vendor/underpaint_protocol/plugin_core/regions.py" in names
     assert "underpaint_krita/vendor/websockets/__init__.py" in names
     assert "X-KDE-Library=underpaint_krita" in desktop
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
@@ -122,6 +124,7 @@ def test_installed_plugin_imports_with_only_the_stdlib_and_its_vendor_folder(tmp
         "assert underpaint_krita.EXTENSION is None\n"
         "from underpaint_krita import controller, jobs, params, pixels, settings, proto\n"
         "assert proto.client.__name__ == 'underpaint_protocol.client', proto.client.__name__\n"
+        "assert proto.core.jobs.__name__ == 'underpaint_protocol.plugin_core.jobs', proto.core.jobs.__name__\n"
         "import websockets.sync.client\n"
         "assert 'vendor' in websockets.__file__\n"
         "bad = [m for m in ('numpy', 'PIL', 'underpaint', 'torch') if m in sys.modules]\n"
