@@ -148,8 +148,7 @@ def build_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title:
             scale.set_digits(2)
     if welcome is not None:
         _apply_limits(dialog, config, names, welcome.limits)
-    if "sampler" in names:
-        _offer_samplers(procedure, config, welcome)
+    dialog.samplers = _offer_samplers(procedure, config, welcome) if "sampler" in names else None
     layout = [_labelled_text(dialog, spec) if spec.name in MULTILINE else spec.name for spec in specs]
     if "token" in names:  # typed like a password
         dialog.get_widget("token", GimpUi.LabelEntry.__gtype__).get_entry().set_visibility(False)
@@ -163,8 +162,9 @@ def build_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title:
     return dialog
 
 
-def _offer_samplers(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, welcome: Any) -> None:
-    """Grey out the samplers the server does not offer (all stay choosable when it cannot be reached)."""
+def _offer_samplers(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, welcome: Any) -> list[str]:
+    """Grey out the samplers the server does not offer (all stay choosable when it cannot be reached);
+    returns the ones on offer."""
     from .job import FEATURES
 
     offered = core.params.offer(welcome.features, FEATURES).samplers if welcome is not None else SAMPLERS
@@ -173,7 +173,7 @@ def _offer_samplers(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, wel
         choice.set_sensitive(nick, nick in offered)
     if config.get_property("sampler") not in offered:
         config.set_property("sampler", "default")
-    log("samplers_offered", samplers=list(offered))
+    return list(offered)
 
 
 def _walk(widget: Gtk.Widget):
@@ -202,6 +202,7 @@ def describe_dialog(dialog: GimpUi.ProcedureDialog, config: Gimp.ProcedureConfig
             ranges[name] = adjustment.get_upper()
     chooser = getattr(dialog, "model_chooser", None)
     return {"labels": labels, "ranges": ranges, "models": chooser.models if chooser else None,
+            "samplers": getattr(dialog, "samplers", None),
             "model_placeholder": chooser.entry.get_placeholder_text() if chooser else None,
             "values": {spec.name: config.get_property(spec.name) for spec in specs if spec.name != "token"}}
 
