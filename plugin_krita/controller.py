@@ -7,17 +7,17 @@ must deliver each posted event to ``Controller.handle`` on the GUI thread (Krita
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .jobs import LABELS, Capture, Job, JobBook, UserError
-from .params import GenerationParams, ParamsError, ResultRecord
-from .pixels import BYTES_PER_PIXEL, UnsupportedDocument, clear_unchanged, crop
+from .params import GenerationParams, ParamsError
+from .pixels import UnsupportedDocument
 from .proto import client as pclient
-from .proto import core, errors, frames, geometry, messages
+from .proto import core, errors, frames, messages
 from .proto import pixels as ppixels
+from .results import ResultImage, result_images
 from .settings import Settings
 
 CLIENT_NAME = "underpaint-krita"
@@ -25,7 +25,7 @@ PLUGIN_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 512
 PREVIEW_INTERVAL_MS = 200
 PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
-FEATURES = core.params.client_features(PREVIEW_ENCODINGS)
+FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True)
 _explain = core.sentences.explain
 
 
@@ -44,15 +44,6 @@ class HostDocument(Protocol):
     def clear_preview(self, job: Job) -> None: ...
 
     def add_results(self, job: Job, images: list[ResultImage]) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class ResultImage:
-    rect: geometry.Rect
-    pixels: bytes  # in the job's pixel format; inpaint: unchanged pixels made transparent
-    seed: int
-    name: str
-    record: ResultRecord
 
 
 @dataclass(frozen=True)
@@ -88,6 +79,7 @@ class Controller:
         self.jobs = JobBook()
         self.docs: dict[int, HostDocument] = {}
         self._waiting: list[str] = []  # ids of jobs captured before the connection was ready
+        self._resuming: list[str] = []  # ids of kept jobs to re-attach once reconnected
         self.message, self.error = "Not connected", False
         self.last_seed: int | None = None
         self.listeners: list[Callable[[Status], None]] = []
@@ -147,7 +139,7 @@ class Controller:
         self._generation += 1
         if client is not None:
             client.close()
-        self.connection, self.welcome = "disconnected", None
+        self.connection, self.welcome, self._resuming = "disconnected", None, []
         self._fail_waiting("Disconnected before the job was sent.")
         for job in self.jobs.all():
             self._finish(job, "failed", "Disconnected: the job was dropped.", error=True)
@@ -211,7 +203,8 @@ class Controller:
             job=job.id, kind=cap.kind, model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
             strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch, preview=preview,
             inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
-            result_format=cap.pixel_format, result_encoding="zlib")
+            result_format=cap.pixel_format, result_encoding="zlib", keep_result=self.offer().resume)
+        job.track.kept = submit.keep_result
         inputs: dict[str, frames.Frame | None] = {"image": ppixels.make_frame(
             job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format, "zlib", region.x, region.y)}
         if cap.mask is not None:
@@ -239,8 +232,9 @@ class Controller:
         job = self.jobs.get(job_id)
         if job is None:
             return
-        if job_id in self._waiting:
-            self._waiting.remove(job_id)
+        if job_id in self._waiting or job.track.detached:  # nothing on a live connection to cancel
+            self._waiting = [w for w in self._waiting if w != job_id]
+            self._resuming = [r for r in self._resuming if r != job_id]
             self._finish(job, "cancelled", "Cancelled")
             return
         job.track.cancel_requested = True
@@ -269,7 +263,8 @@ class Controller:
         dropped = self.jobs.for_document(doc_key)
         for job in dropped:
             self._waiting = [w for w in self._waiting if w != job.id]
-            if self._client is not None and job.state != "sending":
+            self._resuming = [r for r in self._resuming if r != job.id]
+            if self._client is not None and job.state not in ("sending", "detached"):
                 self._client.cancel(job.id)
             self.jobs.pop(job.id)
         doc = self.docs.pop(doc_key, None)
@@ -308,13 +303,29 @@ class Controller:
                 self._finish(job, "failed", str(exc), error=True)
                 continue
             self._send(job)
+        resuming, self._resuming = self._resuming, []
+        for job_id in resuming:
+            job = self.jobs.get(job_id)
+            if job is not None:
+                self._client.resume(job_id)
+                self._notify(job.track.resuming().text)
 
     def _on_disconnected(self, error: errors.ProtocolError | None) -> None:
         self._client, self.connection, self.welcome = None, "disconnected", None
         why = _explain(error.code, error.message, LABELS) if error else "Disconnected"
         self._fail_waiting(why)
+        # a dropped connection (not a failed reconnect) is retried once for the jobs the server keeps
+        retry = error is not None and error.code != errors.CONNECTION_FAILED and not self._resuming
+        detached = [job for job in self.jobs.all() if job.track.detached] if retry else []
         for job in self.jobs.all():  # the client reports orphans first; this is a safety net
-            self._finish(job, "failed", why, error=True)
+            if job not in detached:
+                self._finish(job, "failed", why, error=True)
+        if detached:
+            self._resuming = [job.id for job in detached]
+            self.connect()
+            self._notify(f"{why} Reconnecting to resume {len(detached)} job(s) …", error=True)
+            return
+        self._resuming = []
         self._notify(why, error=error is not None)
 
     def _on_job_event(self, job: Job, event: object) -> None:
@@ -344,8 +355,7 @@ class Controller:
             self.jobs.pop(job.id)
             return
         try:
-            images = self.result_images(job, result, result_frames, self.welcome.server_version
-                                        if self.welcome else "")
+            images = result_images(job, result, result_frames, self.welcome.server_version if self.welcome else "")
             job.layers = doc.add_results(job, images)  # may take over the preview layer
             doc.clear_preview(job)
         except Exception as exc:  # noqa: BLE001 - report, never leave a preview behind
@@ -366,24 +376,3 @@ class Controller:
                 pass
         self.jobs.pop(job.id)
         self._notify(message, error)
-
-    # ---------------------------------------------------------------- results (pure)
-    @staticmethod
-    def result_images(job: Job, result: messages.Result, result_frames: tuple[frames.Frame, ...],
-                      server_version: str = "") -> list[ResultImage]:
-        """Decode, check and (inpaint) clip each result frame; name it and record its parameters."""
-        cap, params = job.capture, job.params
-        bpp = BYTES_PER_PIXEL[cap.pixel_format]
-        created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        images = []
-        for decoded in core.jobs.decode_results(cap.plan, cap.pixel_format, result, result_frames, params.seed):
-            rect, data, seed = decoded.rect, decoded.pixels, decoded.seed
-            if cap.kind == "inpaint":
-                local = rect.translate(-cap.region.x, -cap.region.y)
-                original = crop(cap.pixels, bpp, cap.region.width, local.x, local.y, local.width, local.height)
-                data, _ = clear_unchanged(data, original, bpp, rect.width)
-            region = (cap.region.x, cap.region.y, cap.region.width, cap.region.height)
-            record = ResultRecord(params, cap.kind, seed, region, server_version, created, cap.source_id)
-            images.append(ResultImage(rect, data, seed, core.naming.result_layer_name(cap.kind, params.prompt, seed),
-                                      record))
-        return images

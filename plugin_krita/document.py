@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from . import qt
-from .controller import ResultImage
 from .jobs import Capture, Job, UserError
 from .params import (
     ANNOTATION_DESCRIPTION,
@@ -21,6 +20,7 @@ from .params import (
 )
 from .pixels import BYTES_PER_PIXEL, check_size, from_bgra8, pixel_format
 from .proto import core, frames, geometry
+from .results import ResultImage
 from .settings import Settings
 
 Rect = geometry.Rect

@@ -3,6 +3,9 @@
 A host feeds every event of a job to ``Tracker.update`` (on its main thread) and acts on what comes back:
 ``Status`` (a line and maybe step/total for a bar), ``Preview`` (a frame to show), or ``Finished`` (the
 job's one terminal update: ``done`` with its result, ``failed`` with a sentence, or ``cancelled``).
+
+Reconnect and resume: a job submitted with ``keep_result`` (``kept``) that loses its connection is
+``detached``, not failed; the host reconnects once and calls ``client.resume(job)`` then ``resuming()``.
 """
 
 from __future__ import annotations
@@ -56,10 +59,21 @@ class Tracker:
     total: int = 0
     region: Rect | None = None
     cancel_requested: bool = False
+    kept: bool = False  # submitted with keep_result: survives a dropped connection
+    resumed: bool = False
 
     @property
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled")
+
+    @property
+    def detached(self) -> bool:
+        """Its connection dropped; the server keeps it until the host resumes it."""
+        return self.state == "detached"
+
+    def resuming(self) -> Status:
+        self.state, self.resumed = "queued", True
+        return Status("Resuming the job after the connection was lost …")
 
     def sent(self) -> Status:
         self.state = "queued"
@@ -90,6 +104,12 @@ class Tracker:
             self.state = "done"
             return Finished("done", "", event.result, tuple(event.frames))
         if isinstance(event, messages.Error):
+            if event.code == errors.CONNECTION_LOST and self.kept and not self.cancel_requested:
+                self.state = "detached"
+                return Status("Connection lost: the server keeps the job; reconnecting …")
+            if event.code == errors.UNKNOWN_JOB and self.resumed:
+                return self.fail("The server no longer has this job (it was not kept, or it expired while the "
+                                 "connection was down): generate again.")
             return self.fail(explain(event.code, event.message, self.labels))
         if isinstance(event, messages.Cancelled):
             self.state = "cancelled"

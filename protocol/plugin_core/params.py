@@ -58,11 +58,12 @@ def model_problem(welcome: Any, model: str | None) -> str | None:
     return None
 
 
-def client_features(preview_encodings: Iterable[str] = ()) -> tuple[str, ...]:
+def client_features(preview_encodings: Iterable[str] = (), resume: bool = False) -> tuple[str, ...]:
     """What a plugin advertises in ``hello``: the kinds it implements, every sampler, the preview encodings
-    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG); no resume yet."""
+    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), and ``resume`` when it
+    re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``)."""
     return vocabulary.features(kinds=PLUGIN_KINDS, roles=(), samplers=None, encodings=tuple(preview_encodings),
-                               flags=())
+                               flags=("resume",) if resume else ())
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Offer:
     kinds: tuple[str, ...]
     samplers: tuple[str, ...]
     preview_encodings: tuple[str, ...]
+    resume: bool = False  # submit with keep_result and resume after a dropped connection
 
     def preview_encoding(self, preferred: Iterable[str]) -> str:
         """The first of ``preferred`` on offer, else lossless ``png`` (core)."""
@@ -89,7 +91,7 @@ def offer(common: Iterable[str] | None, client: Iterable[str] | None = None) -> 
         return tuple(n for n, row in table.items() if row.feature is None or row.feature in names)
 
     kinds = tuple(k for k in PLUGIN_KINDS if common is None or vocabulary.KINDS[k].feature in names)
-    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS))
+    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), "resume" in names)
 
 
 def kind_problem(kinds: tuple[str, ...], kind: str) -> str | None:

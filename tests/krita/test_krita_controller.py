@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import socket
 from collections.abc import Callable
@@ -174,6 +175,7 @@ class FakeClient:
         self.url, self.token, self.on_event, self.features = url, token, on_event, features
         self.submitted: list = []
         self.cancelled: list[str] = []
+        self.resumed: list[str] = []
         self.closed = False
         FakeClient.instances.append(self)
 
@@ -187,6 +189,9 @@ class FakeClient:
 
     def cancel(self, job: str) -> None:
         self.cancelled.append(job)
+
+    def resume(self, job: str) -> None:
+        self.resumed.append(job)
 
     def close(self) -> None:
         self.closed = True
@@ -364,3 +369,57 @@ def test_cancel_stops_only_the_current_documents_jobs() -> None:
     c.cancel_document(3, "empty")
     assert len(FakeClient.instances[0].cancelled) == 2
     assert "No jobs to cancel in 'empty'" in c.message and "3 job(s) of other documents keep running" in c.message
+
+
+# ------------------------------------------------------------------ reconnect and resume
+RESUMING = dataclasses.replace(WELCOME, features=WELCOME.features + ("resume",))
+
+
+def test_a_dropped_connection_reconnects_once_and_resumes_the_kept_jobs() -> None:
+    c = fake_controller()
+    c.connect()
+    c.handle(pclient.Connected(RESUMING))
+    doc = FakeDocument()
+    job_id = c.generate(doc, GenerationParams(seed=3))
+    (submit, _, _), = FakeClient.instances[0].submitted
+    assert submit.keep_result and "resume" in FakeClient.instances[0].features
+    lost = pclient.errors.ProtocolError("connection_lost", "socket closed")
+    c.handle(messages.Error(code="connection_lost", message="socket closed", job=job_id))
+    c.handle(pclient.Disconnected(lost))
+    assert c.jobs.get(job_id) is not None and "Reconnecting to resume 1 job" in c.message
+    assert len(FakeClient.instances) == 2  # a new connection
+    c.handle(pclient.Connected(RESUMING))
+    assert FakeClient.instances[1].resumed == [job_id] and c.jobs.get(job_id).state == "queued"
+    frame = Frame(job=job_id, role="result", width=64, height=48, pixel_format="bgra8", payload=bytes(64 * 48 * 4))
+    c.handle(ResultReceived(job_id, messages.Result(job=job_id, images=1, seeds=(3,)), (frame,)))
+    assert len(doc.results) == 1 and len(c.jobs) == 0
+
+
+def test_a_failed_reconnect_fails_the_kept_jobs_with_a_sentence() -> None:
+    c = fake_controller()
+    c.connect()
+    c.handle(pclient.Connected(RESUMING))
+    job_id = c.generate(FakeDocument(), GenerationParams())
+    c.handle(messages.Error(code="connection_lost", message="socket closed", job=job_id))
+    c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_lost", "socket closed")))
+    c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_failed", "refused")))
+    assert len(c.jobs) == 0 and c.error and "Cannot reach the Underpaint server" in c.message
+    assert len(FakeClient.instances) == 2  # one try, no loop
+
+
+def test_without_resume_on_both_sides_jobs_are_not_kept() -> None:
+    c = fake_controller(connected=True)
+    c.generate(FakeDocument(), GenerationParams())
+    (submit, _, _), = FakeClient.instances[0].submitted
+    assert not submit.keep_result
+
+
+def test_a_job_survives_a_dropped_connection_on_a_real_server(harness: Harness) -> None:
+    doc = FakeDocument(layer=Rect(0, 0, 32, 32))
+    job_id = harness.controller.generate(doc, GenerationParams(seed=5, steps=30, strength=1.0, prompt="long"))
+    harness.pump(lambda: (harness.controller.status().progress or (0, 0))[0] >= 1)
+    harness.controller._client._ws.close()  # the network drops: no close() by the plugin
+    harness.pump(lambda: "Reconnecting" in harness.controller.message or harness.idle())
+    harness.pump(harness.idle)
+    (job, images), = doc.results
+    assert job.id == job_id and job.track.resumed and images[0].seed == 5, harness.controller.message

@@ -8,7 +8,7 @@ from underpaint.protocol.connection import PreviewReceived, ResultReceived
 from underpaint.protocol.frames import Frame
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.pixels import make_frame
-from underpaint.protocol.plugin_core import jobs, regions
+from underpaint.protocol.plugin_core import jobs, params, regions
 
 PLAN = regions.plan_region("img2img", Rect(0, 0, 8, 4), None, 0)
 
@@ -61,3 +61,22 @@ def test_results_are_decoded_checked_and_given_seeds() -> None:
 def test_bad_results_say_what_is_wrong(frames, fragment) -> None:
     with pytest.raises(ValueError, match=fragment):
         jobs.decode_results(PLAN, "bgra8", messages.Result(job="j", images=len(frames)), frames)
+
+
+def test_a_kept_job_is_detached_by_a_dropped_connection_and_resumed() -> None:
+    t = jobs.Tracker("j1", kept=True)
+    lost = t.update(messages.Error(code="connection_lost", message="socket closed", job="j1"))
+    assert isinstance(lost, jobs.Status) and t.detached and not t.finished
+    assert t.resuming().text and t.state == "queued"
+    gone = t.update(messages.Error(code="unknown_job", message="not kept", job="j1"))
+    assert gone.state == "failed" and "no longer has this job" in gone.text
+    plain = jobs.Tracker("j2")  # not kept: a dropped connection ends it
+    assert plain.update(messages.Error(code="connection_lost", message="x", job="j2")).state == "failed"
+    cancelling = jobs.Tracker("j3", kept=True, cancel_requested=True)
+    assert cancelling.update(messages.Error(code="connection_lost", message="x", job="j3")).state == "failed"
+
+
+def test_resume_is_offered_only_when_both_advertise_it() -> None:
+    assert params.offer(("resume",), params.client_features(resume=True)).resume
+    assert not params.offer(("resume",), params.client_features()).resume
+    assert not params.offer((), params.client_features(resume=True)).resume
