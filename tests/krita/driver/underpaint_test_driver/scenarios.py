@@ -182,6 +182,11 @@ class Context:
         end = time.monotonic() + seconds
         return (lambda: time.monotonic() >= end), seconds + 5, f"{seconds} s"
 
+    def settle(self):
+        """Let the plugin's deferred work after a result (putting the painter's layer back) run before the
+        scenario saves or closes the document (saving runs Qt's event loop inside it)."""
+        return self.sleep(0.5)
+
     def finish_record(self, doc) -> None:
         self.record["layers"] = self.layers(doc)
         self.record["status"] = self.docker.status.text()
@@ -209,6 +214,7 @@ def img2img(ctx: Context):
     ctx.set_params(prompt="a red fox in the snow", steps=8, strength=0.75, seed=1234)
     ctx.docker.generate_button.click()
     yield ctx.idle(doc)
+    yield ctx.settle()
     ctx.finish_record(doc)
     ctx.save(doc, "img2img")
     undo = Krita.instance().action("edit_undo")
@@ -250,6 +256,7 @@ def inpaint(ctx: Context):
     ctx.set_params(prompt="a wooden door", steps=6, strength=1.0, seed=77)
     ctx.docker.generate_button.click()
     yield ctx.idle(doc)
+    yield ctx.settle()
     ctx.finish_record(doc)
     ctx.save(doc, "inpaint")
 
@@ -262,6 +269,7 @@ def float_big_layer(ctx: Context):
     ctx.set_params(prompt="float", steps=4, strength=0.6, seed=5)
     ctx.docker.generate_button.click()
     yield ctx.idle(doc)
+    yield ctx.settle()
     ctx.finish_record(doc)
     ctx.save(doc, "float")
 
@@ -274,6 +282,7 @@ def batch_visible_u16(ctx: Context):
     ctx.set_params(prompt="two of them", steps=4, strength=0.6, seed=900, batch=2, source="visible")
     ctx.docker.generate_button.click()
     yield ctx.idle(doc)
+    yield ctx.settle()
     ctx.finish_record(doc)
     ctx.save(doc, "batch16")
     ctx.set_params(source="layer")
