@@ -25,7 +25,7 @@ from .settings import Settings
 
 Rect = geometry.Rect
 # when to check that Krita has not made our new layer the active one (Krita 6 does it late, >300 ms under load)
-RESTORE_ACTIVE_MS = (0, 30, 100, 300, 600, 1000, 1500, 2500)
+RESTORE_ACTIVE_MS = (0, 10, 30, 60, 100, 200, 300, 600, 1000, 1500, 2500)
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
 
@@ -140,9 +140,6 @@ class KritaDocument:
             above.parentNode().addChildNode(node, above)
         if active is not None and self._in_front():  # not at once: Krita has not shown the new layer yet
             self._keep_active(active.uniqueId().toString(), node.uniqueId().toString())
-            current = self.doc.activeNode()  # Krita 5.3/6 activate it at once: a stroke may come before a timer
-            if current is not None and current.uniqueId() == node.uniqueId():
-                self.doc.setActiveNode(active)
 
     def _in_front(self) -> bool:
         """Whether this is the document of the active view: ``Document.setActiveNode`` acts on that view only

@@ -191,7 +191,7 @@ class Context:
         if self.on_status in self.controller.listeners:
             self.controller.listeners.remove(self.on_status)
         if not self.config.get("close_documents", True):
-            return  # left open until Krita quits
+            return  # left open until Krita quits: closing one, then creating the next, crashed Krita 5.2 and 5.3
         for doc in self.docs:
             try:
                 doc.setBatchmode(True)
@@ -307,6 +307,7 @@ def close_document(ctx: Context):
     ctx.set_params(prompt="closed early", steps=150, strength=1.0, seed=4)
     ctx.docker.generate_button.click()
     yield (lambda: ctx.running_step() >= 1), 120, "the job to start"
+    ctx.record["tracked_before"] = len(ctx.ext.documents)
     ctx.docs.remove(doc)
     doc.setModified(False)
     doc.close()
