@@ -206,5 +206,6 @@ def register() -> UnderpaintExtension:
     extension = UnderpaintExtension(app)
     UnderpaintDocker.extension = extension
     app.addExtension(extension)
-    app.addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, UnderpaintDocker))
+    right = DockWidgetFactoryBase.DockPosition.DockRight  # scoped: PyQt6 needs it, PyQt5 takes it too
+    app.addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, right, UnderpaintDocker))
     return extension

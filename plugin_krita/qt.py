@@ -1,18 +1,41 @@
-"""The one place that imports Qt: PyQt5 (Krita 5) now, PyQt6 (Krita 6) later.
+"""The one place that imports Qt: PyQt5 (Krita 5) or PyQt6 (Krita 6), as Krita itself runs.
 
 Every other module takes its Qt names from here, so a Qt major version change stays in this file.
 """
 
 from __future__ import annotations
 
-try:  # Krita 5.x
-    from PyQt5 import QtCore, QtGui, QtWidgets
+import sys
 
-    QT_API = "PyQt5"
-except ImportError:  # Krita 6.x
+
+def _qt_major() -> int:
+    """The Qt major version Krita runs on: its bindings are imported before any plug-in; else Krita's own
+    ``pykrita.qt_major_version()`` (Krita 5.2+); else whichever is installed, PyQt5 first (Krita 5.1, tests)."""
+    for major in (6, 5):
+        if f"PyQt{major}" in sys.modules:
+            return major
+    try:
+        import pykrita  # type: ignore[import-not-found]
+
+        return int(pykrita.qt_major_version())
+    except (ImportError, AttributeError):
+        pass
+    try:
+        import PyQt5  # noqa: F401
+    except ImportError:
+        return 6
+    return 5
+
+
+QT_MAJOR = _qt_major()
+if QT_MAJOR == 6:  # Krita 6.x
     from PyQt6 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
 
     QT_API = "PyQt6"
+else:  # Krita 5.x
+    from PyQt5 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+
+    QT_API = "PyQt5"
 
 QBuffer, QByteArray, QIODevice, QObject = QtCore.QBuffer, QtCore.QByteArray, QtCore.QIODevice, QtCore.QObject
 Qt, QTimer, pyqtSignal = QtCore.Qt, QtCore.QTimer, QtCore.pyqtSignal

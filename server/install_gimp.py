@@ -16,7 +16,8 @@ from .vendoring import vendor
 PLUGIN_NAME = "underpaint"
 PACKAGE_NAME = "underpaint_gimp"
 ENTRY = "underpaint.py"
-FLATPAK_PROFILE = Path(".var/app/org.gimp.GIMP/config/GIMP/3.0")
+FLATPAK_CONFIG = Path(".var/app/org.gimp.GIMP/config")
+PROFILE_VERSIONS = ("3.2", "3.0")  # GIMP 3.x keeps a profile per minor version (3.2 migrates 3.0's); newest first
 
 
 def _plugin_source() -> Path:
@@ -29,26 +30,37 @@ def default_profile(platform: str | None = None, env: dict[str, str] | None = No
                     home: Path | None = None) -> Path:
     """The GIMP 3 profile directory of this user.
 
-    ``GIMP3_DIRECTORY`` wins; on Linux a Flatpak GIMP's profile is used when it exists, else
-    ``$XDG_CONFIG_HOME/GIMP/3.0``; Windows ``%APPDATA%\\GIMP\\3.0``; macOS ``~/Library/Application Support``.
+    ``GIMP3_DIRECTORY`` wins; else the newest existing profile of ``PROFILE_VERSIONS`` (on Linux a Flatpak
+    GIMP's before the native one of the same version); else GIMP 3.0's (3.2 migrates it on its first start).
+    Native: Linux ``$XDG_CONFIG_HOME/GIMP/<v>`` (also an AppImage), Windows ``%APPDATA%\\GIMP\\<v>``, macOS
+    ``~/Library/Application Support/GIMP/<v>``.
     """
     platform = platform or sys.platform
     env = dict(os.environ) if env is None else env
     home = home or Path.home()
     if env.get("GIMP3_DIRECTORY"):
         return Path(env["GIMP3_DIRECTORY"])
+    candidates = profile_candidates(platform, env, home)
+    return next((path for path in candidates if path.is_dir()), candidates[-1])
+
+
+def profile_candidates(platform: str, env: dict[str, str], home: Path) -> list[Path]:
+    """Where GIMP 3.x profiles live on ``platform``, newest version first; the last is GIMP 3.0's native one."""
     if platform.startswith("win"):
         appdata = env.get("APPDATA")
         if not appdata:
             raise RuntimeError("APPDATA is not set; pass the GIMP profile directory explicitly")
-        return Path(appdata) / "GIMP" / "3.0"
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "GIMP" / "3.0"
-    flatpak = home / FLATPAK_PROFILE
-    if flatpak.is_dir():
-        return flatpak
-    config = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
-    return config / "GIMP" / "3.0"
+        base = Path(appdata) / "GIMP"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support" / "GIMP"
+    else:
+        base = (Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config") / "GIMP"
+    out: list[Path] = []
+    for version in PROFILE_VERSIONS:
+        if not platform.startswith(("win", "darwin")):
+            out.append(home / FLATPAK_CONFIG / "GIMP" / version)
+        out.append(base / version)
+    return out
 
 
 def install(dest: Path | None = None) -> Path:

@@ -21,6 +21,9 @@ from .vendoring import vendor
 PLUGIN_NAME = "underpaint_krita"
 DESKTOP = f"{PLUGIN_NAME}.desktop"
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "vendor", DESKTOP)
+# Krita from Flathub keeps its data and kritarc under here (Krita 5 and 6 alike); an AppImage or a distribution
+# package uses the ordinary XDG folders.
+FLATPAK_APP = Path(".var/app/org.kde.krita")
 
 
 def _plugin_source() -> Path:
@@ -33,10 +36,20 @@ def _home(env: dict[str, str], home: Path | None) -> Path:
     return home or (Path(env["HOME"]) if env.get("HOME") else Path.home())
 
 
+def _flatpak(env: dict[str, str], home: Path | None) -> Path | None:
+    """The Flatpak Krita's folder when that is the Krita here (it exists and no XDG folder is forced)."""
+    folder = _home(env, home) / FLATPAK_APP
+    if env.get("XDG_DATA_HOME") or env.get("XDG_CONFIG_HOME") or not folder.is_dir():
+        return None
+    return folder
+
+
 def default_pykrita(platform: str | None = None, env: dict[str, str] | None = None,
                     home: Path | None = None) -> Path:
-    """Krita's user plugin folder: Linux ``$XDG_DATA_HOME/krita/pykrita`` (``~/.local/share``), Windows
-    ``%APPDATA%\\krita\\pykrita``, macOS ``~/Library/Application Support/krita/pykrita``."""
+    """Krita's user plugin folder (the same for Krita 5 and 6): Linux ``$XDG_DATA_HOME/krita/pykrita``
+    (``~/.local/share``; also an AppImage), a Flatpak Krita's ``~/.var/app/org.kde.krita/data/krita/pykrita``
+    when it is installed, Windows ``%APPDATA%\\krita\\pykrita``, macOS
+    ``~/Library/Application Support/krita/pykrita``."""
     platform = platform or sys.platform
     env = dict(os.environ) if env is None else env
     if platform.startswith("win"):
@@ -45,13 +58,17 @@ def default_pykrita(platform: str | None = None, env: dict[str, str] | None = No
         return Path(env["APPDATA"]) / "krita" / "pykrita"
     if platform == "darwin":
         return _home(env, home) / "Library" / "Application Support" / "krita" / "pykrita"
+    flatpak = _flatpak(env, home)
+    if flatpak is not None:
+        return flatpak / "data" / "krita" / "pykrita"
     data = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else _home(env, home) / ".local" / "share"
     return data / "krita" / "pykrita"
 
 
 def default_kritarc(platform: str | None = None, env: dict[str, str] | None = None,
                     home: Path | None = None) -> Path:
-    """Linux ``$XDG_CONFIG_HOME/kritarc`` (``~/.config``), Windows ``%LOCALAPPDATA%\\kritarc``, macOS
+    """Linux ``$XDG_CONFIG_HOME/kritarc`` (``~/.config``; a Flatpak Krita's
+    ``~/.var/app/org.kde.krita/config/kritarc``), Windows ``%LOCALAPPDATA%\\kritarc``, macOS
     ``~/Library/Preferences/kritarc``."""
     platform = platform or sys.platform
     env = dict(os.environ) if env is None else env
@@ -61,6 +78,9 @@ def default_kritarc(platform: str | None = None, env: dict[str, str] | None = No
         return Path(env["LOCALAPPDATA"]) / "kritarc"
     if platform == "darwin":
         return _home(env, home) / "Library" / "Preferences" / "kritarc"
+    flatpak = _flatpak(env, home)
+    if flatpak is not None:
+        return flatpak / "config" / "kritarc"
     config = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else _home(env, home) / ".config"
     return config / "kritarc"
 
@@ -106,10 +126,15 @@ def _stage(folder: Path) -> None:
     shutil.copy2(source / DESKTOP, folder / DESKTOP)
 
 
-def next_steps() -> str:
-    """What the painter does after installing (printed by ``underpaint install krita``)."""
-    return ("Restart Krita to load the plugin (a Krita that is already running does not see it), then show the "
-            "docker with Settings > Dockers > Underpaint.")
+def next_steps(kritarc: Path | None = None) -> str:
+    """What was switched on and what the painter does next (printed by ``underpaint install krita``)."""
+    try:
+        rc = kritarc or default_kritarc()
+    except RuntimeError:
+        rc = None
+    enabled = f"Enabled in {rc}. " if rc is not None else ""
+    return (enabled + "Restart Krita to load the plugin (a Krita that is already running does not see it), then "
+            "show the docker with Settings > Dockers > Underpaint.")
 
 
 def install(dest: Path | None = None, kritarc: Path | None = None, enable: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""Real GIMP 3.0.4 end to end: the installed plug-in, called through the PDB, against a real server.
+"""Every real GIMP 3 host (3.0, 3.2) end to end: the installed plug-in, called through the PDB, against a real server.
 
 One gimp-console session (gimp_batch_e2e.py) runs every scenario and writes facts.json; the tests below
 assert on those facts. Without the GIMP chroot the tests skip, except under CI=true where they fail.
@@ -15,6 +15,7 @@ from typing import Any
 
 import gimp_harness
 import pytest
+from support.hosts import GIMP_HOSTS, Host, params, require
 from support.server import running_server
 from underpaint.plugin_gimp import naming
 
@@ -29,18 +30,25 @@ def _dead_url() -> str:
         return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
 
 
+@pytest.fixture(scope="module", params=params(GIMP_HOSTS))
+def host(request: pytest.FixtureRequest) -> Host:
+    """Every GIMP host (ids like ``gimp-3.2.6``); a missing one fails under CI=true."""
+    require(request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    reason = gimp_harness.unavailable_reason()
+def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    reason = gimp_harness.unavailable_reason(host)
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("gimp-e2e")
+    tmp = tmp_path_factory.mktemp(f"gimp-e2e-{host.id}")
     with running_server(tmp) as url:
         run = gimp_harness.run_batch(BATCH.read_text(), {"url": url, "dead_url": _dead_url()}, tmp / "out",
-                                     timeout=SESSION_TIMEOUT)
-    assert gimp_harness.mounts_inside_chroot() == [], "the GIMP run left mounts behind"
+                                     timeout=SESSION_TIMEOUT, host=host)
+    assert gimp_harness.mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
     return {"facts": json.loads(facts_file.read_text()), "log": run.plugin_log(), "run": run}

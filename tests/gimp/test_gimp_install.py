@@ -124,3 +124,16 @@ def test_settings_resolve() -> None:
     assert settings.resolve("ws://a:1/v1/ws", None, remembered) == remembered
     # a different server never receives the remembered token
     assert settings.resolve("ws://b:1/v1/ws", None, remembered) == settings.ServerSettings("ws://b:1/v1/ws", None)
+
+
+def test_gimp_3_2_profile_is_preferred_when_it_exists(tmp_path: Path) -> None:
+    (tmp_path / ".config/GIMP/3.0").mkdir(parents=True)
+    assert default_profile("linux", {}, tmp_path) == tmp_path / ".config/GIMP/3.0"
+    (tmp_path / ".config/GIMP/3.2").mkdir(parents=True)
+    assert default_profile("linux", {}, tmp_path) == tmp_path / ".config/GIMP/3.2"
+    flatpak = tmp_path / ".var/app/org.gimp.GIMP/config/GIMP/3.2"
+    flatpak.mkdir(parents=True)
+    assert default_profile("linux", {}, tmp_path) == flatpak
+    appdata = tmp_path / "AppData"
+    (appdata / "GIMP/3.2").mkdir(parents=True)
+    assert default_profile("win32", {"APPDATA": str(appdata)}, tmp_path) == appdata / "GIMP/3.2"

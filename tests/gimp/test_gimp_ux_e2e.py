@@ -1,5 +1,5 @@
-"""Issue #9 in real GIMP 3.0.4: previews in the canvas, labelled dialog with unique access keys, values kept
-after a failed run, the server's models and limits, batches, Reuse Parameters, step/total progress.
+"""Issue #9 in every real GIMP 3 host (3.0, 3.2): previews in the canvas, labelled dialog with unique access
+keys, values kept after a failed run, the server's models and limits, batches, Reuse Parameters, step/total progress.
 
 One gimp-console session runs gimp_batch_ux.py (appended to the helpers of gimp_batch_e2e.py) against a
 real server. The dialog cannot be clicked there: the plug-in's test hooks answer it with OK once it is
@@ -17,6 +17,8 @@ from typing import Any
 
 import gimp_harness
 import pytest
+from support import hosts
+from support.hosts import GIMP_HOSTS, Host, require
 from support.server import running_server
 from test_gimp_e2e import _dead_url
 from underpaint.plugin_gimp import naming, params
@@ -32,18 +34,25 @@ def _script() -> str:
     return helpers + "\n" + (HERE / "gimp_batch_ux.py").read_text()
 
 
+@pytest.fixture(scope="module", params=hosts.params(GIMP_HOSTS))
+def host(request: pytest.FixtureRequest) -> Host:
+    """Every GIMP host (ids like ``gimp-3.2.6``); a missing one fails under CI=true."""
+    require(request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    reason = gimp_harness.unavailable_reason()
+def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    reason = gimp_harness.unavailable_reason(host)
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("gimp-ux")
+    tmp = tmp_path_factory.mktemp(f"gimp-ux-{host.id}")
     with running_server(tmp) as url:
         run = gimp_harness.run_batch(_script(), {"url": url, "dead_url": _dead_url()}, tmp / "out",
-                                     timeout=SESSION_TIMEOUT)
-    assert gimp_harness.mounts_inside_chroot() == [], "the GIMP run left mounts behind"
+                                     timeout=SESSION_TIMEOUT, host=host)
+    assert gimp_harness.mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
     return {"facts": json.loads(facts_file.read_text()), "log": run.plugin_log(), "run": run}

@@ -2,8 +2,9 @@
 
 Every run gets its own HOME, TMPDIR, XDG_* folders and a clean environment (no venv leaking into Krita's
 embedded Python). A hard timeout kills Krita, Xvfb and everything they started (one process group).
-Krita is the system one, or the one inside a Debian chroot (``Krita(chroot=...)``, e.g. 5.2.9 from trixie):
-then the profile lives inside the chroot and Krita runs there in a private mount namespace.
+Krita is the system one, or the one inside a Debian chroot (``Krita(chroot=...)``, e.g. 5.2.9 from trixie; the
+hosts are listed in ``support/hosts.py``): then the profile lives inside the chroot and Krita runs there in a
+private mount namespace, on an X display number reserved on the host (X's abstract sockets are shared).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from support.hosts import KRITA_HOSTS, Host, require, reserved_display
 
 DRIVER = Path(__file__).resolve().parent / "driver"
 DRIVER_NAME = "underpaint_test_driver"
-TRIXIE_CHROOT = Path(os.environ.get("UNDERPAINT_KRITA_CHROOT", "/var/cache/underpaint/trixie-krita"))
 # -noreset: Krita 5.2 opens and closes three X connections (OpenGL probing) before its main one. Without it
 # every close resets Xvfb, and a connection that arrives while a slow (CPU-starved) server is resetting is
 # dropped: "qt.qpa.xcb: could not connect to display", then Krita aborts.
@@ -37,23 +36,18 @@ DEFAULT_SCREEN = "1600x1200"  # width x height of the virtual screen; the e2e su
 class Krita:
     chroot: Path | None = None  # None: the system Krita
 
-    def missing(self) -> str | None:
-        base = self.chroot or Path("/")
-        if self.chroot is not None and not (self.chroot / "usr/bin/krita").exists():
-            return f"no Krita in the chroot {self.chroot} (UNDERPAINT_KRITA_TRIXIE=1 .ci/provision_krita.sh)"
-        for tool in ("krita", "xvfb-run"):
-            found = (base / "usr/bin" / tool).exists() if self.chroot else shutil.which(tool)
-            if not found:
-                return f"{tool} is not installed (run .ci/provision_krita.sh)"
-        return None
+    @classmethod
+    def of(cls, host: Host) -> Krita:
+        return cls(host.chroot)
 
     def inside(self, path: Path) -> str:
         """``path`` as Krita sees it."""
         return "/" + str(path.relative_to(self.chroot)) if self.chroot else str(path)
 
-    def command(self, env: dict[str, str], xvfb_log: Path, screen: str = DEFAULT_SCREEN) -> list[str]:
+    def command(self, env: dict[str, str], xvfb_log: Path, screen: str = DEFAULT_SCREEN,
+                display: int | None = None) -> list[str]:
         """Krita under xvfb-run on a ``screen`` (e.g. ``1366x768``) display; Xvfb's and xauth's own messages go
-        to ``xvfb_log``."""
+        to ``xvfb_log``. In a chroot, ``display`` is the X display number reserved for it on the host."""
         xvfb = ["-e", self.inside(xvfb_log), "-s", f"-screen 0 {screen}x24 {XVFB_ARGS}", "krita", "--nosplash"]
         if self.chroot is None:
             return ["xvfb-run", "-a", *xvfb]
@@ -64,25 +58,14 @@ class Krita:
             'mount -t tmpfs tmpfs "$root/dev/shm" || exit 97; '
             'exec chroot "$root" "$@"'
         )
-        display = str(random.randint(200, 900))  # X's abstract sockets are shared with the host
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "krita-chroot", str(self.chroot),
                 "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
-                "xvfb-run", "-n", display, "-a", *xvfb]
+                "xvfb-run", "-n", str(display), *xvfb]
 
 
-def require_krita(krita: Krita = Krita()) -> None:
-    """Skip without Krita locally; under CI=true a missing system Krita is a failure, and so is a missing
-    trixie chroot when UNDERPAINT_KRITA_TRIXIE=1 asked for it."""
-    opted_in = os.environ.get("UNDERPAINT_KRITA_TRIXIE") == "1"
-    if krita.chroot is not None and not opted_in:
-        pytest.skip("the Krita 5.2 (trixie chroot) variant runs with UNDERPAINT_KRITA_TRIXIE=1")
-    missing = krita.missing()
-    if missing is None:
-        return
-    required = krita.chroot is None or opted_in
-    if required and os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Krita end-to-end test needs Krita under CI: {missing}")
-    pytest.skip(missing)
+def require_krita(host: Host = KRITA_HOSTS[0]) -> None:
+    """Skip without the host locally; under CI=true a missing host is a failure."""
+    require(host)
 
 
 @dataclass
@@ -159,7 +142,8 @@ def run_krita(root: Path, config: dict[str, Any], settings: dict[str, str], time
                     time.sleep(1)
         log = stack.enter_context(log_path.open("wb"))
         host_env = env if krita.chroot is None else {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        proc = subprocess.Popen(krita.command(env, xvfb_log, screen), env=host_env, stdout=log,
+        display = None if krita.chroot is None else stack.enter_context(reserved_display())
+        proc = subprocess.Popen(krita.command(env, xvfb_log, screen, display), env=host_env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
         try:
             proc.wait(timeout=timeout)

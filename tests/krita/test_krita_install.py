@@ -148,3 +148,12 @@ def test_cli_installs_and_builds_the_zip(tmp_path: Path) -> None:
     assert (tmp_path / "pk" / "underpaint_krita" / "__init__.py").is_file()
     assert (tmp_path / "u.zip").is_file()
     assert "enable_underpaint_krita=true" in (tmp_path / "cfg" / "kritarc").read_text()
+
+
+def test_a_flatpak_krita_gets_its_own_folders(tmp_path: Path) -> None:
+    app = tmp_path / ".var/app/org.kde.krita"
+    app.mkdir(parents=True)
+    assert K.default_pykrita("linux", {}, tmp_path) == app / "data/krita/pykrita"
+    assert K.default_kritarc("linux", {}, tmp_path) == app / "config/kritarc"
+    assert K.default_pykrita("linux", {"XDG_DATA_HOME": "/d"}, tmp_path) == Path("/d/krita/pykrita")
+    assert f"Enabled in {app / 'config/kritarc'}" in K.next_steps(app / "config/kritarc")

@@ -17,14 +17,14 @@ import time
 import traceback
 
 from krita import Extension, Krita
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication
 
 from . import scenarios
+from .qt import QApplication, QTimer
 
 CONFIG = json.loads(open(os.environ["UNDERPAINT_TEST_CONFIG"], encoding="utf-8").read())
 RESULTS: dict = {"scenarios": {}, "exceptions": [], "dialogs": [], "finished": False, "order": []}
 _T0 = time.monotonic()
+SETTLE_S = 1.0  # between scenarios: Krita's queued layer-model updates run before the next createDocument
 
 
 def flush() -> None:
@@ -60,6 +60,7 @@ class Driver(Extension):
         self.queue = list(CONFIG["scenarios"])
         self.current = None  # (name, generator, record)
         self.wait = None  # (predicate, deadline, what)
+        self.next_at = 0.0  # no new scenario before (monotonic)
 
     def setup(self) -> None:
         Krita.instance().notifier().windowCreated.connect(self.start)
@@ -92,6 +93,8 @@ class Driver(Extension):
 
     def _tick(self) -> None:
         if self.current is None:
+            if time.monotonic() < self.next_at:
+                return
             if not self.queue:
                 self.quit()
                 return
@@ -132,6 +135,7 @@ class Driver(Extension):
         except Exception:  # noqa: BLE001
             record.setdefault("cleanup_error", traceback.format_exc())
         self.current, self.wait = None, None
+        self.next_at = time.monotonic() + SETTLE_S
         flush()
 
     def quit(self) -> None:

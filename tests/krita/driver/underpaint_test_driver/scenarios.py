@@ -12,8 +12,8 @@ import struct
 import time
 
 from krita import InfoObject, Krita, Selection
-from PyQt5.QtCore import QPoint
-from PyQt5.QtWidgets import QApplication
+
+from .qt import QPoint
 
 PREVIEW = "Underpaint preview"
 STROKE = bytes((0, 0, 255, 255)) * 64  # an opaque red 8x8 dab, 8-bit BGRA
@@ -195,6 +195,8 @@ class Context:
     def cleanup(self) -> None:
         if self.on_status in self.controller.listeners:
             self.controller.listeners.remove(self.on_status)
+        if not self.config.get("close_documents", True):
+            return  # left open until Krita quits: closing one, then creating the next, crashed Krita 5.2 and 5.3
         for doc in self.docs:
             try:
                 doc.setBatchmode(True)
@@ -234,9 +236,10 @@ def reuse(ctx: Context):
     doc.setBatchmode(True)
     app.activeWindow().addView(doc)
     ctx.docs.append(doc)
+    yield ctx.sleep(0.5)  # the view is up before its active layer changes (Krita 5.2 asserts otherwise)
     result = next(n for n in doc.rootNode().childNodes() if "seed 1234" in n.name())
     doc.setActiveNode(result)
-    yield ctx.sleep(0.3)
+    yield ctx.sleep(0.5)
     ctx.set_params(prompt="something else", steps=3, strength=0.2)
     app.action("underpaint_reuse_parameters").trigger()
     d = ctx.docker
@@ -313,6 +316,7 @@ def close_document(ctx: Context):
     ctx.set_params(prompt="closed early", steps=150, strength=1.0, seed=4)
     ctx.docker.generate_button.click()
     yield (lambda: ctx.running_step() >= 1), 120, "the job to start"
+    ctx.record["tracked_before"] = len(ctx.ext.documents)
     ctx.docs.remove(doc)
     doc.setModified(False)
     doc.close()
@@ -344,14 +348,13 @@ def docker_ui(ctx: Context):
     """The docker as a painter sees it (shown from Settings > Dockers): where its buttons and messages are on the
     screen, the server's limits as ranges, a bad setting refused on the Settings tab, a screenshot."""
     d = ctx.docker
-    if not d.isVisible():
-        d.toggleViewAction().trigger()  # what Settings > Dockers > Underpaint does
+    d.show()  # what Settings > Dockers > Underpaint does; a toggle would hide a docker tabbed behind another
     d.raise_()
     window = d.window()
     ctx.record["window_minimum"] = [window.minimumSizeHint().width(), window.minimumSizeHint().height()]
-    window.setGeometry(QApplication.desktop().availableGeometry(window))  # what a window manager's maximize does
+    window.setGeometry(window.screen().availableGeometry())  # what a window manager's maximize does
     yield ctx.sleep(0.5)
-    screen = QApplication.desktop().screenGeometry(d)
+    screen = d.screen().geometry()
     ctx.record["screen"] = [screen.x(), screen.y(), screen.width(), screen.height()]
     ctx.record["floating"] = d.isFloating()
     frame = window.frameGeometry()
