@@ -41,6 +41,7 @@ class Job:
     key: str = ""  # keep_result jobs: the secret a resume must present (job ids are only unique per client)
     send_key: bool = False  # the client advertised resume_key: its first queued carries the key
     sent_position: int = -1  # the last position told to the client
+    delivered: bool = False  # its terminal event went to a connection
 
     @property
     def id(self) -> str:
@@ -58,6 +59,7 @@ class Job:
             self.state, self.finished = "done", time.monotonic()
         sink = self.sink
         if sink is not None:
+            self.delivered = self.delivered or terminal
             sink(item)
 
 
@@ -211,5 +213,5 @@ class JobManager:
                     self._running = None
                     if job.state != "done":
                         job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
-                    if job.keep and job.sink is not None:  # delivered: a result is given out once
+                    if job.keep and job.delivered:  # a result is given out once
                         self._kept.pop(job.key, None)

@@ -8,6 +8,8 @@ one queue, drained on the event loop, so the connection sees messages in the ord
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +34,17 @@ class _Close:
 
 
 _CLOSE = _Close()
+TRIM_AFTER_BYTES = 16 * 1024 * 1024  # a session that received this much gives the freed heap back at its end
+
+
+def give_back_memory() -> None:
+    """glibc keeps freed multi-MiB buffers in its heap (its mmap threshold grows with use); hand them back to
+    the OS after a connection that sent big frames, so an abusive client leaves no lasting footprint."""
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        pass
 
 
 class Session:
@@ -44,6 +57,7 @@ class Session:
         self.client = f"ws-{uuid.uuid4().hex[:12]}"
         self.address = ws.client.host if ws.client else "unknown"
         self.opened = self.last_seen = time.monotonic()
+        self.received = 0  # bytes of frames received
         # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
         # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -115,6 +129,8 @@ class Session:
             self.service.leave(self.address)
             self.conn.close()
             self.service.jobs.disconnect(self.client)
+            if self.received > TRIM_AFTER_BYTES:
+                await asyncio.get_running_loop().run_in_executor(None, give_back_memory)
             if not sender.done():
                 self.outbox.put_nowait(_CLOSE)
                 try:
@@ -147,6 +163,7 @@ class Session:
                 return
             try:
                 if message.get("bytes") is not None:
+                    self.received += len(message["bytes"])
                     events = self.conn.receive_bytes(message["bytes"])
                 else:
                     events = self.conn.receive_text(message.get("text") or "")

@@ -13,7 +13,6 @@ from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import FrameLimits, decode_frame
 from underpaint.protocol.messages import CLIENT_MESSAGES, JobInput, Limits, Queued, Resume, Submit, decode_message
 from underpaint.protocol.pixels import decode_pixels, make_frame
-from underpaint.protocol.server_connection import BufferPool
 from underpaint.protocol.vocabulary import features
 
 LIMITS = Limits(max_pixels=2048 * 2048 * 4, max_frame_bytes=2048 * 2048 * 4 + 4096, max_queued_jobs=4,
@@ -87,6 +86,8 @@ def test_oversized_tiles_are_refused_as_they_arrive_not_after_the_last():
 
 
 def test_bytes_held_per_connection_and_per_server_are_capped_and_released():
+    from underpaint.protocol.server_connection import BufferPool
+
     pool = BufferPool(limit=3 * 2048 * 2048 * 4 + 1000)
     one = ready(max_bytes=2 * 2048 * 2048 * 4 + 500, pool=pool)
     one.receive_text(tiles_submit("a", 4))
