@@ -43,7 +43,7 @@ class ServerConfig:
     max_connections: int = 256  # websockets in total
     max_connections_per_address: int = 32
     hello_timeout_s: float = 10.0  # from accepting a websocket to its hello
-    idle_timeout_s: float = 600.0  # a session with no job in flight and no message for this long is closed
+    idle_timeout_s: float = 1800.0  # a session with no job in flight and no message for this long is closed
     frames_timeout_s: float = 120.0  # a submit whose frames have not all arrived by then ends (missing_frame)
     header_timeout_s: float = 10.0  # an HTTP request (or upgrade) must send its headers within this
     max_connection_bytes: int = 1024 * 1024 * 1024  # input frames held per connection (waiting/queued jobs)
