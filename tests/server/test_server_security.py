@@ -255,3 +255,14 @@ def test_serve_can_generate_a_token_and_prints_it_once():
     token = lines[0].rsplit(" ", 1)[1]
     assert len(token) >= 32 and token != "generate"
     assert "weak token" not in done.stderr and "cannot listen on 192.0.2.1" in done.stderr  # it got to binding
+
+
+def test_the_limits_come_from_the_environment_and_toml_like_every_setting(tmp_path):
+    from underpaint.server.config import build_config
+
+    toml = tmp_path / "server.toml"
+    toml.write_text("[server]\nmax_connections = 40\nheader_timeout_s = 3.5\n")
+    config = build_config(toml, environ={"UNDERPAINT_HELLO_TIMEOUT_S": "4", "UNDERPAINT_AUTH_FAILURES": "0",
+                                         "UNDERPAINT_MAX_CONNECTION_BYTES": "1048576"})
+    assert (config.max_connections, config.header_timeout_s, config.hello_timeout_s) == (40, 3.5, 4.0)
+    assert (config.auth_failures, config.max_connection_bytes) == (0, 1 << 20)
