@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
-from server_helpers import Raw, quick_job, submit
+from server_helpers import Raw, make_image, quick_job, submit
 from support.server import running_process
 from underpaint.protocol.messages import JobInput
 from underpaint.protocol.pixels import make_frame
@@ -69,6 +69,38 @@ def test_half_done_http_upgrades_are_closed(make_live):
     print(json.dumps({"half_upgrades": HALF_UPGRADES, "all_closed_after_s": round(elapsed, 2)}))
     assert elapsed < 2 + 8
     assert httpx.get(f"{server.http}/health").status_code == 200
+
+
+def test_a_keep_alive_connection_cannot_hold_a_half_sent_second_request(make_live):
+    server = make_live(header_timeout_s=2)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        start = time.monotonic()
+        assert sock.recv(1024) == b""
+        assert time.monotonic() - start < 2 + 8
+
+
+def test_a_slow_job_request_is_not_cut_off_by_the_header_timeout(make_live):
+    server = make_live(header_timeout_s=1)
+    gate = server.engine.hold("a test")  # the REST job's prompt
+    import threading
+
+    threading.Timer(2.5, gate.release.set).start()  # answered after the header timeout has passed
+    response = httpx.post(f"{server.http}/v1/jobs", files={"image": ("i.png", _png64(), "image/png")}, timeout=60,
+                          data={"params": json.dumps({"prompt": "a test", "steps": 2})})
+    assert response.status_code == 200, response.text
+
+
+def _png64() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(make_image(64, 64), "RGBA").save(buf, "PNG")
+    return buf.getvalue()
 
 
 def test_connections_are_capped_per_address_with_a_reason(make_live):
