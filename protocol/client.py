@@ -42,6 +42,7 @@ class SendCancel:
 @dataclass(frozen=True)
 class SendResume:
     job: str
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Client:
         self._ws = None
         self._lock = threading.Lock()
         self._outbox: queue.Queue[Command] = queue.Queue()
+        self.resume_keys: dict[str, str] = {}  # job -> resume_key of jobs kept by the server (keep_result)
         self._waiters: dict[str, queue.Queue[object]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
@@ -139,8 +141,10 @@ class Client:
     def cancel(self, job: str) -> None:
         self._outbox.put(SendCancel(job))
 
-    def resume(self, job: str) -> None:
-        self._outbox.put(SendResume(job))
+    def resume(self, job: str, key: str | None = None) -> None:
+        """Re-attach a kept job after ``reconnect()``; ``key`` defaults to the ``resume_key`` this client was
+        given for it (``resume_keys``: save them to resume after a restart)."""
+        self._outbox.put(SendResume(job, key or self.resume_keys.get(job)))
 
     def close(self, wait: bool = False) -> None:
         self._closing = True
@@ -253,7 +257,12 @@ class Client:
                         events = conn.receive_bytes(data) if isinstance(data, bytes) else conn.receive_text(data)
                 except ProtocolError as exc:
                     events = [Error.from_exception(exc)]
+                with self._lock:
+                    self.resume_keys.update(conn.resume_keys)
                 for event in events:
+                    if isinstance(event, (ResultReceived, Cancelled)) or (
+                            isinstance(event, Error) and event.job and event.code != errors.CONNECTION_LOST):
+                        self.resume_keys.pop(event.job, None)
                     if isinstance(event, Welcome):
                         self.welcome = event
                         event = Connected(event)
@@ -288,7 +297,8 @@ class Client:
                     out: list[str | bytes] = conn.encode_submit(command.prepared, command.tile_side)
                 else:
                     with self._lock:
-                        text = conn.cancel(job) if isinstance(command, SendCancel) else conn.resume(job)
+                        text = (conn.cancel(job) if isinstance(command, SendCancel)
+                                else conn.resume(job, command.key))
                     out = [] if text is None else [text]
                 for data in out:
                     ws.send(data)

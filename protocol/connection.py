@@ -32,6 +32,7 @@ from .messages import (
     Error,
     Hello,
     Progress,
+    Queued,
     Result,
     Resume,
     Submit,
@@ -112,6 +113,7 @@ class ClientConnection:
         self.welcome: Welcome | None = None
         self.frame_limits = frame_limits or FrameLimits(max_pixels=2**40, max_frame_bytes=2**40)
         self._jobs: dict[str, _Job] = {}
+        self.resume_keys: dict[str, str] = {}  # job -> the server's resume_key (kept jobs; survives close)
 
     # ------------------------------------------------------------------ state (read-only outside)
     @property
@@ -191,15 +193,19 @@ class ClientConnection:
         self._require_ready()
         return Cancel(job=job).encode() if job in self._jobs else None
 
-    def resume(self, job: str) -> str:
-        """Re-attach a job kept by the server (``keep_result``) after a reconnect."""
+    def resume(self, job: str, key: str | None = None) -> str:
+        """Re-attach a job kept by the server (``keep_result``) after a reconnect. ``key``: the job's
+        ``resume_key`` (default: the one this connection received; a new connection is given it by the caller)."""
         self._require_ready()
         if "resume" not in self.features:
             raise ProtocolError(errors.UNSUPPORTED, "the server does not offer the 'resume' feature", "job", job)
         if job in self._jobs:
             raise ProtocolError(errors.DUPLICATE_JOB, f"job {job!r} is still in flight", "job", job)
+        key = key or self.resume_keys.get(job)
         self._jobs[job] = _Job(sent=True)
-        return Resume(job=job).encode()
+        if key is not None:
+            self.resume_keys[job] = key
+        return Resume(job=job, key=key if "resume_key" in self.features else None).encode()
 
     def close(self, error: ProtocolError | None = None) -> list[Error]:
         """The session ended: one ``connection_lost`` error per job in flight (its terminal event)."""
@@ -228,6 +234,8 @@ class ClientConnection:
         job = self._jobs.get(job_id or "")
         if job is None or not job.sent:
             raise ProtocolError(errors.UNKNOWN_JOB, f"{msg.TYPE} for unknown job {job_id!r}", "job", job_id)
+        if isinstance(msg, Queued) and msg.resume_key:
+            self.resume_keys[msg.job] = msg.resume_key
         if isinstance(msg, Progress):
             if job.total and msg.total != job.total:
                 raise ProtocolError(errors.BAD_VALUE, f"progress of job {job_id!r} changed its total from "
@@ -235,6 +243,7 @@ class ClientConnection:
             job.total = msg.total
         if isinstance(msg, Result):
             del self._jobs[msg.job]
+            self.resume_keys.pop(msg.job, None)
             frames = group_results(job.results)
             if len(frames) != msg.images:
                 return [Error(code=errors.MISSING_FRAME, message=f"result of job {msg.job!r} announced {msg.images} "
@@ -243,6 +252,7 @@ class ClientConnection:
             return [ResultReceived(msg.job, msg, frames)]
         if isinstance(msg, Cancelled):
             del self._jobs[msg.job]
+            self.resume_keys.pop(msg.job, None)
         return [msg]
 
     def _error(self, msg: Error) -> list[object]:
@@ -256,6 +266,8 @@ class ClientConnection:
                 raise ProtocolError(errors.UNKNOWN_JOB, f"error for unknown job {msg.job!r}: {msg.message}", "job",
                                     msg.job)
             del self._jobs[msg.job]
+            if msg.code != errors.CONNECTION_LOST:
+                self.resume_keys.pop(msg.job, None)
         return [msg]
 
     def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:

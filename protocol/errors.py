@@ -25,6 +25,7 @@ BAD_PAYLOAD = "bad_payload"
 INCOMPATIBLE_VERSION = "incompatible_version"
 BAD_TOKEN = "bad_token"
 FORBIDDEN_ORIGIN = "forbidden_origin"
+RATE_LIMITED = "rate_limited"  # too many failed tokens, or too many connections, from one address
 NOT_READY = "not_ready"
 ALREADY_HELLO = "already_hello"
 DUPLICATE_JOB = "duplicate_job"
@@ -52,7 +53,7 @@ CANCELLED = "cancelled"  # raised by Client.run_job when the job was cancelled
 ALL_CODES = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))
 
 # Codes after which a session cannot go on: the server closes the connection.
-FATAL_CODES = frozenset({INCOMPATIBLE_VERSION, BAD_TOKEN, FORBIDDEN_ORIGIN})
+FATAL_CODES = frozenset({INCOMPATIBLE_VERSION, BAD_TOKEN, FORBIDDEN_ORIGIN, RATE_LIMITED})
 
 
 class ProtocolError(Exception):

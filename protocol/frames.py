@@ -77,6 +77,8 @@ def check_fields(job: str, role: str, pixel_format: str, encoding: str, width: i
         raise ProtocolError(errors.BAD_FRAME, f"frame size must be at least 1x1 (got {width}x{height})", "width", job)
     if not (_I32[0] <= x <= _I32[1] and _I32[0] <= y <= _I32[1]):
         raise ProtocolError(errors.OUT_OF_RANGE, "frame offset does not fit in 32 bits", "x", job)
+    if x + width - 1 > _I32[1] or y + height - 1 > _I32[1]:
+        raise ProtocolError(errors.OUT_OF_RANGE, f"frame {width}x{height}@{x},{y} ends past 2^31-1", "x", job)
     if not 0 <= index <= 0xFFFF:
         raise ProtocolError(errors.OUT_OF_RANGE, "frame index must be 0..65535", "index", job)
     if ENCODINGS[encoding].previews_only and role != "preview":

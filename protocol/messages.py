@@ -222,8 +222,11 @@ class Cancel(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Resume(Message):
+    """``key``: the ``resume_key`` the job's first ``queued`` carried (feature ``resume_key``)."""
+
     TYPE: ClassVar[str] = "resume"
     job: str = _job()
+    key: str | None = _f(str, nullable=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS, feature="resume_key")
 
 
 # ----------------------------------------------------------------------------- server -> client
@@ -244,6 +247,8 @@ class Queued(Message):
     TYPE: ClassVar[str] = "queued"
     job: str = _job()
     position: int = _f(int, required=True, lo=0)
+    # the secret that proves a kept job is yours on resume: in the first queued of a keep_result job only
+    resume_key: str | None = _f(str, nullable=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS, feature="resume_key")
 
 
 @dataclass(frozen=True, kw_only=True)

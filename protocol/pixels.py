@@ -71,6 +71,9 @@ def _inflate(data: bytes, limit: int, job: str | None) -> bytes:
         raise ProtocolError(errors.LENGTH_MISMATCH, f"payload inflates to more than {limit} bytes", "payload", job)
     if not inflater.eof:
         raise ProtocolError(errors.TRUNCATED_FRAME, "zlib payload is truncated", "payload", job)
+    if inflater.unused_data:
+        raise ProtocolError(errors.LENGTH_MISMATCH, f"{len(inflater.unused_data)} bytes after the end of the zlib "
+                            "stream", "payload", job)
     return out
 
 

@@ -82,6 +82,11 @@ def _check_kind(spec: Spec, kind: Any, value: Any, where: str) -> Any:
             raise ProtocolError(errors.BAD_TYPE, f"'{where}' must be a string", where)
         if spec.max_len is not None and len(value) > spec.max_len:
             raise ProtocolError(errors.TOO_LONG, f"'{where}' is longer than {spec.max_len} characters", where)
+        try:
+            value.encode("utf-8")  # JSON "\ud800" parses to a lone surrogate, which is no text
+        except UnicodeEncodeError:
+            raise ProtocolError(errors.BAD_VALUE, f"'{where}' contains a lone UTF-16 surrogate (not valid text)",
+                                where) from None
         if spec.pattern is not None and (not value or any(c not in spec.pattern for c in value)):
             raise ProtocolError(errors.BAD_VALUE, f"'{where}' must be 1+ characters of "
                                 f"{describe_chars(spec.pattern)}", where)

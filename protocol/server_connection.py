@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 
 from . import errors
@@ -42,16 +43,31 @@ class _Pending:
 
     submit: Submit
     frames: dict[str, dict[int, Frame]] = field(default_factory=dict)
+    area: dict[str, int] = field(default_factory=dict)  # role -> pixels of its tiles so far
+    since: float = field(default_factory=time.monotonic)
 
     def complete(self) -> bool:
         return all(len(self.frames.get(i.role, ())) == i.tiles for i in self.submit.inputs)
 
 
-class ServerConnection:
-    """One client's session on the server: handshake, then submits with their frames, cancels, resumes."""
+class BufferPool:
+    """Bytes of input frames held for all connections of a server (shared; used on one event loop)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+
+class ServerConnection:
+    """One client's session on the server: handshake, then submits with their frames, cancels, resumes.
+
+    Input frames are counted from arrival until the job's terminal event: at most ``max_bytes`` per connection
+    and ``pool.limit`` for the whole server (``too_large`` naming the job once either would be passed)."""
+
+    def __init__(self, limits: Limits, max_bytes: int | None = None, pool: BufferPool | None = None) -> None:
         self.limits = limits
+        self.max_bytes = max_bytes
+        self.pool = pool
+        self._bytes: dict[str, int] = {}  # job -> bytes of its input frames held
         self.frame_limits = FrameLimits(max_pixels=limits.max_pixels, max_frame_bytes=limits.max_frame_bytes)
         self._state = State.NEW
         self.hello: Hello | None = None
@@ -97,9 +113,47 @@ class ServerConnection:
         """The socket is gone: returns the jobs that were still live."""
         self._state = State.CLOSED
         live = frozenset(self._active) | frozenset(self._pending)
+        for job in list(self._bytes):
+            self._release(job)
         self._active.clear()
         self._pending.clear()
         return live
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of input frames this connection holds (waiting, queued or running jobs)."""
+        return sum(self._bytes.values())
+
+    def expire(self, timeout: float, now: float | None = None) -> list[ProtocolError]:
+        """End the jobs that have waited more than ``timeout`` s for their frames: the errors to send."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for job, pending in list(self._pending.items()):
+            if now - pending.since > timeout:
+                missing = [i.role for i in pending.submit.inputs if len(pending.frames.get(i.role, ())) < i.tiles]
+                exc = ProtocolError(errors.MISSING_FRAME, f"job {job!r}: its {', '.join(missing)} frames did not all "
+                                    f"arrive within {timeout:g} s", "job", job)
+                self._unbind(exc)
+                out.append(exc)
+        return out
+
+    def _release(self, job: str) -> None:
+        size = self._bytes.pop(job, 0)
+        if self.pool is not None:
+            self.pool.used -= size
+
+    def _hold(self, frame: Frame, nbytes: int) -> None:
+        """Count a frame's bytes against this connection and the server, or refuse it (``too_large``)."""
+        mine = self.buffered + nbytes
+        if self.max_bytes is not None and mine > self.max_bytes:
+            raise ProtocolError(errors.TOO_LARGE, f"this connection would hold {mine} bytes of input frames (limit "
+                                f"{self.max_bytes}); wait for your jobs to finish", "job", frame.job)
+        if self.pool is not None:
+            if self.pool.used + nbytes > self.pool.limit:
+                raise ProtocolError(errors.TOO_LARGE, "the server holds too many input frames right now (limit "
+                                    f"{self.pool.limit} bytes); try again when jobs have finished", "job", frame.job)
+            self.pool.used += nbytes
+        self._bytes[frame.job] = self._bytes.get(frame.job, 0) + nbytes
 
     def send(self, message: Message) -> str | None:
         """Encode a message for this client, or None when it must not be sent: anything about a job after its
@@ -131,6 +185,7 @@ class ServerConnection:
     def _end(self, job: str) -> None:
         self._active.discard(job)
         self._pending.pop(job, None)
+        self._release(job)
 
     # ------------------------------------------------------------------ receiving
     def receive_text(self, text: str | bytes) -> list[object]:
@@ -153,6 +208,7 @@ class ServerConnection:
         live job must not name it: the client would end that job."""
         if exc.job in self._pending and exc.code != errors.DUPLICATE_JOB:
             del self._pending[exc.job]
+            self._release(exc.job)  # its frames are dropped now, not when its error is sent
             self._active.add(exc.job)  # its terminal error is now due: send() ends it
             self._dropped[exc.job] = None
             while len(self._dropped) > 256:
@@ -173,6 +229,9 @@ class ServerConnection:
         try:
             msg = decode_message(text, CLIENT_MESSAGES)
         except ProtocolError as exc:
+            if self._state is State.NEW and _type_of(text) != "hello":
+                raise ProtocolError(errors.NOT_READY, f"send hello first (this message was not one: {exc.message})",
+                                    "type") from None
             if exc.job and self._state is State.READY and not self.live(exc.job) and _is_submit(text):
                 self._pending[exc.job] = _Pending(Submit(job=exc.job, kind="img2img"))  # refused: name the job
             raise
@@ -188,6 +247,7 @@ class ServerConnection:
         if isinstance(msg, Cancel):
             if msg.job in self._pending:
                 del self._pending[msg.job]
+                self._release(msg.job)
                 self._active.add(msg.job)  # until send(Cancelled) ends it
                 self._dropped[msg.job] = None
                 return [Cancelled(job=msg.job)]
@@ -236,6 +296,12 @@ class ServerConnection:
         if frame.index in tiles:
             raise ProtocolError(errors.BAD_FRAME, f"{frame.role} tile {frame.index} of job {job!r} arrived twice",
                                 "index", job)
+        area = pending.area.get(frame.role, 0) + frame.width * frame.height  # tiles never overlap
+        if area > self.limits.max_pixels:
+            raise ProtocolError(errors.TOO_LARGE, f"the {frame.role} tiles of job {job!r} so far cover {area} pixels, "
+                                f"more than the server's limit of {self.limits.max_pixels}", frame.role, job)
+        self._hold(frame, len(data))
+        pending.area[frame.role] = area
         feature = ENCODINGS[frame.encoding].feature
         if feature and feature not in self.features:
             raise ProtocolError(errors.UNSUPPORTED, f"{frame.encoding} frames need the {feature!r} feature",
@@ -254,9 +320,13 @@ class ServerConnection:
         return [JobRequest(pending.submit, tiles)]
 
 
-def _is_submit(text: str | bytes) -> bool:
+def _type_of(text: str | bytes) -> object:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError, TypeError):
-        return False
-    return isinstance(data, dict) and data.get("type") == "submit"
+        return None
+    return data.get("type") if isinstance(data, dict) else None
+
+
+def _is_submit(text: str | bytes) -> bool:
+    return _type_of(text) == "submit"

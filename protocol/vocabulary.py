@@ -143,6 +143,7 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
 # Session-wide capabilities that are not a row of the tables above.
 FLAGS: dict[str, str] = {
     "resume": "jobs submitted with keep_result survive a dropped connection and can be resumed",
+    "resume_key": "a kept job's first queued carries a server-issued resume_key; resume must present it",
     "live": "reserved for latest-wins live painting streams; no v2.0 peer advertises it",
 }
 RESERVED_FLAGS = frozenset({"live"})

@@ -39,6 +39,16 @@ class ServerConfig:
     max_batch: int = SERVER_LIMITS["max_batch"]
     max_steps: int = SERVER_LIMITS["max_steps"]
     keep_results_s: int = SERVER_LIMITS["keep_results_s"]
+    # who may connect and how much they may hold (docs/security.md); not advertised in the welcome
+    max_connections: int = 256  # websockets in total
+    max_connections_per_address: int = 32
+    hello_timeout_s: float = 10.0  # from accepting a websocket to its hello
+    idle_timeout_s: float = 1800.0  # a session with no job in flight and no message for this long is closed
+    frames_timeout_s: float = 120.0  # a submit whose frames have not all arrived by then ends (missing_frame)
+    header_timeout_s: float = 10.0  # an HTTP request (or upgrade) must send its headers within this
+    max_connection_bytes: int = 1024 * 1024 * 1024  # input frames held per connection (waiting/queued jobs)
+    max_buffered_bytes: int = 4 * 1024 * 1024 * 1024  # input frames held by the whole server
+    auth_failures: int = 10  # bad tokens per address per minute before that address is refused for a minute
     max_model_pixels: int | None = None  # cap on the model-side image area (None: the model's native size)
     cache_gb: float = 12.0
     log_level: str = "info"

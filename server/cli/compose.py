@@ -61,6 +61,7 @@ def make_server(config: ServerConfig, engine: Engine | None = None):
     import uvicorn
 
     from ..transport.app import create_app
+    from ..transport.guard import guarded_http
     from ..transport.security import check_startup
 
     check_startup(config)
@@ -70,6 +71,6 @@ def make_server(config: ServerConfig, engine: Engine | None = None):
     uv_config = uvicorn.Config(
         app, log_level=config.log_level.lower(), ws_max_size=config.max_frame_bytes + 65536,
         ws="websockets-sansio", ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile,
-        ssl_keyfile=config.ssl_keyfile, log_config=None, lifespan="on",
+        ssl_keyfile=config.ssl_keyfile, log_config=None, lifespan="on", http=guarded_http(config.header_timeout_s),
     )
     return uvicorn.Server(uv_config), sock

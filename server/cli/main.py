@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from underpaint.protocol.vocabulary import WS_PATH
@@ -17,7 +18,8 @@ from .logs import setup_logging
 SERVE_FLAGS = {  # flag -> (config field, help)
     "--host": ("host", "address to bind (default 127.0.0.1; anything else needs --token)"),
     "--port": ("port", "port to bind (default 7860; 0 picks a free one)"),
-    "--token": ("token", "shared secret clients must send (required off loopback)"),
+    "--token": ("token", "shared secret clients must send (required off loopback, 16+ characters there); prefer "
+                "UNDERPAINT_TOKEN, a flag shows in ps. 'generate': make a random one and print it once"),
     "--engine": ("engine", "inference backend (default diffusers)"),
     "--device": ("device", "cuda, cuda:N, mps or cpu (default: picked automatically)"),
     "--threads": ("threads", "CPU threads torch may use (default: torch's choice; fewer helps on a busy machine)"),
@@ -29,6 +31,15 @@ SERVE_FLAGS = {  # flag -> (config field, help)
     "--max-batch": ("max_batch", "largest batch count"),
     "--max-steps": ("max_steps", "most sampling steps per job"),
     "--keep-results-s": ("keep_results_s", "how long results kept for `resume` stay, in seconds"),
+    "--max-connections": ("max_connections", "websockets open at once, in total"),
+    "--max-connections-per-address": ("max_connections_per_address", "websockets open at once per client address"),
+    "--hello-timeout-s": ("hello_timeout_s", "seconds a new websocket has to send its hello"),
+    "--idle-timeout-s": ("idle_timeout_s", "close a session with no job in flight after this many idle seconds"),
+    "--frames-timeout-s": ("frames_timeout_s", "seconds a submit's frames may take to arrive"),
+    "--header-timeout-s": ("header_timeout_s", "seconds an HTTP request may take to send its headers"),
+    "--max-connection-bytes": ("max_connection_bytes", "input frame bytes one connection may hold"),
+    "--max-buffered-bytes": ("max_buffered_bytes", "input frame bytes all connections together may hold"),
+    "--auth-failures": ("auth_failures", "wrong tokens per address per minute before it is refused (0: no limit)"),
     "--max-model-pixels": ("max_model_pixels", "cap the model-side image area in pixels (saves memory and time)"),
     "--cache-gb": ("cache_gb", "memory for loaded pipelines, in GiB"),
     "--log-level": ("log_level", "debug, info, warning or error"),
@@ -37,7 +48,7 @@ SERVE_FLAGS = {  # flag -> (config field, help)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..transport.security import UnsafeConfig
+    from ..transport.security import UnsafeConfig, generate_token
 
     flags = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in SERVE_FLAGS.items()}
     flags.update(preload=False if args.no_preload else None, models_dirs=args.models_dir or None,
@@ -49,6 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"underpaint serve: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level, config.log_json)
+    if config.token == "generate":
+        config = replace(config, token=generate_token())
+        print(f"underpaint serve: token for this run (shown once; give it to the plugin): {config.token}",
+              flush=True)
     try:
         server, sock = make_server(config)
     except (UnsafeConfig, ValueError) as exc:  # ConfigError is a ValueError

@@ -7,6 +7,7 @@ makes thread-safe. Clients take turns (round robin), so one client's long queue 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -22,6 +23,7 @@ from .cancel import CancelFlag
 
 log = logging.getLogger("underpaint.jobs")
 Sink = Callable[[object], None]
+EXACT_POSITIONS = 8  # queued positions below this are sent on every change; beyond, only when halved or doubled
 
 
 @dataclass(eq=False)
@@ -36,6 +38,10 @@ class Job:
     started: float | None = None
     finished: float | None = None
     kept: list[object] = field(default_factory=list)  # terminal output, replayed on resume
+    key: str = ""  # keep_result jobs: the secret a resume must present (job ids are only unique per client)
+    send_key: bool = False  # the client advertised resume_key: its first queued carries the key
+    sent_position: int = -1  # the last position told to the client
+    delivered: bool = False  # its terminal event went to a connection
 
     @property
     def id(self) -> str:
@@ -53,6 +59,7 @@ class Job:
             self.state, self.finished = "done", time.monotonic()
         sink = self.sink
         if sink is not None:
+            self.delivered = self.delivered or terminal
             sink(item)
 
 
@@ -69,13 +76,14 @@ class JobManager:
         self._worker.start()
 
     # ------------------------------------------------------------------ called by transports
-    def submit(self, client: str, request: JobRequest, sink: Sink) -> Job:
-        job = Job(client, request, sink)
+    def submit(self, client: str, request: JobRequest, sink: Sink, send_key: bool = False) -> Job:
+        job = Job(client, request, sink, send_key=send_key)
         with self._cv:
             self._queues.setdefault(client, deque()).append(job)
             if job.keep:
                 self._expire_kept()
-                self._kept[job.id] = job
+                job.key = secrets.token_urlsafe(24)
+                self._kept[job.key] = job
             self._update_positions()
             self._cv.notify_all()
         return job
@@ -87,7 +95,7 @@ class JobManager:
                 job = next((j for j in queue if j.id == job_id and j.client == client), None)
                 if job is not None:
                     queue.remove(job)
-                    self._kept.pop(job_id, None)
+                    self._kept.pop(job.key, None)
                     job.emit(Cancelled(job=job_id))
                     self._update_positions()
                     return True
@@ -104,7 +112,7 @@ class JobManager:
             for job in queue:
                 if job.keep:
                     job.sink = None
-                    self._queues.setdefault(f"detached:{job.id}", deque()).append(job)
+                    self._queues.setdefault(f"detached:{job.key}", deque()).append(job)
             running = self._running
             if running is not None and running.client == client:
                 if running.keep:
@@ -116,22 +124,24 @@ class JobManager:
                     job.sink = None
             self._update_positions()
 
-    def resume(self, client: str, job_id: str, sink: Sink) -> bool:
-        """Re-attach a kept job to a new connection: replay its result, or stream the rest of it."""
+    def resume(self, client: str, job_id: str, key: str | None, sink: Sink) -> bool:
+        """Re-attach a kept job to the connection that presents its key: replay its result (once), or stream
+        the rest of it. The key holder may take a job over from a connection that has not noticed its drop."""
         with self._cv:
             self._expire_kept()
-            job = self._kept.get(job_id)
-            if job is None or (job.sink is not None and job.client != client):
+            job = self._kept.get(key) if key else None
+            if job is None or job.id != job_id:
                 return False
             job.client = client
             if job.state == "done":
+                del self._kept[job.key]
                 for item in job.kept:
                     sink(item)
-                del self._kept[job_id]
                 return True
             job.sink = sink
             if job.state == "queued":
-                sink(Queued(job=job.id, position=max(job.position, 0)))
+                job.sent_position = max(job.position, 0)
+                sink(Queued(job=job.id, position=job.sent_position))
             return True
 
     def queued_count(self, client: str) -> int:
@@ -166,15 +176,21 @@ class JobManager:
         for depth in range(max((len(q) for q in queues), default=0)):
             order.extend(q[depth] for q in queues if depth < len(q))
         for position, job in enumerate(order):
-            if job.position != position:
-                job.position = position
+            job.position = position
+            last = job.sent_position
+            if last < 0:  # entering the queue: the only queued that carries the resume key
+                key = job.key if job.send_key and job.key else None
+                job.sent_position = position
+                job.emit(Queued(job=job.id, position=position, resume_key=key))
+            elif position != last and (position < EXACT_POSITIONS or position <= last // 2 or position >= 2 * last + 2):
+                job.sent_position = position  # coalesced: near the front exactly, further back when it halved/doubled
                 job.emit(Queued(job=job.id, position=position))
 
     def _expire_kept(self) -> None:
         now = time.monotonic()
-        for job_id, job in list(self._kept.items()):
+        for key, job in list(self._kept.items()):
             if job.state == "done" and job.finished is not None and now - job.finished > self.keep_results_s:
-                del self._kept[job_id]
+                del self._kept[key]
 
     def _work(self) -> None:
         while True:
@@ -197,5 +213,5 @@ class JobManager:
                     self._running = None
                     if job.state != "done":
                         job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
-                    if job.sink is None and not job.keep:
-                        self._kept.pop(job.id, None)
+                    if job.keep and job.delivered:  # a result is given out once
+                        self._kept.pop(job.key, None)

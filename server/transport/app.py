@@ -6,15 +6,18 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Header, Request, WebSocket
+from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.vocabulary import PROTOCOL_VERSION, WS_PATH
 
 from .. import __version__
 from ..config import ServerConfig
 from ..engine.interface import Engine
 from .rest import add_rest_routes
+from .security import bearer_token
 from .service import Service
 from .session import Session
+from .upload_guard import UploadGuard
 
 log = logging.getLogger("underpaint.server")
 
@@ -42,13 +45,24 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
     app.state.service = service
 
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "version": __version__, "protocol": PROTOCOL_VERSION,
-                "device": engine.device_name()}
+    def health(request: Request, authorization: str | None = Header(None)) -> dict:
+        """Liveness for anyone; the version and device only for a caller with the token (or with none set)."""
+        status = {"status": "ok", "protocol": PROTOCOL_VERSION}
+        if not config.token:
+            return {**status, "version": __version__, "device": engine.device_name()}
+        if authorization is None:
+            return status
+        address = request.client.host if request.client else "unknown"
+        try:
+            service.auth.check(config, address, bearer_token(authorization))
+        except ProtocolError:
+            return status
+        return {**status, "version": __version__, "device": engine.device_name()}
 
     @app.websocket(WS_PATH)
     async def websocket(ws: WebSocket) -> None:
         await Session(service, ws).run()
 
     add_rest_routes(app, service)
+    app.add_middleware(UploadGuard, service=service)
     return app

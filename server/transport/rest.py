@@ -19,11 +19,23 @@ from underpaint.protocol.messages import Cancelled, Error, Result, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
 from underpaint.protocol.vocabulary import KINDS
 
-from .security import bearer_token, check_origin, check_token
+from .security import bearer_token, check_origin
 from .service import Service
 
 STATUS = {errors.BAD_TOKEN: 401, errors.FORBIDDEN_ORIGIN: 403, errors.UNKNOWN_MODEL: 404, errors.QUEUE_FULL: 429,
-          errors.OUT_OF_MEMORY: 503, errors.MODEL_LOAD_FAILED: 503, errors.INTERNAL: 500}
+          errors.RATE_LIMITED: 429, errors.TOO_LARGE: 413, errors.OUT_OF_MEMORY: 503, errors.MODEL_LOAD_FAILED: 503,
+          errors.INTERNAL: 500}
+
+
+def _documented(*codes: int) -> dict:
+    """OpenAPI entries for the error answers: ``{"detail": {"code", "message", "field"}}``."""
+    what = {400: "bad input (the code says what: bad_json, bad_value, bad_payload, ...)", 401: "missing or wrong "
+            "token (bad_token)", 403: "an Origin that is not allowed (forbidden_origin)", 404: "unknown model",
+            413: "an upload or image larger than the server's limits (too_large)", 429: "queue_full, or too many "
+            "wrong tokens from this address (rate_limited)", 503: "out of memory or the model failed to load"}
+    schema = {"type": "object", "properties": {"detail": {"type": "object", "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string", "nullable": True}}}}}
+    return {c: {"description": what[c], "content": {"application/json": {"schema": schema}}} for c in codes}
 
 
 def _http_error(exc: ProtocolError) -> HTTPException:
@@ -38,9 +50,14 @@ def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Ima
             raise ProtocolError(errors.TOO_LARGE, f"{name} of {image.width}x{image.height} exceeds the server's "
                                 f"limit of {max_pixels} pixels", name)
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: a
+        # text chunk past PIL's limit (a 200 MiB zTXt), and other malformed chunks
         raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not a readable image: {exc}", name) from None
     return image.convert(mode)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _check_files(kind: object, roles: tuple[str, ...]) -> None:
@@ -60,25 +77,27 @@ def _check_files(kind: object, roles: tuple[str, ...]) -> None:
 def add_rest_routes(app: FastAPI, service: Service) -> None:
     config = service.config
 
-    def guard(authorization: str | None, origin: str | None) -> None:
+    def guard(authorization: str | None, origin: str | None, address: str = "unknown") -> None:
         try:
             check_origin(config, origin)
-            check_token(config, bearer_token(authorization))
+            service.auth.check(config, address, bearer_token(authorization))
         except ProtocolError as exc:
             raise _http_error(exc) from None
 
-    @app.get("/v1/info")
-    def info(authorization: str | None = Header(None), origin: str | None = Header(None)) -> dict:
-        guard(authorization, origin)
+    @app.get("/v1/info", responses=_documented(401, 403, 429))
+    def info(request: Request, authorization: str | None = Header(None), origin: str | None = Header(None)) -> dict:
+        guard(authorization, origin, _address(request))
         return service.welcome().to_dict()
 
-    @app.get("/v1/models")
-    def models(authorization: str | None = Header(None), origin: str | None = Header(None)) -> list[dict]:
-        guard(authorization, origin)
+    @app.get("/v1/models", responses=_documented(401, 403, 429))
+    def models(request: Request, authorization: str | None = Header(None),
+               origin: str | None = Header(None)) -> list[dict]:
+        guard(authorization, origin, _address(request))
         return [m.to_dict() for m in service.welcome().models]
 
     @app.post("/v1/jobs", response_class=Response,
-              responses={200: {"content": {"image/png": {}}, "description": "the whole image with the result"}})
+              responses={200: {"content": {"image/png": {}}, "description": "the whole image with the result"},
+                         **_documented(400, 401, 403, 404, 413, 429, 503)})
     async def run_job(
         request: Request,
         image: UploadFile = File(..., description="the source image (PNG, JPEG, ...)"),
@@ -87,7 +106,7 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
         authorization: str | None = Header(None),
         origin: str | None = Header(None),
     ) -> Response:
-        guard(authorization, origin)
+        guard(authorization, origin, _address(request))  # UploadGuard checked these before the body was read
         job_id = f"rest-{uuid.uuid4().hex[:16]}"
         try:
             fields = json.loads(params)
@@ -115,6 +134,8 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             job = JobRequest.of(submit, {"image": image_frame, "mask": mask_frame}, service.limits)
         except json.JSONDecodeError as exc:
             raise _http_error(ProtocolError(errors.BAD_JSON, f"params is not JSON: {exc}", "params")) from None
+        except RecursionError:
+            raise _http_error(ProtocolError(errors.BAD_JSON, "params is nested too deeply", "params")) from None
         except ProtocolError as exc:
             raise _http_error(exc) from None
 
@@ -129,7 +150,7 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
                 loop.call_soon_threadsafe(done.put_nowait, item)
 
         # REST callers from one address share a queue, so the per-client limit and fair turns apply to them too.
-        client = f"rest:{request.client.host if request.client else 'unknown'}"
+        client = f"rest:{_address(request)}"
         if service.jobs.queued_count(client) >= service.limits.max_queued_jobs:
             raise _http_error(ProtocolError(errors.QUEUE_FULL, f"at most {service.limits.max_queued_jobs} REST jobs "
                                             "may wait per client address", "job"))

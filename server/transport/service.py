@@ -5,8 +5,11 @@ maps, the preview encodings PIL can write, and the ``resume`` flag; no extra inp
 
 from __future__ import annotations
 
+from collections import Counter
+
 from underpaint.protocol import vocabulary
 from underpaint.protocol.messages import Defaults, ModelInfo, Welcome
+from underpaint.protocol.server_connection import BufferPool
 
 from .. import __version__
 from ..config import ServerConfig, protocol_limits
@@ -14,8 +17,9 @@ from ..engine.interface import Engine
 from ..jobs.handlers import HANDLERS, kinds_for
 from ..jobs.queue import JobManager
 from ..jobs.runner import JobRunner, preview_encodings
+from .security import AuthLimiter
 
-FLAGS = ("resume",)  # keep_result + resume: JobManager keeps results for keep_results_s
+FLAGS = ("resume", "resume_key")  # keep_result + resume (with the job's key): kept for keep_results_s
 
 
 class Service:
@@ -28,6 +32,24 @@ class Service:
         self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
                                             encodings=preview_encodings(), flags=FLAGS)
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
+        self.auth = AuthLimiter(config.auth_failures)
+        self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
+        self.connections: Counter[str] = Counter()  # address -> open websockets
+
+    def admit(self, address: str) -> str | None:
+        """Count a new websocket, or say why it is refused (the caps on connections)."""
+        if sum(self.connections.values()) >= self.config.max_connections:
+            return f"the server has its maximum of {self.config.max_connections} connections; try again later"
+        if self.connections[address] >= self.config.max_connections_per_address:
+            return (f"{address} already has {self.config.max_connections_per_address} connections open (the "
+                    "limit per address)")
+        self.connections[address] += 1
+        return None
+
+    def leave(self, address: str) -> None:
+        self.connections[address] -= 1
+        if self.connections[address] <= 0:
+            del self.connections[address]
 
     def welcome(self) -> Welcome:
         default = self.engine.default_model()

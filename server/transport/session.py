@@ -8,7 +8,11 @@ one queue, drained on the event loop, so the connection sees messages in the ord
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import time
 import uuid
+from dataclasses import dataclass
 
 from fastapi import WebSocket
 from underpaint.protocol import errors
@@ -19,10 +23,28 @@ from underpaint.protocol.jobs import JobRequest
 from underpaint.protocol.messages import Cancel, Cancelled, Error, Hello, Message, Resume
 from underpaint.protocol.server_connection import ServerConnection
 
-from .security import check_origin, check_token
+from .security import check_origin
 from .service import Service
 
-_CLOSE = object()
+
+@dataclass(frozen=True)
+class _Close:
+    code: int = 1008  # policy violation
+    reason: str = ""
+
+
+_CLOSE = _Close()
+TRIM_AFTER_BYTES = 16 * 1024 * 1024  # a session that received this much gives the freed heap back at its end
+
+
+def give_back_memory() -> None:
+    """glibc keeps freed multi-MiB buffers in its heap (its mmap threshold grows with use); hand them back to
+    the OS after a connection that sent big frames, so an abusive client leaves no lasting footprint."""
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        pass
 
 
 class Session:
@@ -31,8 +53,11 @@ class Session:
     def __init__(self, service: Service, ws: WebSocket) -> None:
         self.service = service
         self.ws = ws
-        self.conn = ServerConnection(service.limits)
+        self.conn = ServerConnection(service.limits, service.config.max_connection_bytes, service.buffers)
         self.client = f"ws-{uuid.uuid4().hex[:12]}"
+        self.address = ws.client.host if ws.client else "unknown"
+        self.opened = self.last_seen = time.monotonic()
+        self.received = 0  # bytes of frames received
         # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
         # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -47,8 +72,8 @@ class Session:
     async def _send_loop(self) -> None:
         while True:
             item = await self.outbox.get()
-            if item is _CLOSE:
-                await self.ws.close(code=1008)
+            if isinstance(item, _Close):
+                await self.ws.close(code=item.code, reason=item.reason[:120])
                 return
             if isinstance(item, str):
                 await self.ws.send_text(item)
@@ -72,9 +97,21 @@ class Session:
         self.outbox.put_nowait(self.conn.reject(exc))
         self.outbox.put_nowait(_CLOSE)
 
+    def end(self, code: int, reason: str, error: ProtocolError | None = None) -> None:
+        """Close the session from the server's side (timeouts), with the reason in the close frame."""
+        if error is not None:
+            self.outbox.put_nowait(Error.from_exception(error))
+        self.outbox.put_nowait(_Close(code, reason))
+
     async def run(self) -> None:
+        refusal = self.service.admit(self.address)
         await self.ws.accept()
+        if refusal is not None:
+            await self.ws.close(code=1013, reason=refusal[:120])  # 1013: try again later
+            return
         sender = asyncio.create_task(self._send_loop())
+        receiver: asyncio.Task | None = None
+        watchdog: asyncio.Task | None = None
         try:
             try:
                 check_origin(self.service.config, self.ws.headers.get("origin"))
@@ -82,10 +119,18 @@ class Session:
                 self.refuse(exc)
                 await sender
                 return
-            await self._receive_loop()
+            receiver = asyncio.create_task(self._receive_loop())
+            watchdog = asyncio.create_task(self._watch(sender))
+            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (receiver, watchdog):
+                if task is not None:
+                    task.cancel()
+            self.service.leave(self.address)
             self.conn.close()
             self.service.jobs.disconnect(self.client)
+            if self.received > TRIM_AFTER_BYTES:
+                await asyncio.get_running_loop().run_in_executor(None, give_back_memory)
             if not sender.done():
                 self.outbox.put_nowait(_CLOSE)
                 try:
@@ -93,13 +138,32 @@ class Session:
                 except Exception:  # noqa: BLE001 - the peer is gone
                     sender.cancel()
 
+    async def _watch(self, sender: asyncio.Task) -> None:
+        """Hello timeout, idle timeout, submits whose frames stopped coming."""
+        config = self.service.config
+        while not sender.done():
+            await asyncio.sleep(min(1.0, config.hello_timeout_s / 4))
+            now = time.monotonic()
+            if self.conn.state in (State.NEW, State.HELLO_RECEIVED) and now - self.opened > config.hello_timeout_s:
+                why = f"no hello within {config.hello_timeout_s:g} s"
+                self.end(1008, why, ProtocolError(errors.NOT_READY, why))
+                return
+            for exc in self.conn.expire(config.frames_timeout_s, now):
+                self.fail(exc)
+            busy = self.conn.active or self.conn.buffered
+            if not busy and now - self.last_seen > config.idle_timeout_s:
+                self.end(1000, f"idle for {config.idle_timeout_s:g} s")
+                return
+
     async def _receive_loop(self) -> None:
         while self.conn.state is not State.CLOSED:
             message = await self.ws.receive()
+            self.last_seen = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 return
             try:
                 if message.get("bytes") is not None:
+                    self.received += len(message["bytes"])
                     events = self.conn.receive_bytes(message["bytes"])
                 else:
                     events = self.conn.receive_text(message.get("text") or "")
@@ -112,18 +176,20 @@ class Session:
         jobs = self.service.jobs
         if isinstance(event, Hello):
             try:
-                check_token(self.service.config, event.token)
+                self.service.auth.check(self.service.config, self.address, event.token)
             except ProtocolError as exc:
                 self.refuse(exc)
                 return
             self.outbox.put_nowait(self.conn.accept(self.service.welcome()))
         elif isinstance(event, JobRequest):
-            jobs.submit(self.client, event, self.sink)
+            jobs.submit(self.client, event, self.sink, send_key="resume_key" in self.conn.features)
         elif isinstance(event, Cancel):
             jobs.cancel(self.client, event.job)  # False: the job is finishing; its terminal event is on its way
         elif isinstance(event, Resume):
-            if not jobs.resume(self.client, event.job, self.sink):
-                raise ProtocolError(errors.UNKNOWN_JOB, f"no kept job {event.job!r} to resume (it was not submitted "
-                                    "with keep_result, or it expired)", "job", event.job)
+            if not jobs.resume(self.client, event.job, event.key, self.sink):
+                hint = "" if event.key else "; a resume needs the job's resume_key"
+                raise ProtocolError(errors.UNKNOWN_JOB, f"no kept job {event.job!r} with this key to resume (it was "
+                                    f"not submitted with keep_result, was already delivered, or expired){hint}",
+                                    "job", event.job)
         elif isinstance(event, Cancelled):  # a job cancelled while its frames were still arriving
             self.outbox.put_nowait(event)

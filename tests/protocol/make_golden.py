@@ -62,6 +62,7 @@ MESSAGES: dict[str, Message] = {
                               prompt="more sky", preview=PreviewOptions(enabled=False, encoding="png")),
     "cancel": Cancel(job="job-1"),
     "resume": Resume(job="job-1"),
+    "resume_key": Resume(job="job-1", key="Xo3lTq9v0pWmQzA7cKdN2sYb8uHfRjEe"),
     "welcome": Welcome(
         protocol=2, server_version="0.2.0", device="cuda:0 NVIDIA GeForce RTX 3060 (12 GiB)", features=FEATURES,
         models=(ModelInfo(id="sd15-demo", name="Stable Diffusion 1.5 (demo)", family="sd15",
@@ -71,6 +72,7 @@ MESSAGES: dict[str, Message] = {
                       max_steps=150, keep_results_s=600),
     ),
     "queued": Queued(job="job-1", position=2),
+    "queued_resume_key": Queued(job="job-1", position=0, resume_key="Xo3lTq9v0pWmQzA7cKdN2sYb8uHfRjEe"),
     "started": Started(job="job-1", x=-16, y=32, width=512, height=384),
     "progress": Progress(job="job-1", step=7, total=13),
     "result": Result(job="job-1", images=2, seeds=(1234, 1235),

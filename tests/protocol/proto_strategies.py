@@ -162,10 +162,11 @@ def frame_shapes(draw, roles=("image", "mask", "preview", "result", "control", "
     encodings = ["raw", "zlib"] + (["png"] if fmt in PNG_PIXEL_FORMATS else [])
     if role == "preview":
         encodings += ["jpeg", "webp"]
-    return {
+    width, height = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    return {  # a valid frame ends at or before 2^31-1
         "job": draw(job_ids), "role": role, "pixel_format": fmt, "encoding": draw(st.sampled_from(encodings)),
-        "width": draw(st.integers(1, 9)), "height": draw(st.integers(1, 9)),
-        "x": draw(st.integers(-(2**31), 2**31 - 1)), "y": draw(st.integers(-(2**31), 2**31 - 1)),
+        "width": width, "height": height,
+        "x": draw(st.integers(-(2**31), 2**31 - width)), "y": draw(st.integers(-(2**31), 2**31 - height)),
         "index": draw(st.integers(0, 0xFFFF)),
     }
 

@@ -274,7 +274,7 @@ def test_error_codes_are_unique_and_fatal_ones_known():
     names = [k for k, v in vars(errors).items() if k.isupper() and isinstance(v, str)]
     assert len({getattr(errors, n) for n in names}) == len(names)
     assert errors.FATAL_CODES <= errors.ALL_CODES
-    assert errors.FATAL_CODES == {"incompatible_version", "bad_token", "forbidden_origin"}
+    assert errors.FATAL_CODES == {"incompatible_version", "bad_token", "forbidden_origin", "rate_limited"}
 
 
 @pytest.mark.parametrize(("fields", "message"), [

@@ -260,10 +260,14 @@ def test_tiles_over_the_bbox_limit_are_too_large():
     server = ServerConnection(limits)
     server.receive_text(ClientConnection("t").hello())
     server.accept(WELCOME)
-    submit = Submit(job="j1", kind="img2img", inputs=tiled("image", 3))
-    tiles = [frame(64, 64, 64 * i, 0, index=i) for i in range(3)]
-    exc = expect(errors.TOO_LARGE, deliver, server, [submit.encode(), *(t.encode() for t in tiles)])
-    assert "192x64" in exc.message
+    submit = Submit(job="j1", kind="img2img", inputs=tiled("image", 4))
+    tiles = [frame(64, 64, 64 * i, 0, index=i) for i in range(4)]
+    assert deliver(server, [submit.encode(), tiles[0].encode(), tiles[1].encode()]) == []
+    # the third tile passes the limit: refused as it arrives, not after the last tile, and nothing is held
+    exc = expect(errors.TOO_LARGE, server.receive_bytes, tiles[2].encode())
+    assert "12288 pixels" in exc.message and exc.job == "j1"
+    assert server.buffered == 0
+    assert server.receive_bytes(tiles[3].encode()) == []  # the rest of the refused job is dropped
 
 
 def test_client_assembles_result_tiles_per_image():

@@ -49,7 +49,8 @@ def test_public_bind_without_token_refuses_to_start(host, tmp_path):
 
 def test_token_from_the_environment_counts(tmp_path):
     """UNDERPAINT_TOKEN satisfies the rule; the bind itself then fails fast on an address we do not own."""
-    done = underpaint("serve", "--host", "192.0.2.1", "--port", "0", env={"UNDERPAINT_TOKEN": "t"}, timeout=120)
+    done = underpaint("serve", "--host", "192.0.2.1", "--port", "0", env={"UNDERPAINT_TOKEN": "a-long-enough-token-1"},
+                      timeout=120)
     assert done.returncode == 2
     assert "refusing" not in done.stderr and "cannot listen on 192.0.2.1" in done.stderr
 

@@ -6,6 +6,8 @@ depends on how fast the CPU is.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from server_helpers import (
@@ -118,8 +120,13 @@ def test_disconnect_cancels_the_running_job_and_the_worker_moves_on(live):
 
 
 # ------------------------------------------------------------------------------------------------ resume
+def kept_job(live, job: str):
+    jobs = live.service.jobs._kept.values()  # noqa: SLF001 - the only way to see the server noticed the drop
+    return next((j for j in list(jobs) if j.id == job), None)
+
+
 def detached(live, job: str) -> bool:
-    kept = live.service.jobs._kept.get(job)  # noqa: SLF001 - the only way to see the server noticed the drop
+    kept = kept_job(live, job)
     return kept is not None and kept.sink is None
 
 
@@ -128,11 +135,12 @@ def test_resume_replays_a_result_finished_while_disconnected(live):
     with connected(live.url) as (client, _):
         job = send(client, "kept", keep_result=True, seed=77)
         assert gate.reached.wait(TIMEOUT)
+        key = client.resume_keys[job]
     wait_until(lambda: detached(live, job), what="the server to notice the drop")
     gate.release.set()
-    wait_until(lambda: live.service.jobs._kept[job].state == "done", what="the kept job to finish")  # noqa: SLF001
+    wait_until(lambda: kept_job(live, job).state == "done", what="the kept job to finish")
     with connected(live.url) as (client, rec):
-        client.resume(job)
+        client.resume(job, key)
         resumed = rec.finished(job)
         assert isinstance(resumed, ResultReceived)
         fresh_sub = submit(prompt="kept", seed=77, job="job-kept-again")
@@ -140,7 +148,7 @@ def test_resume_replays_a_result_finished_while_disconnected(live):
     assert resumed.result.seeds == (77,) and len(resumed.frames) == 1
     assert decode_pixels(resumed.frames[0]) == decode_pixels(fresh.frames[0])
     with connected(live.url) as (client, rec):  # a result is handed out once
-        client.resume(job)
+        client.resume(job, key)
         error = rec.wait(lambda e: isinstance(e, Error) and e.job == job)
         assert error.code == "unknown_job"
 
@@ -150,9 +158,10 @@ def test_resume_streams_the_rest_of_a_running_job(live):
     with connected(live.url) as (client, _):
         job = send(client, "streamed", keep_result=True, steps=6)
         assert gate.reached.wait(TIMEOUT)
+        key = client.resume_keys[job]
     wait_until(lambda: detached(live, job), what="the server to notice the drop")
     with connected(live.url) as (client, rec):
-        client.resume(job)
+        client.resume(job, key)
         wait_until(lambda: not detached(live, job), what="the server to re-attach the job")
         gate.release.set()
         result = rec.finished(job)
@@ -169,9 +178,10 @@ def test_resume_a_job_that_was_still_queued_when_dropped(live):
         with connected(live.url) as (client, rec):
             job = send(client, "waiting", keep_result=True)
             rec.wait(lambda e: isinstance(e, Queued) and e.job == job)
+            key = client.resume_keys[job]
         wait_until(lambda: detached(live, job), what="the server to notice the drop")
         with connected(live.url) as (client, rec):
-            client.resume(job)
+            client.resume(job, key)
             queued = rec.wait(lambda e: isinstance(e, Queued) and e.job == job)
             assert queued.position == 0
             gate.release.set()
@@ -182,12 +192,17 @@ def test_resume_a_job_that_was_still_queued_when_dropped(live):
 
 def test_kept_results_expire(make_live):
     server = make_live(keep_results_s=0)
+    gate = server.engine.hold("expiring")
     with connected(server.url) as (client, rec):
         job = send(client, "expiring", keep_result=True)
-        assert isinstance(rec.finished(job), ResultReceived)
+        assert gate.reached.wait(TIMEOUT)
+        key = client.resume_keys[job]
     wait_until(lambda: detached(server, job), what="the server to notice the drop")
+    gate.release.set()
+    wait_until(lambda: kept_job(server, job).state == "done", what="the kept job to finish")
+    time.sleep(0.05)  # past keep_results_s = 0
     with connected(server.url) as (client, rec):
-        client.resume(job)
+        client.resume(job, key)
         error = rec.wait(lambda e: isinstance(e, Error) and e.job == job)
     assert error.code == "unknown_job" and "expired" in error.message
 

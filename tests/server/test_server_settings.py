@@ -93,7 +93,7 @@ def test_unknown_toml_setting_is_refused(tmp_path):
 def test_public_bind_needs_a_token(host):
     with pytest.raises(UnsafeConfig, match=f"refusing to listen on {host} without a token"):
         check_startup(ServerConfig(host=host))
-    check_startup(ServerConfig(host=host, token="t"))
+    check_startup(ServerConfig(host=host, token="0123456789abcdef"))
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])

@@ -21,6 +21,14 @@ TEST_MODEL_PIXELS = 128 * 128
 def running_server(tmp_path: Path, *extra_args: str, startup_timeout: float = 120.0,
                    env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `underpaint serve --port 0` in a subprocess; yield its websocket URL; stop it afterwards."""
+    with running_process(tmp_path, *extra_args, startup_timeout=startup_timeout, env=env) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def running_process(tmp_path: Path, *extra_args: str, startup_timeout: float = 120.0,
+                    env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``running_server`` that also yields the process (for its pid: memory, signals)."""
     port_file = tmp_path / f"port-{time.monotonic_ns()}"
     log = open(tmp_path / f"server-{time.monotonic_ns()}.log", "wb")
     args = [sys.executable, "-m", "underpaint.server.cli", "serve", "--host", "127.0.0.1", "--port", "0",
@@ -46,7 +54,7 @@ def running_server(tmp_path: Path, *extra_args: str, startup_timeout: float = 12
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield f"ws://127.0.0.1:{port}{WS_PATH}"
+        yield f"ws://127.0.0.1:{port}{WS_PATH}", proc
     finally:
         proc.terminate()
         try:
