@@ -79,7 +79,7 @@ class Controller:
         self.jobs = JobBook()
         self.docs: dict[int, HostDocument] = {}
         self._waiting: list[str] = []  # ids of jobs captured before the connection was ready
-        self._resuming: list[str] = []  # ids of kept jobs to re-attach once reconnected
+        self._resuming: dict[str, str | None] = {}  # kept jobs to re-attach once reconnected -> resume key
         self.message, self.error = "Not connected", False
         self.last_seed: int | None = None
         self.listeners: list[Callable[[Status], None]] = []
@@ -139,7 +139,7 @@ class Controller:
         self._generation += 1
         if client is not None:
             client.close()
-        self.connection, self.welcome, self._resuming = "disconnected", None, []
+        self.connection, self.welcome, self._resuming = "disconnected", None, {}
         self._fail_waiting("Disconnected before the job was sent.")
         for job in self.jobs.all():
             self._finish(job, "failed", "Disconnected: the job was dropped.", error=True)
@@ -234,7 +234,7 @@ class Controller:
             return
         if job_id in self._waiting or job.track.detached:  # nothing on a live connection to cancel
             self._waiting = [w for w in self._waiting if w != job_id]
-            self._resuming = [r for r in self._resuming if r != job_id]
+            self._resuming.pop(job_id, None)
             self._finish(job, "cancelled", "Cancelled")
             return
         job.track.cancel_requested = True
@@ -263,7 +263,7 @@ class Controller:
         dropped = self.jobs.for_document(doc_key)
         for job in dropped:
             self._waiting = [w for w in self._waiting if w != job.id]
-            self._resuming = [r for r in self._resuming if r != job.id]
+            self._resuming.pop(job.id, None)
             if self._client is not None and job.state not in ("sending", "detached"):
                 self._client.cancel(job.id)
             self.jobs.pop(job.id)
@@ -303,15 +303,15 @@ class Controller:
                 self._finish(job, "failed", str(exc), error=True)
                 continue
             self._send(job)
-        resuming, self._resuming = self._resuming, []
-        for job_id in resuming:
+        resuming, self._resuming = self._resuming, {}
+        for job_id, key in resuming.items():
             job = self.jobs.get(job_id)
             if job is not None:
-                self._client.resume(job_id)
+                self._client.resume(job_id, key)  # the key the old connection's client was given
                 self._notify(job.track.resuming().text)
 
     def _on_disconnected(self, error: errors.ProtocolError | None) -> None:
-        self._client, self.connection, self.welcome = None, "disconnected", None
+        old, self._client, self.connection, self.welcome = self._client, None, "disconnected", None
         why = _explain(error.code, error.message, LABELS) if error else "Disconnected"
         self._fail_waiting(why)
         # a dropped connection (not a failed reconnect) is retried once for the jobs the server keeps
@@ -321,11 +321,12 @@ class Controller:
             if job not in detached:
                 self._finish(job, "failed", why, error=True)
         if detached:
-            self._resuming = [job.id for job in detached]
+            keys = getattr(old, "resume_keys", {})  # a new client is made on reconnect: carry the keys over
+            self._resuming = {job.id: keys.get(job.id) for job in detached}
             self.connect()
             self._notify(f"{why} Reconnecting to resume {len(detached)} job(s) …", error=True)
             return
-        self._resuming = []
+        self._resuming = {}
         self._notify(why, error=error is not None)
 
     def _on_job_event(self, job: Job, event: object) -> None:

@@ -58,12 +58,15 @@ def model_problem(welcome: Any, model: str | None) -> str | None:
     return None
 
 
+RESUME_FLAGS = ("resume", "resume_key")
+
+
 def client_features(preview_encodings: Iterable[str] = (), resume: bool = False) -> tuple[str, ...]:
     """What a plugin advertises in ``hello``: the kinds it implements, every sampler, the preview encodings
-    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), and ``resume`` when it
-    re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``)."""
+    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), and ``resume`` +
+    ``resume_key`` when it re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``)."""
     return vocabulary.features(kinds=PLUGIN_KINDS, roles=(), samplers=None, encodings=tuple(preview_encodings),
-                               flags=("resume",) if resume else ())
+                               flags=RESUME_FLAGS if resume else ())
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def offer(common: Iterable[str] | None, client: Iterable[str] | None = None) -> 
         return tuple(n for n, row in table.items() if row.feature is None or row.feature in names)
 
     kinds = tuple(k for k in PLUGIN_KINDS if common is None or vocabulary.KINDS[k].feature in names)
-    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), "resume" in names)
+    resume = names.issuperset(RESUME_FLAGS)  # a server without resume keys answers every resume unknown_job
+    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), resume)
 
 
 def kind_problem(kinds: tuple[str, ...], kind: str) -> str | None:

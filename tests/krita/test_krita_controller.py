@@ -176,6 +176,7 @@ class FakeClient:
         self.submitted: list = []
         self.cancelled: list[str] = []
         self.resumed: list[str] = []
+        self.resume_keys: dict[str, str] = {}
         self.closed = False
         FakeClient.instances.append(self)
 
@@ -190,7 +191,7 @@ class FakeClient:
     def cancel(self, job: str) -> None:
         self.cancelled.append(job)
 
-    def resume(self, job: str) -> None:
+    def resume(self, job: str, key: str | None = None) -> None:
         self.resumed.append(job)
 
     def close(self) -> None:
@@ -372,7 +373,7 @@ def test_cancel_stops_only_the_current_documents_jobs() -> None:
 
 
 # ------------------------------------------------------------------ reconnect and resume
-RESUMING = dataclasses.replace(WELCOME, features=WELCOME.features + ("resume",))
+RESUMING = dataclasses.replace(WELCOME, features=WELCOME.features + ("resume", "resume_key"))
 
 
 def test_a_dropped_connection_reconnects_once_and_resumes_the_kept_jobs() -> None:

@@ -77,6 +77,7 @@ def test_a_kept_job_is_detached_by_a_dropped_connection_and_resumed() -> None:
 
 
 def test_resume_is_offered_only_when_both_advertise_it() -> None:
-    assert params.offer(("resume",), params.client_features(resume=True)).resume
+    assert params.offer(("resume", "resume_key"), params.client_features(resume=True)).resume
+    assert not params.offer(("resume",), params.client_features(resume=True)).resume  # keys are required
     assert not params.offer(("resume",), params.client_features()).resume
     assert not params.offer((), params.client_features(resume=True)).resume
