@@ -25,7 +25,7 @@ from .settings import Settings
 
 Rect = geometry.Rect
 # when to check that Krita has not made our new layer the active one (Krita 6 does it late, >300 ms under load)
-RESTORE_ACTIVE_MS = (0, 10, 30, 60, 100, 200, 300, 600, 1000, 1500, 2500)
+RESTORE_ACTIVE_MS = (0, 30, 100, 300, 600, 1000, 1500, 2500)
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
 
