@@ -9,9 +9,11 @@ a test runs on each host that ran the scenarios it reads, with an id naming it (
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from configparser import ConfigParser
 from pathlib import Path
@@ -55,29 +57,51 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("session", params(hosts), indirect=True, scope="module")
 
 
+KRITA_ATTEMPTS = int(os.environ.get("UNDERPAINT_KRITA_ATTEMPTS", "2"))
+
+
+def _krita_died(run: KritaRun) -> bool:
+    """Krita itself went away mid-run (a crash inside Krita: no driver exception, no finish)."""
+    return not run.timed_out and not run.results.get("finished") and not run.results.get("exceptions")
+
+
 @pytest.fixture(scope="module")
 def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KritaRun]:
-    """One Krita run per host for all its scenarios."""
+    """One Krita run per host for all its scenarios.
+
+    Krita 5.3 and 6.0 sometimes crash inside Krita itself (its layer-model update queue, document teardown; see
+    docs/hosts.md). Such a run is started once more from scratch and the crash is reported as a warning with its
+    log, so it stays visible; a driver exception, a failed check or a hang is never retried.
+    """
     host: Host = request.param
     require_krita(host)
     krita = Krita.of(host)
-    server_dir = tmp_path_factory.mktemp(f"krita-e2e-{host.id}")
-    root = server_dir if krita.chroot is None else Path(tempfile.mkdtemp(prefix="underpaint-e2e-",
-                                                                         dir=krita.chroot / "tmp"))
-    out = root / "out"
-    out.mkdir()
+    roots: list[Path] = []
     try:
-        with running_server(server_dir) as url:
-            config = {"scenarios": list(host.scenarios), "dead_url": closed_port_url(), "out": str(out),
-                      "timeout": KRITA_TIMEOUT_S - 30, "close_documents": "close_document" in host.scenarios}
-            run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S, krita=krita,
-                            screen="x".join(map(str, SCREEN)))
-            run.results["server_url"] = url
-            run.results["host"] = host
+        for attempt in range(1, KRITA_ATTEMPTS + 1):
+            server_dir = tmp_path_factory.mktemp(f"krita-e2e-{host.id}")
+            root = server_dir if krita.chroot is None else Path(tempfile.mkdtemp(prefix="underpaint-e2e-",
+                                                                                 dir=krita.chroot / "tmp"))
+            roots.append(root)
+            out = root / "out"
+            out.mkdir()
+            with running_server(server_dir) as url:
+                config = {"scenarios": list(host.scenarios), "dead_url": closed_port_url(), "out": str(out),
+                          "timeout": KRITA_TIMEOUT_S - 30, "close_documents": "close_document" in host.scenarios}
+                run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S,
+                                krita=krita, screen="x".join(map(str, SCREEN)))
+                run.results["server_url"] = url
+                run.results["host"] = host
+            if not _krita_died(run) or attempt == KRITA_ATTEMPTS:
+                break
+            warnings.warn(f"{host.id}: Krita died mid-run (attempt {attempt}, return code {run.returncode}, "
+                          f"scenarios done: {run.results.get('order')}); running the session again. "
+                          f"Log tail:\n{run.tail(1500)}", stacklevel=1)
         yield run
     finally:
-        if krita.chroot is not None:
-            shutil.rmtree(root, ignore_errors=True)
+        for root in roots:
+            if krita.chroot is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 def scenario(session: KritaRun, name: str) -> dict:
