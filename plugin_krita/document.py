@@ -5,6 +5,8 @@ GUI thread only. Implements ``controller.HostDocument``.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from . import qt
@@ -51,6 +53,9 @@ class KritaDocument:
         self.key = key
         self.doc = doc
         self._previews: dict[str, Any] = {}  # job id -> preview node
+        # id of a layer of ours -> (the painter's active layer when it was added, until when to guard it):
+        # a preview is guarded while it exists, a result layer only until Krita has settled
+        self._guards: dict[str, tuple[str, float]] = {}
 
     @property
     def name(self) -> str:
@@ -154,23 +159,27 @@ class KritaDocument:
     def _keep_active(self, painter_id: str, ours_id: str) -> None:
         """Krita activates an inserted layer again a moment later (from its layer model's signals): whenever our
         layer is the active one then, the painter's layer is made active again. A layer the painter picks
-        in between is left alone."""
-
-        def restore() -> None:
-            try:
-                if not self._in_front():
-                    return
-                current = self.doc.activeNode()
-                if current is None or current.uniqueId().toString() != ours_id:
-                    return
-                painter = self.node_by_id(painter_id)
-                if painter is not None:
-                    self.doc.setActiveNode(painter)
-            except RuntimeError:  # the document was closed
-                pass
-
+        in between is left alone. Checked on timers after the insertion and again at every preview update
+        (Krita can be late under load)."""
+        preview = any(n.uniqueId().toString() == ours_id for n in self._previews.values())
+        self._guards[ours_id] = (painter_id, math.inf if preview else time.monotonic() + RESTORE_ACTIVE_MS[-1] / 1e3)
         for delay_ms in RESTORE_ACTIVE_MS:
-            qt.QTimer.singleShot(delay_ms, restore)
+            qt.QTimer.singleShot(delay_ms, self._restore_painter)
+
+    def _restore_painter(self) -> None:
+        """If a layer of ours is the active one, make the painter's layer active again."""
+        try:
+            if not self._guards or not self._in_front():
+                return
+            now = time.monotonic()
+            self._guards = {k: v for k, v in self._guards.items() if v[1] >= now}
+            current = self.doc.activeNode()
+            guard = self._guards.get(current.uniqueId().toString()) if current is not None else None
+            painter = self.node_by_id(guard[0]) if guard else None
+            if painter is not None:
+                self.doc.setActiveNode(painter)
+        except RuntimeError:  # the document was closed
+            pass
 
     def show_preview(self, job: Job, frame: frames.Frame) -> None:
         region = job.preview_rect or job.capture.region
@@ -183,14 +192,17 @@ class KritaDocument:
             node = self.doc.createNode(core.naming.PREVIEW_LAYER_NAME, "paintlayer")
             node.setPixelData(data, region.x, region.y, region.width, region.height)
             node.setLocked(True)  # nobody paints on a layer that goes away
+            self._previews[job.id] = node  # first: _insert guards it as a preview
             self._insert(node, self._anchor(job.capture.source_id))
-            self._previews[job.id] = node
         else:
             node.setPixelData(data, region.x, region.y, region.width, region.height)
+            self._restore_painter()
         self.doc.refreshProjection()
 
     def clear_preview(self, job: Job) -> None:
         node = self._previews.pop(job.id, None)
+        if node is not None:
+            self._guards.pop(node.uniqueId().toString(), None)
         if node is not None and self.node_by_id(node.uniqueId().toString()) is not None:
             node.remove()
             self.doc.refreshProjection()
@@ -198,6 +210,8 @@ class KritaDocument:
     def _take_preview(self, job: Job) -> Any:
         """The job's preview layer, emptied, to become its first result layer (or None)."""
         node = self._previews.pop(job.id, None)
+        if node is not None:
+            self._guards.pop(node.uniqueId().toString(), None)  # a result now: the painter may pick it
         if node is None or self.node_by_id(node.uniqueId().toString()) is None:
             return None
         r = job.preview_rect or job.capture.region
