@@ -27,6 +27,7 @@ from .settings import Settings
 
 Rect = geometry.Rect
 # when to check that Krita has not made our new layer the active one (Krita 6 does it late, >300 ms under load)
+GUARD_INTERVAL_MS = 100
 RESTORE_ACTIVE_MS = (0, 30, 100, 300, 600, 1000, 1500, 2500)
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
@@ -56,6 +57,7 @@ class KritaDocument:
         # id of a layer of ours -> (the painter's active layer when it was added, until when to guard it):
         # a preview is guarded while it exists, a result layer only until Krita has settled
         self._guards: dict[str, tuple[str, float]] = {}
+        self._guard_timer: Any = None  # repeats while this document shows previews
 
     @property
     def name(self) -> str:
@@ -166,6 +168,22 @@ class KritaDocument:
         for delay_ms in RESTORE_ACTIVE_MS:
             qt.QTimer.singleShot(delay_ms, self._restore_painter)
 
+    def _watch_previews(self) -> None:
+        """While a preview layer exists, check every GUARD_INTERVAL_MS that it has not become the active layer
+        (Krita may activate it late, under load more than a second after the insertion)."""
+        if self._guard_timer is None:
+            self._guard_timer = qt.QTimer()
+            self._guard_timer.setInterval(GUARD_INTERVAL_MS)
+            self._guard_timer.timeout.connect(self._guard_tick)
+        if not self._guard_timer.isActive():
+            self._guard_timer.start()
+
+    def _guard_tick(self) -> None:
+        if not self._previews:
+            self._guard_timer.stop()
+            return
+        self._restore_painter()
+
     def _restore_painter(self) -> None:
         """If a layer of ours is the active one, make the painter's layer active again."""
         try:
@@ -194,6 +212,7 @@ class KritaDocument:
             node.setLocked(True)  # nobody paints on a layer that goes away
             self._previews[job.id] = node  # first: _insert guards it as a preview
             self._insert(node, self._anchor(job.capture.source_id))
+            self._watch_previews()
         else:
             node.setPixelData(data, region.x, region.y, region.width, region.height)
             self._restore_painter()

@@ -398,8 +398,9 @@ def strokes(ctx: Context):
         ctx.set_params(**params)
         ctx.docker.generate_button.click()
         yield ctx.preview_shown(doc)
-        preview = ctx.preview_layer(doc)
-        check = checks[label] = {"preview_locked": preview.locked(), "painted_on": ctx.paint(doc, x, y)}
+        check = checks[label] = {"preview_locked": ctx.preview_layer(doc).locked()}
+        yield ctx.sleep(0.25)  # a painter's next stroke comes a moment after the preview appears, not in the same tick
+        check["painted_on"] = ctx.paint(doc, x, y)
         if cancel:
             ctx.docker.cancel_button.click()
         yield ctx.idle(doc, 180)
@@ -414,9 +415,9 @@ def strokes(ctx: Context):
                               and bytes(n.pixelData(x, y, 8, 8))[3::4] != bytes(64)]
 
     yield ctx.sleep(0.2)
-    yield from job("img2img", 4, 4, prompt="keep my strokes", mode="img2img", steps=12, strength=1.0, seed=11)
+    yield from job("img2img", 4, 4, prompt="keep my strokes", mode="img2img", steps=30, strength=1.0, seed=11)
     ctx.select(doc, 48, 32, 32, 24)
-    yield from job("inpaint", 104, 80, prompt="inpaint over it", steps=12, strength=1.0, seed=12)
+    yield from job("inpaint", 104, 80, prompt="inpaint over it", steps=30, strength=1.0, seed=12)
     sel = doc.selection()
     checks["selection_after"] = [sel.x(), sel.y(), sel.width(), sel.height()] if sel is not None else None
     yield from job("cancel", 4, 84, cancel=True, prompt="never finished", steps=150, strength=1.0, seed=13)
