@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -144,3 +145,39 @@ def mounts_inside_chroot(host: Host = DEFAULT) -> list[str]:
     prefix = str(host.chroot) + "/"
     with open("/proc/mounts") as mounts:
         return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+
+
+def dead_url() -> str:
+    """A websocket URL nobody listens on (a port bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
+
+
+def run_session(host: Host, tmp: Path, script: str, timeout: float) -> dict[str, Any]:
+    """One gimp-console session running ``script`` against a real server; its facts, plug-in log and run.
+
+    A missing host skips, or fails under CI=true.
+    """
+    import pytest
+    from support.server import running_server
+
+    reason = unavailable_reason(host)
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"GIMP host missing under CI: {reason}")
+        pytest.skip(reason)
+    with running_server(tmp) as url:
+        run = run_batch(script, {"url": url, "dead_url": dead_url()}, tmp / "out", timeout=timeout, host=host)
+    assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
+    facts_file = run.path("facts.json")
+    assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
+    return {"facts": json.loads(facts_file.read_text()), "log": run.plugin_log(), "run": run}
+
+
+def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:
+    """The facts of one scenario of a session, which must have run without a batch error."""
+    facts = session["facts"].get(name)
+    assert facts is not None, f"scenario {name} did not run:\n{session['run'].output[-4000:]}"
+    assert "batch_error" not in facts, facts.get("batch_error")
+    return facts

@@ -6,28 +6,18 @@ assert on those facts. Without the GIMP chroot the tests skip, except under CI=t
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
 import gimp_harness
 import pytest
 from support.hosts import GIMP_HOSTS, Host, params, require
-from support.server import running_server
 from underpaint.plugin_gimp import naming
 
 pytestmark = pytest.mark.host
 BATCH = Path(__file__).with_name("gimp_batch_e2e.py")
 SESSION_TIMEOUT = 420  # the whole GIMP session; each run of the plug-in also has an idle timeout
-
-
-def _dead_url() -> str:
-    with socket.socket() as s:  # a port nobody listens on (bound and released)
-        s.bind(("127.0.0.1", 0))
-        return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
 
 
 @pytest.fixture(scope="module", params=params(GIMP_HOSTS))
@@ -39,26 +29,12 @@ def host(request: pytest.FixtureRequest) -> Host:
 
 @pytest.fixture(scope="module")
 def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    reason = gimp_harness.unavailable_reason(host)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"GIMP host missing under CI: {reason}")
-        pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp(f"gimp-e2e-{host.id}")
-    with running_server(tmp) as url:
-        run = gimp_harness.run_batch(BATCH.read_text(), {"url": url, "dead_url": _dead_url()}, tmp / "out",
-                                     timeout=SESSION_TIMEOUT, host=host)
-    assert gimp_harness.mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
-    facts_file = run.path("facts.json")
-    assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
-    return {"facts": json.loads(facts_file.read_text()), "log": run.plugin_log(), "run": run}
+    return gimp_harness.run_session(host, tmp_path_factory.mktemp(f"gimp-e2e-{host.id}"), BATCH.read_text(),
+                                    SESSION_TIMEOUT)
 
 
 def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:
-    facts = session["facts"].get(name)
-    assert facts is not None, f"scenario {name} did not run:\n{session['run'].output[-4000:]}"
-    assert "batch_error" not in facts, facts.get("batch_error")
-    return facts
+    return gimp_harness.scenario(session, name)
 
 
 def succeeded(facts: dict[str, Any]) -> dict[str, Any]:

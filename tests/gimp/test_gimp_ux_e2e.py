@@ -9,8 +9,6 @@ tests skip, except under CI=true where they fail.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,6 @@ import gimp_harness
 import pytest
 from support import hosts
 from support.hosts import GIMP_HOSTS, Host, require
-from support.server import running_server
-from test_gimp_e2e import _dead_url
 from underpaint.plugin_gimp import naming, params
 from underpaint.protocol import vocabulary
 
@@ -43,26 +39,12 @@ def host(request: pytest.FixtureRequest) -> Host:
 
 @pytest.fixture(scope="module")
 def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    reason = gimp_harness.unavailable_reason(host)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"GIMP host missing under CI: {reason}")
-        pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp(f"gimp-ux-{host.id}")
-    with running_server(tmp) as url:
-        run = gimp_harness.run_batch(_script(), {"url": url, "dead_url": _dead_url()}, tmp / "out",
-                                     timeout=SESSION_TIMEOUT, host=host)
-    assert gimp_harness.mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
-    facts_file = run.path("facts.json")
-    assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
-    return {"facts": json.loads(facts_file.read_text()), "log": run.plugin_log(), "run": run}
+    return gimp_harness.run_session(host, tmp_path_factory.mktemp(f"gimp-ux-{host.id}"), _script(),
+                                    SESSION_TIMEOUT)
 
 
 def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:
-    facts = session["facts"].get(name)
-    assert facts is not None, f"scenario {name} did not run:\n{session['run'].output[-4000:]}"
-    assert "batch_error" not in facts, facts.get("batch_error")
-    return facts
+    return gimp_harness.scenario(session, name)
 
 
 def runs(session: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
