@@ -31,7 +31,8 @@ class Service:
         self.limits = protocol_limits(config)
         self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
                                             encodings=preview_encodings(), flags=FLAGS)
-        self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
+        self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s,
+                               workers=engine.parallel_jobs())
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
         self.connections: Counter[str] = Counter()  # address -> open websockets
