@@ -7,6 +7,7 @@ only the engine runs on replicas. Settings: docs/ray.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..config import ConfigError, ServerConfig
@@ -56,8 +57,9 @@ def connect(config: ServerConfig) -> None:
         ray.init(num_cpus=config.ray_cpus, **kwargs)
 
 
-def start_engine(config: ServerConfig) -> RayEngine:
-    """Deploy (or update) the UnderpaintEngine application and return the front's engine for it."""
+def start_engine(config: ServerConfig, registry: Callable[[ReplicaSettings], Any] | None = None) -> RayEngine:
+    """Deploy (or update) the UnderpaintEngine application and return the front's engine for it.
+    ``registry``: builds each replica's model registry (default: the models folders of the settings)."""
     from ray import serve
 
     low, high, most = replica_bounds(config)
@@ -73,7 +75,7 @@ def start_engine(config: ServerConfig) -> RayEngine:
         serve.start(proxy_location="Disabled")
     settings = ReplicaSettings(models_dirs=config.models_dirs, allow_pickle=config.allow_pickle,
                                device=config.device, threads=config.threads, cache_gb=config.cache_gb,
-                               preload=None, namespace=NAMESPACE)
+                               preload=None, namespace=NAMESPACE, registry=registry)
     app = deployment(settings, replicas=config.ray_replicas, min_replicas=low, max_replicas=high, gpus=gpus,
                      cpus=config.ray_cpus_per_replica, models_per_replica=config.ray_models_per_replica)
     log.info("deploying %s replica(s) of the engine on Ray (%s GPU, %s CPU each)",
