@@ -104,9 +104,10 @@ class RayEngine(Engine):
             for item in response:
                 if isinstance(item, Placed):
                     state.placed = item
-                elif isinstance(item, StepInfo):
-                    state.step = item.step
-                    on_step(item)
+                elif isinstance(item, list):  # StepInfo items, in order
+                    for info in item:
+                        state.step = info.step
+                        on_step(info)
                 elif isinstance(item, Finished):
                     return item.images
                 elif isinstance(item, Failed):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +63,25 @@ class _Token:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise JobCancelled()
+
+
+class _StepBatcher:
+    """Steps go back in lists: at once for the plan (step 0), a preview or the last step, else at most every
+    ``FLUSH_S`` (fast steps would otherwise pay one streamed object each). Every step still arrives, in order."""
+
+    FLUSH_S = 0.05
+
+    def __init__(self, send: Callable[[list[StepInfo]], None]) -> None:
+        self._send = send
+        self._pending: list[StepInfo] = []
+        self._last = 0.0
+
+    def add(self, info: StepInfo) -> None:
+        self._pending.append(info)
+        now = time.monotonic()
+        if info.step in (0, info.total) or info.preview is not None or now - self._last >= self.FLUSH_S:
+            self._send(self._pending)
+            self._pending, self._last = [], now
 
 
 class Ledger:
@@ -134,7 +154,8 @@ class EngineReplica:
 
     # ---------------------------------------------------------------- jobs
     async def generate(self, request: GenerationRequest) -> AsyncIterator[object]:
-        """Stream ``Placed``, the engine's StepInfo items, then ``Finished`` or ``Failed``."""
+        """Stream ``Placed``, lists of the engine's StepInfo items (``_StepBatcher``), then ``Finished`` or
+        ``Failed``."""
         from ray import serve
 
         yield self.placed
@@ -143,9 +164,11 @@ class EngineReplica:
         queue: asyncio.Queue[object] = asyncio.Queue()
         done = object()
 
+        batch = _StepBatcher(lambda items: loop.call_soon_threadsafe(queue.put_nowait, items))
+
         def on_step(info: StepInfo) -> None:
             token.step = info.step
-            loop.call_soon_threadsafe(queue.put_nowait, info)
+            batch.add(info)
 
         def run() -> object:
             try:
