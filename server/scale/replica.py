@@ -66,10 +66,10 @@ class _Token:
 
 
 class _StepBatcher:
-    """Steps go back in lists: at once for the plan (step 0), a preview or the last step, else at most every
-    ``FLUSH_S`` (fast steps would otherwise pay one streamed object each). Every step still arrives, in order."""
+    """Steps go back in lists: at once with a preview, else at most every ``FLUSH_S`` (fast steps would otherwise
+    pay one streamed object each), and the rest when the job ends. Every step still arrives, in order."""
 
-    FLUSH_S = 0.05
+    FLUSH_S = 0.1
 
     def __init__(self, send: Callable[[list[StepInfo]], None]) -> None:
         self._send = send
@@ -79,9 +79,13 @@ class _StepBatcher:
     def add(self, info: StepInfo) -> None:
         self._pending.append(info)
         now = time.monotonic()
-        if info.step in (0, info.total) or info.preview is not None or now - self._last >= self.FLUSH_S:
+        if info.preview is not None or now - self._last >= self.FLUSH_S:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self._pending:
             self._send(self._pending)
-            self._pending, self._last = [], now
+            self._pending, self._last = [], time.monotonic() if now is None else now
 
 
 class Ledger:
@@ -179,7 +183,10 @@ class EngineReplica:
                 return Failed(exc.code, exc.message, exc.field)
             except MemoryError:
                 return Failed(errors.OUT_OF_MEMORY, "the replica ran out of memory for this job")
+            except Exception as exc:  # noqa: BLE001 - the job fails, the replica serves on
+                return Failed(errors.INTERNAL, f"generation failed on the replica: {type(exc).__name__}: {exc}")
             finally:
+                batch.flush()
                 loop.call_soon_threadsafe(queue.put_nowait, done)
 
         try:
