@@ -6,6 +6,7 @@ only the engine runs on replicas. Settings: docs/ray.md.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +82,7 @@ def start_engine(config: ServerConfig, registry: Callable[[ReplicaSettings], Any
     log.info("deploying %s replica(s) of the engine on Ray (%s GPU, %s CPU each)",
              f"{low}..{high}" if low is not None else most, gpus, config.ray_cpus_per_replica)
     handle = serve.run(app, name=APP_NAME, route_prefix=None)
+    atexit.register(shutdown)  # a joined cluster keeps running: give its GPUs back when the front stops
     return RayEngine(handle, most)
 
 
@@ -89,8 +91,11 @@ def shutdown() -> None:
     import ray
     from ray import serve
 
+    atexit.unregister(shutdown)
     if ray.is_initialized():
         try:
             serve.delete(APP_NAME)
+        except Exception:  # noqa: BLE001 - Serve already gone: nothing left to delete
+            log.warning("could not delete the Ray Serve application", exc_info=True)
         finally:
             ray.shutdown()
