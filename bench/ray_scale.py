@@ -7,7 +7,8 @@ in-process (``BenchEngine``) or on a local Ray (2 CPUs) with replicas of 1 torch
 under ``demo-<side>`` ids, so a job runs the model at exactly its image size.
 
 1. Throughput: ``--jobs`` img2img jobs (``--side``², ``--steps`` steps) from two clients at once, on 1 replica
-   and on 2 replicas (a fresh Ray each, warmed up); jobs/s and the 2/1 ratio (target >= 1.6).
+   and on 2 replicas (a fresh Ray each, warmed up); jobs/s and the 2/1 ratio (target >= 1.6 on CPU). With
+   ``--gpu``: one replica holding GPU 0 vs two replicas sharing it (``ray_gpus_per_replica`` 0.5).
 2. Overhead: the same job alternately on the single-process server (``bench.serve``, a process of its own)
    and on the Ray server (front here, 1 replica), ``--reps`` times per side; overhead = median Ray - median
    in-process (target <= 30 ms); the pixels must be equal.
@@ -64,7 +65,7 @@ def server(engine):
 
 
 @contextmanager
-def ray_engine(replicas: int, sides: list[int]):
+def ray_engine(replicas: int, sides: list[int], gpu: bool = False):
     from ray import cloudpickle
     from underpaint.server.scale import cluster
 
@@ -72,8 +73,9 @@ def ray_engine(replicas: int, sides: list[int]):
 
     for module in (ray_scale, serve):  # the replicas import neither: ship them by value
         cloudpickle.register_pickle_by_value(module)
-    config = ServerConfig(engine="ray", ray_cpus=2, ray_replicas=replicas, threads=1, preload=False,
-                          ray_models_per_replica=len(sides) + 1)
+    config = ServerConfig(engine="ray", ray_cpus=None if gpu else 2, ray_replicas=replicas, threads=1, preload=False,
+                          ray_models_per_replica=len(sides) + 1, device="cuda" if gpu else "cpu",
+                          ray_gpus_per_replica=1.0 / replicas if gpu else 0.0)  # --gpu: the replicas share GPU 0
     engine = cluster.start_engine(config, registry=bench_registry(sides))
     try:
         yield engine
@@ -83,7 +85,7 @@ def ray_engine(replicas: int, sides: list[int]):
 
 def throughput(replicas: int, args: argparse.Namespace, log) -> dict:
     side, card = args.side, common.test_card(args.side).tobytes()
-    with ray_engine(replicas, [side]) as engine, server(engine) as url:
+    with ray_engine(replicas, [side], args.gpu) as engine, server(engine) as url:
         clients = [connect(url), connect(url)]
         model = demo_side_id(side)
 
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--sides", default="64,512", help="image sides of the overhead jobs")
     parser.add_argument("--only", default="throughput,overhead")
+    parser.add_argument("--gpu", action="store_true", help="throughput on CUDA: 1 replica with the GPU vs 2 "
+                        "replicas with half of it each (use a larger --side, e.g. 512)")
     args = parser.parse_args(argv)
     args.sides = [int(s) for s in args.sides.split(",") if s]
     import os
