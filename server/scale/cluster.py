@@ -53,7 +53,11 @@ def connect(config: ServerConfig) -> None:
         return
     kwargs: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "include_dashboard": False}
     if config.ray_address:
-        ray.init(address=config.ray_address, **kwargs)
+        try:
+            ray.init(address=config.ray_address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"setting 'ray_address' is {config.ray_address!r}, but no Ray cluster answers there "
+                              f"(start one with `ray start --head`): {exc}") from None
     else:
         ray.init(num_cpus=config.ray_cpus, **kwargs)
 
@@ -61,11 +65,11 @@ def connect(config: ServerConfig) -> None:
 def start_engine(config: ServerConfig, registry: Callable[[ReplicaSettings], Any] | None = None) -> RayEngine:
     """Deploy (or update) the UnderpaintEngine application and return the front's engine for it.
     ``registry``: builds each replica's model registry (default: the models folders of the settings)."""
+    low, high, most = replica_bounds(config)
+    ray = require_ray()  # a clear ConfigError when the extra is not installed
     from ray import serve
 
-    low, high, most = replica_bounds(config)
     connect(config)
-    import ray
 
     gpus = config.ray_gpus_per_replica
     if gpus is None:  # a replica per GPU where the cluster has GPUs
