@@ -51,6 +51,16 @@ class ServerConfig:
     auth_failures: int = 10  # bad tokens per address per minute before that address is refused for a minute
     max_model_pixels: int | None = None  # cap on the model-side image area (None: the model's native size)
     cache_gb: float = 12.0
+    # engine = "ray": replicas on Ray Serve (docs/ray.md)
+    ray_address: str | None = None  # "auto": the cluster `ray start` runs here; "ray://host:10001"; None: a local Ray
+    ray_cpus: int | None = None  # CPUs of the local Ray started when no address is set (None: all)
+    ray_replicas: int = 1  # a fixed replica count (ignored when autoscaling bounds are set)
+    ray_min_replicas: int | None = None  # autoscaling bounds; either one turns autoscaling on
+    ray_max_replicas: int | None = None
+    ray_gpus_per_replica: float | None = None  # 0.5: two replicas share a GPU; None: 1 where the cluster has GPUs
+    ray_cpus_per_replica: float = 1.0
+    ray_models_per_replica: int = 1  # models one replica keeps loaded (Serve multiplexing routes by model)
+    ray_proxy_port: int | None = None  # Ray Serve's own HTTP proxy (not needed by Underpaint; None: off)
     log_level: str = "info"
     log_json: bool = False
     port_file: Path | None = field(default=None, metadata={"cli_only": True})
@@ -100,7 +110,7 @@ def _convert(name: str, value: Any) -> Any:
         if kind.startswith("int"):
             return None if value in (None, "") else int(value)
         if kind.startswith("float"):
-            return float(value)
+            return None if value in (None, "") and "None" in kind else float(value)
         return None if value in (None, "") else str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name!r} has a bad value {value!r} (expected {kind})") from None

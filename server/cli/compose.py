@@ -31,7 +31,13 @@ def _diffusers_engine(config: ServerConfig) -> Engine:
     return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30))
 
 
-ENGINES: dict[str, Callable[[ServerConfig], Engine]] = {"diffusers": _diffusers_engine}
+def _ray_engine(config: ServerConfig) -> Engine:
+    from ..scale.cluster import start_engine
+
+    return start_engine(config)
+
+
+ENGINES: dict[str, Callable[[ServerConfig], Engine]] = {"diffusers": _diffusers_engine, "ray": _ray_engine}
 
 
 def build_engine(config: ServerConfig) -> Engine:

@@ -20,7 +20,19 @@ SERVE_FLAGS = {  # flag -> (config field, help)
     "--port": ("port", "port to bind (default 7860; 0 picks a free one)"),
     "--token": ("token", "shared secret clients must send (required off loopback, 16+ characters there); prefer "
                 "UNDERPAINT_TOKEN, a flag shows in ps. 'generate': make a random one and print it once"),
-    "--engine": ("engine", "inference backend (default diffusers)"),
+    "--engine": ("engine", "inference backend: diffusers (default, this process) or ray (Ray Serve replicas, "
+                 "docs/ray.md)"),
+    "--ray-address": ("ray_address", "engine ray: the Ray cluster to join ('auto': the one `ray start` runs here; "
+                      "default: start a local Ray)"),
+    "--ray-cpus": ("ray_cpus", "engine ray: CPUs of the local Ray (default: all)"),
+    "--ray-replicas": ("ray_replicas", "engine ray: engine replicas (default 1)"),
+    "--ray-min-replicas": ("ray_min_replicas", "engine ray: autoscaling lower bound (turns autoscaling on)"),
+    "--ray-max-replicas": ("ray_max_replicas", "engine ray: autoscaling upper bound (turns autoscaling on)"),
+    "--ray-gpus-per-replica": ("ray_gpus_per_replica", "engine ray: GPUs per replica (0.5 shares a GPU; default 1 "
+                               "where the cluster has GPUs, else 0)"),
+    "--ray-cpus-per-replica": ("ray_cpus_per_replica", "engine ray: CPUs reserved per replica (default 1)"),
+    "--ray-models-per-replica": ("ray_models_per_replica", "engine ray: models a replica keeps loaded (default 1)"),
+    "--ray-proxy-port": ("ray_proxy_port", "engine ray: also start Ray Serve's HTTP proxy on this port (default: off)"),
     "--device": ("device", "cuda, cuda:N, mps or cpu (default: picked automatically)"),
     "--threads": ("threads", "CPU threads torch may use (default: torch's choice; fewer helps on a busy machine)"),
     "--ssl-certfile": ("ssl_certfile", "TLS certificate (PEM) for wss://"),

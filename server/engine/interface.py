@@ -124,6 +124,11 @@ class Engine(ABC):
         """The ``vocabulary.SAMPLERS`` names this engine maps to a scheduler (advertised in welcome.features)."""
         return ("default",)
 
+    def parallel_jobs(self) -> int:
+        """How many jobs may run at once (the job layer starts one worker each): 1 for a local device, the
+        replica count for an engine that fans out (Ray Serve)."""
+        return 1
+
     def preload(self, model_id: str) -> None:
         """Load a model ahead of its first job (optional; a no-op by default)."""
         return None

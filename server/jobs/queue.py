@@ -1,6 +1,8 @@
-"""Jobs: a fair queue across clients, one worker thread per device, cancel, disconnect and resume.
+"""Jobs: a fair queue across clients, worker threads (one per device or engine replica), cancel, disconnect, resume.
 
-The worker never touches the event loop: every event goes through the job's ``sink``, which the transport
+One in-process device has one worker; an engine with several replicas (Ray Serve) gets one worker per replica, so
+up to one job per free replica runs while the rest wait here, in the same round-robin order.
+Workers never touch the event loop: every event goes through the job's ``sink``, which the transport
 makes thread-safe. Clients take turns (round robin), so one client's long queue cannot starve another.
 """
 
@@ -64,16 +66,20 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, run: Callable[[Job], None], keep_results_s: float = 600.0) -> None:
+    def __init__(self, run: Callable[[Job], None], keep_results_s: float = 600.0, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self._run = run
         self.keep_results_s = keep_results_s
         self._cv = threading.Condition()
         self._queues: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> its queue, in turn order
-        self._running: Job | None = None
+        self._running: list[Job] = []  # at most one per worker
         self._kept: dict[str, Job] = {}
         self._closed = False
-        self._worker = threading.Thread(target=self._work, name="underpaint-worker", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, name=f"underpaint-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        for worker in self._workers:
+            worker.start()
 
     # ------------------------------------------------------------------ called by transports
     def submit(self, client: str, request: JobRequest, sink: Sink, send_key: bool = False) -> Job:
@@ -99,10 +105,10 @@ class JobManager:
                     job.emit(Cancelled(job=job_id))
                     self._update_positions()
                     return True
-            running = self._running
-            if running is not None and running.client == client and running.id == job_id:
-                running.cancel.set()
-                return True
+            for running in self._running:
+                if running.client == client and running.id == job_id:
+                    running.cancel.set()
+                    return True
         return False
 
     def disconnect(self, client: str) -> None:
@@ -113,8 +119,9 @@ class JobManager:
                 if job.keep:
                     job.sink = None
                     self._queues.setdefault(f"detached:{job.key}", deque()).append(job)
-            running = self._running
-            if running is not None and running.client == client:
+            for running in self._running:
+                if running.client != client:
+                    continue
                 if running.keep:
                     running.sink = None
                 else:
@@ -151,10 +158,12 @@ class JobManager:
     def close(self) -> None:
         with self._cv:
             self._closed = True
-            if self._running is not None:
-                self._running.cancel.set()
+            for running in self._running:
+                running.cancel.set()
             self._cv.notify_all()
-        self._worker.join(timeout=30)
+        deadline = time.monotonic() + 30
+        for worker in self._workers:
+            worker.join(timeout=max(deadline - time.monotonic(), 0.1))
 
     # ------------------------------------------------------------------ worker
     def _next(self) -> Job | None:
@@ -200,7 +209,7 @@ class JobManager:
                     self._cv.wait()
                 if self._closed:
                     return
-                self._running = job
+                self._running.append(job)
                 job.state, job.started = "running", time.monotonic()
                 self._update_positions()
             try:
@@ -210,7 +219,7 @@ class JobManager:
                 job.emit(Error(code=errors.INTERNAL, message=f"internal error: {exc}", job=job.id))
             finally:
                 with self._cv:
-                    self._running = None
+                    self._running.remove(job)
                     if job.state != "done":
                         job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
                     if job.keep and job.delivered:  # a result is given out once

@@ -36,7 +36,7 @@ class Service:
         self.upscalers = Upscalers(upscaler_dirs(config.models_dirs), config.allow_pickle,
                                    device=str(getattr(engine, "device", "cpu")))
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels, self.upscalers),
-                               keep_results_s=config.keep_results_s)
+                               keep_results_s=config.keep_results_s, workers=engine.parallel_jobs())
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
         self.connections: Counter[str] = Counter()  # address -> open websockets

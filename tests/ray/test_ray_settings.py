@@ -1,0 +1,42 @@
+"""The `--engine ray` settings: flags, environment and TOML reach the config; bad bounds are refused by name.
+No Ray is started here."""
+
+from __future__ import annotations
+
+import pytest
+from underpaint.server.config import ConfigError, build_config
+from underpaint.server.scale.cluster import replica_bounds
+
+
+def test_flags_environment_and_file_reach_the_ray_settings(tmp_path):
+    file = tmp_path / "server.toml"
+    file.write_text('[server]\nengine = "ray"\nray_address = "auto"\nray_gpus_per_replica = 0.5\n')
+    config = build_config(file, {"ray_max_replicas": "4"}, {"UNDERPAINT_RAY_MIN_REPLICAS": "2"})
+    assert (config.engine, config.ray_address, config.ray_gpus_per_replica) == ("ray", "auto", 0.5)
+    assert replica_bounds(config) == (2, 4, 4)
+    assert build_config(None, {}, {}).ray_gpus_per_replica is None  # None: 1 per replica where there are GPUs
+
+
+def test_a_fixed_count_or_autoscaling_bounds():
+    assert replica_bounds(build_config(None, {"ray_replicas": "3"}, {})) == (None, None, 3)
+    assert replica_bounds(build_config(None, {"ray_max_replicas": "5"}, {})) == (1, 5, 5)
+    assert replica_bounds(build_config(None, {"ray_min_replicas": "0", "ray_max_replicas": "2"}, {})) == (0, 2, 2)
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    ({"ray_replicas": "0"}, "ray_replicas"),
+    ({"ray_min_replicas": "3", "ray_max_replicas": "2"}, "ray_max_replicas"),
+    ({"ray_max_replicas": "0"}, "ray_max_replicas"),
+])
+def test_impossible_replica_settings_are_refused_by_name(flags, named):
+    with pytest.raises(ConfigError, match=named):
+        replica_bounds(build_config(None, flags, {}))
+
+
+def test_the_cli_offers_the_ray_flags():
+    from underpaint.server.cli.main import parser
+
+    args = parser().parse_args(["serve", "--engine", "ray", "--ray-address", "auto", "--ray-replicas", "2",
+                                "--ray-gpus-per-replica", "0.5", "--ray-proxy-port", "8123"])
+    assert (args.engine, args.ray_address, args.ray_replicas, args.ray_gpus_per_replica, args.ray_proxy_port) == (
+        "ray", "auto", "2", "0.5", "8123")
