@@ -227,7 +227,8 @@ def deployment(settings: ReplicaSettings, *, replicas: int, min_replicas: int | 
     if min_replicas is not None or max_replicas is not None:
         low = min_replicas if min_replicas is not None else 1
         options["autoscaling_config"] = {"min_replicas": low, "max_replicas": max(max_replicas or low, low),
-                                         "target_ongoing_requests": 1}
+                                         "target_ongoing_requests": 1,
+                                         "upscale_delay_s": 5, "downscale_delay_s": 600}  # painters wait: up soon
     else:
         options["num_replicas"] = replicas
     return serve.deployment(cls, name="UnderpaintEngine", **options).bind(settings)
