@@ -136,6 +136,17 @@ class LiveSession:
             return f"live: {(len(times) - 1) / max(times[-1] - times[0], 1e-6):.1f} fps"
 
     @property
+    def sent(self) -> int:
+        """The number of the last frame sent (-1 before the first); ``poll`` ends at it once live is idle."""
+        return self._encoder.frame
+
+    @property
+    def idle(self) -> bool:
+        """Every push was sent and every sent frame answered."""
+        with self._cv:
+            return self._pending is None and not self._unanswered
+
+    @property
     def stopped(self) -> bool:
         return self._stopped or self.error is not None
 
