@@ -48,6 +48,8 @@ class LiveFrame:
     pixels: bytes
     params: dict = field(default_factory=dict)  # what produced it (seed included): for Apply
     seed: int = 0
+    pushed_at: float = 0.0  # time.monotonic() of the push whose pixels it was made from
+    timings: dict = field(default_factory=dict)  # the server's seconds (live_result.timings)
 
 
 def live_params(params: Any) -> dict[str, Any]:
@@ -233,9 +235,9 @@ class LiveSession:
             self._fail(_sentence(exc.code, exc.message))
             return
         seed = event.result.seed
-        live = LiveFrame(number, frame.x, frame.y, frame.width, frame.height, frame.pixel_format, pixels,
-                         {**self.params, "seed": seed}, seed)
         pushed = self._answered(number)
+        live = LiveFrame(number, frame.x, frame.y, frame.width, frame.height, frame.pixel_format, pixels,
+                         {**self.params, "seed": seed}, seed, pushed or 0.0, dict(event.result.timings))
         now = time.monotonic()
         with self._cv:
             self._failures = 0

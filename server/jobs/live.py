@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.frames import Frame
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.live import cell_of, frame_hash, grid, tile_digest
 from underpaint.protocol.live_messages import LiveError, LiveResult, LiveSkipped, LiveStart, LiveStarted, LiveStopped
@@ -35,10 +36,10 @@ from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.vocabulary import BYTES_PER_PIXEL, MAX_SEED, PNG_FORMATS
 
-from .. import imaging
 from ..engine.interface import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
 from .cancel import CancelFlag
-from .handlers import HANDLERS, Inputs, Model
+from .handlers import Model
+from .live_frames import cut, paste
 from .queue import JobManager, Task
 
 log = logging.getLogger("underpaint.live")
@@ -84,10 +85,10 @@ class LiveStreams:
     """Every live stream of the server, keyed by (connection, stream)."""
 
     def __init__(self, engine: Engine, jobs: JobManager, limits: Limits, max_model_pixels: int | None = None,
-                 abandon_before: float = ABANDON_BEFORE) -> None:
+                 abandon_before: float | None = None) -> None:
         self.engine, self.jobs, self.limits = engine, jobs, limits
         self.max_model_pixels = max_model_pixels
-        self.abandon_before = abandon_before
+        self.abandon_before = ABANDON_BEFORE if abandon_before is None else abandon_before  # 0: never
         self._streams: dict[tuple[str, str], Stream] = {}
         self._lock = threading.Lock()
 
@@ -236,13 +237,12 @@ class LiveStreams:
             if stream.closed or stream.stopping or stream.waiting is None or stream.key is None:
                 return
             number, stream.waiting = stream.waiting, None
-            x, y, width, height, fmt = stream.key
             assert stream.canvas is not None
-            image = imaging.decode_pixels(memoryview(stream.canvas), width, height, fmt)  # the snapshot (a copy)
+            snapshot, key = bytearray(stream.canvas), stream.key  # the frame to run, as it is now (a copy)
             run = stream.running = _Run(number)
             applied = stream.applied_s
         try:
-            frame, timings = self._generate(stream, run, image, x, y, fmt)
+            frame, timings = self._generate(stream, run, snapshot, key)
         except JobCancelled:
             frame = None
         except ProtocolError as exc:  # EngineError included
@@ -269,12 +269,10 @@ class LiveStreams:
             stream.sink(LiveResult(stream=stream.name, frame=number, seed=stream.seed,
                                    timings={k: round(max(v, 0.0), 6) for k, v in timings.items()}))
 
-    def _generate(self, stream: Stream, run: _Run, image: np.ndarray, x: int, y: int, fmt: str):
+    def _generate(self, stream: Stream, run: _Run, snapshot: bytearray, key: tuple):
         start = stream.start
         t0 = time.perf_counter()
-        rect = Rect(x, y, image.shape[1], image.shape[0])
-        prepared = HANDLERS["img2img"].prepare(Inputs(image, rect, {}), start,  # type: ignore[arg-type]
-                                              Model(stream.resolution, self.max_model_pixels))
+        piece = cut(snapshot, key, start.result_format, Model(stream.resolution, self.max_model_pixels))
         extra = {}
         if "tiny_vae" in _REQUEST_FIELDS:
             extra["tiny_vae"] = True  # live frames take the fast autoencoder when the engine has one
@@ -283,7 +281,7 @@ class LiveStreams:
         request = GenerationRequest(kind="img2img", model=stream.model, prompt=start.prompt,
                                     negative_prompt=start.negative_prompt, strength=start.strength, steps=start.steps,
                                     guidance=start.guidance, seed=stream.seed, batch=1, sampler=start.sampler,
-                                    image=prepared.model_image, **extra)
+                                    image=piece.model_image, **extra)
 
         def on_step(info: StepInfo) -> None:
             run.step, run.total = info.step, info.total
@@ -291,10 +289,14 @@ class LiveStreams:
         t_run = time.perf_counter()
         [generated] = self.engine.generate(request, on_step, run.cancel)
         t_done = time.perf_counter()
-        pixels = imaging.encode_pixels(imaging.finish(prepared, generated), start.result_format)
-        region = prepared.region
-        frame = make_frame(start.stream, "result", pixels, region.width, region.height, start.result_format,
-                           start.result_encoding, region.x, region.y, run.frame & 0xFFFF)
+        pixels, region = paste(piece, generated, start.result_format), piece.region
+        if start.result_encoding == "raw":  # no copy: the frame's payload is the pasted pixels
+            frame = Frame(job=start.stream, role="result", width=region.width, height=region.height,
+                          pixel_format=start.result_format, payload=pixels, x=region.x, y=region.y,  # type: ignore
+                          index=run.frame & 0xFFFF)
+        else:
+            frame = make_frame(start.stream, "result", bytes(pixels), region.width, region.height,
+                               start.result_format, start.result_encoding, region.x, region.y, run.frame & 0xFFFF)
         t_end = time.perf_counter()
         return frame, {"prepare_s": t_run - t0, "inference_s": t_done - t_run, "encode_s": t_end - t_done}
 
