@@ -270,6 +270,8 @@ def _sentence(code: str, message: str) -> str:
     """One short sentence for the host's live label: what happened, and that live stopped."""
     if code in (errors.CONNECTION_FAILED, errors.CONNECTION_LOST, errors.NOT_READY):
         return "Server unavailable — live stopped."
+    if code == errors.UNSUPPORTED and "did not advertise" in message and "'live'" in message:
+        return "This plugin's connection was opened without live painting (reconnect) — live stopped."
     if code == errors.UNSUPPORTED and "'live'" in message:
         return "This server has no live painting (update the server) — live stopped."
     return f"{explain(code, message)} Live stopped."

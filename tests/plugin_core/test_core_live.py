@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from support.server import running_process
 from underpaint.protocol.client import Client
+from underpaint.protocol.plugin_core import params
 from underpaint.protocol.plugin_core.live import LiveFrame, LiveSession, live_params
 
 W = H = 64
@@ -50,6 +51,12 @@ class Params:
     def submit_fields(self) -> dict:
         return {"kind": "img2img", "model": None, "prompt": "live", "negative_prompt": "", "strength": 0.5,
                 "steps": 2, "guidance": 7.0, "seed": 1234, "sampler": "default", "batch": 1}
+
+
+def test_plugins_advertise_live_when_they_have_it():
+    assert "live" in params.client_features(live=True) and "live" not in params.client_features()
+    assert params.offer(params.client_features(live=True)).live
+    assert not params.offer(params.client_features(live=True), params.client_features()).live
 
 
 def test_params_from_an_object_a_mapping_or_attributes():
@@ -137,8 +144,8 @@ def test_a_corrupted_base_is_repaired_by_a_full_frame(client):
         session.stop()
 
 
-def test_a_server_without_live_gives_one_sentence(server):
-    client = Client(server[0], features=("kind:img2img",))
+def test_a_connection_without_live_gives_one_sentence(server):
+    client = Client(server[0], features=params.client_features())  # a plugin that did not ask for live
     client.connect()
     client.wait_connected(30)
     try:
@@ -147,7 +154,8 @@ def test_a_server_without_live_gives_one_sentence(server):
         deadline = time.monotonic() + 10
         while session.error is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert session.error == "This server has no live painting (update the server) — live stopped."
+        assert session.error == ("This plugin's connection was opened without live painting (reconnect) — live "
+                                 "stopped.")
         assert session.status == session.error and not session.push(bytes(canvas(9)), W, H, "rgba8")
     finally:
         client.close(wait=True)
