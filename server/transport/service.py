@@ -17,11 +17,12 @@ from ..config import ServerConfig, protocol_limits
 from ..engine.interface import Engine
 from ..engine.upscalers import Upscalers, upscaler_dirs
 from ..jobs.handlers import HANDLERS, kinds_for
+from ..jobs.live import LiveStreams
 from ..jobs.queue import JobManager
 from ..jobs.runner import JobRunner, preview_encodings
 from .security import AuthLimiter
 
-FLAGS = ("resume", "resume_key", "tiled")  # keep_result + resume (with the job's key); full-resolution runs
+FLAGS = ("resume", "resume_key", "tiled", "live")  # kept jobs + resume (with the key); tiled runs; live streams
 
 
 class Service:
@@ -37,6 +38,7 @@ class Service:
                                    device=str(getattr(engine, "device", "cpu")))
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels, self.upscalers),
                                keep_results_s=config.keep_results_s, workers=engine.parallel_jobs())
+        self.live = LiveStreams(engine, self.jobs, self.limits, config.max_model_pixels)
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
         self.connections: Counter[str] = Counter()  # address -> open websockets
