@@ -11,7 +11,7 @@ from underpaint.protocol.geometry import Rect
 from underpaint.protocol.vocabulary import PIXEL_FORMATS
 
 from .. import imaging
-from .handlers import HANDLERS, Inputs, Model
+from .handlers import Model
 
 
 @dataclass
@@ -33,7 +33,8 @@ def cut(snapshot: bytearray, key: tuple, result_format: str, model: Model) -> Cu
         colour = [row.layout.index(c) for c in "RGB"]
         return Cut(region, pixels[..., colour], pixels, colour)
     image = imaging.decode_pixels(snapshot, width, height, fmt)
-    prepared = HANDLERS["img2img"].prepare(Inputs(image, region, {}), None, model)  # type: ignore[arg-type]
+    # live frames always run at the model's size (never tiled): the job pipeline's img2img fit
+    prepared = imaging.prepare(image, region, None, "img2img", model.resolution, 0, 0, 0, model.max_pixels)
     return Cut(prepared.region, prepared.model_image, prepared=prepared)
 
 

@@ -262,4 +262,4 @@ class JobManager:
         finally:
             task.state = "done"
             with self._cv:
-                self._running = None
+                self._running[:] = [r for r in self._running if r is not task]
