@@ -28,7 +28,7 @@ from . import tile_plan
 from .interface import CancelToken, GenerationRequest, StepInfo
 from .previews import X0Capture, render_latent_preview
 
-LATENT_SCALE = 8  # pixels per latent pixel (every SD VAE)
+LATENT_SCALE = 8  # pixels per latent pixel (every SD VAE; a pipeline's own ``vae_scale_factor`` wins)
 OVERLAP = 4  # a quarter of a tile is shared with each neighbour
 KEEP_FULL_BELOW = 0.3  # detail_keep: the whole reconstruction error below this strength ...
 
@@ -40,9 +40,9 @@ def detail_keep(strength: float) -> float:
     return float(np.clip((TILED_MAX_STRENGTH - strength) / span, 0.0, 1.0))
 
 
-def tile_side(resolution: int) -> int:
+def tile_side(resolution: int, scale: int = LATENT_SCALE) -> int:
     """The latent side of one tile: the model's native side."""
-    return max(8, resolution // LATENT_SCALE)
+    return max(8, resolution // scale)
 
 
 @contextlib.contextmanager
@@ -80,9 +80,10 @@ def _to_rgb8(pixels: Any) -> np.ndarray:
 class _Conditioning:
     """The prompt embeddings (negative first, when guidance runs) and SDXL's extra per-tile conditioning."""
 
-    def __init__(self, pipe: Any, request: GenerationRequest, device: str, guided: bool) -> None:
+    def __init__(self, pipe: Any, request: GenerationRequest, device: str, guided: bool, scale: int) -> None:
         import torch
 
+        self.scale = scale
         batch = request.batch
         self.sdxl = hasattr(pipe, "text_encoder_2")
         if self.sdxl:
@@ -106,7 +107,7 @@ class _Conditioning:
 
         key = (height, width)
         if key not in self._time_ids:
-            size = [height * LATENT_SCALE, width * LATENT_SCALE]
+            size = [height * self.scale, width * self.scale]
             rows = [size + [0, 0] + ([6.0] if self.aesthetic else size)]
             if self.guided:
                 rows = [size + [0, 0] + ([2.5] if self.aesthetic else size)] + rows
@@ -125,10 +126,12 @@ def run_tiled(pipe: Any, request: GenerationRequest, mask: np.ndarray | None, fa
 
     device, unet, scheduler = pipe._execution_device, pipe.unet, pipe.scheduler
     dtype, batch = unet.dtype, request.batch
-    height, width = request.image.shape[0] // LATENT_SCALE, request.image.shape[1] // LATENT_SCALE
+    scale = int(getattr(pipe, "vae_scale_factor", LATENT_SCALE))
+    height, width = request.image.shape[0] // scale, request.image.shape[1] // scale
+    side = tile_side(resolution, scale)
     guided = request.guidance > 1.0 and getattr(unet.config, "time_cond_proj_dim", None) is None
     with torch.inference_mode():
-        cond = _Conditioning(pipe, request, device, guided)
+        cond = _Conditioning(pipe, request, device, guided, scale)
         scheduler.set_timesteps(request.steps, device=device)
         timesteps, _ = pipe.get_timesteps(request.steps, request.strength, device)
         image = _to_tensor(request.image, device, pipe.vae.dtype)
@@ -151,9 +154,9 @@ def run_tiled(pipe: Any, request: GenerationRequest, mask: np.ndarray | None, fa
             latents = noise * scheduler.init_noise_sigma
         else:
             latents = scheduler.add_noise(source, noise, timesteps[:1].repeat(batch))
-        tiles = tile_plan.layout(width, height, tile_side(resolution), tile_side(resolution) // OVERLAP)
-        weights = [torch.from_numpy(w).to(device, dtype) for w in
-                   tile_plan.weights(tiles, width, height, tile_side(resolution) // OVERLAP)]
+        overlap = side // OVERLAP
+        tiles = tile_plan.layout(width, height, side, overlap)
+        weights = [torch.from_numpy(w).to(device, dtype) for w in tile_plan.weights(tiles, width, height, overlap)]
         stochastic = "generator" in inspect.signature(scheduler.step).parameters  # euler_a, ddim with eta
         step_kwargs = {"generator": torch.Generator("cpu").manual_seed(request.seed)} if stochastic else {}
         last_preview = None

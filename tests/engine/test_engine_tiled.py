@@ -265,3 +265,55 @@ def test_one_tile_batch_at_a_time(small_tiles, wide, monkeypatch, CancelFlag):
     monkeypatch.setattr(unet, "forward", lambda *a, **k: shapes.append(tuple(a[0].shape)) or original(*a, **k))
     small_tiles.generate(tiled_request(wide, batch=2), lambda info: None, CancelFlag())
     assert shapes and set(shapes) == {(4, 4, 16, 16)}  # batch 2 x guidance 2, one 16x16-latent tile per call
+
+
+def tiny_sdxl(tmp_path):
+    """An SDXL img2img pipeline with tiny random weights (two text encoders, text_time conditioning) and a
+    two-level VAE (latents at 1/2): enough to run the SDXL path of a tiled run."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from underpaint.server.engine.demo_model import write_tokenizer
+
+    n = write_tokenizer(tmp_path / "tok")
+    tok = CLIPTokenizer.from_pretrained(str(tmp_path / "tok"), model_max_length=77)
+    torch.manual_seed(0)
+    cfg = CLIPTextConfig(vocab_size=n, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                         max_position_embeddings=77, bos_token_id=n - 2, eos_token_id=n - 1, pad_token_id=n - 1,
+                         projection_dim=32)
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=64, attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80)
+    vae = AutoencoderKL(block_out_channels=(32, 32), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, sample_size=64)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    pipe = StableDiffusionXLImg2ImgPipeline(vae=vae.eval(), text_encoder=CLIPTextModel(cfg).eval(),
+                                            text_encoder_2=CLIPTextModelWithProjection(cfg).eval(), tokenizer=tok,
+                                            tokenizer_2=tok, unet=unet.eval(), scheduler=scheduler,
+                                            requires_aesthetics_score=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_sdxl_runs_tiled_with_its_size_conditioning(tmp_path):
+    pipe = tiny_sdxl(tmp_path)
+    shapes = []
+    original = pipe.unet.forward
+
+    def spy(sample, t, encoder_hidden_states=None, added_cond_kwargs=None, **kwargs):
+        shapes.append((tuple(sample.shape), tuple(added_cond_kwargs["time_ids"].shape),
+                       added_cond_kwargs["time_ids"][0].tolist()))
+        return original(sample, t, encoder_hidden_states=encoder_hidden_states, added_cond_kwargs=added_cond_kwargs,
+                        **kwargs)
+
+    pipe.unet.forward = spy
+    image = np.random.default_rng(0).integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    request = tiled_request(image, batch=2)
+    total = steps_to_run(pipe.scheduler, request.steps, request.strength)
+    out = tiled.run_tiled(pipe, request, None, "sdxl", total, X0Capture(pipe.scheduler), lambda i: None, _Never(), 64)
+    assert [o.shape for o in out] == [(96, 160, 3)] * 2
+    # latent 48x80 in 32-latent tiles: each call is one tile x batch 2 x guidance 2, sized as a 64 px image
+    assert {s[0] for s in shapes} == {(4, 4, 32, 32)} and {s[1] for s in shapes} == {(4, 6)}
+    assert shapes[0][2] == [64.0, 64.0, 0.0, 0.0, 64.0, 64.0]
