@@ -43,6 +43,9 @@ EMPTY_MASK = "empty_mask"
 # Server-side job failures.
 OUT_OF_MEMORY = "out_of_memory"
 MODEL_LOAD_FAILED = "model_load_failed"
+UNKNOWN_LORA = "unknown_lora"
+INCOMPATIBLE_LORA = "incompatible_lora"  # another model family, or layers the model does not have
+LORA_LOAD_FAILED = "lora_load_failed"  # a damaged or non-LoRA file
 INTERNAL = "internal"
 
 # Client-side transport failures (never sent by a server).

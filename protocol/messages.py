@@ -25,8 +25,10 @@ from .vocabulary import (
     INPUT_ROLES,
     JOB_ID_CHARS,
     KINDS,
+    LORA_WEIGHT,
     MAX_FEATURES,
     MAX_JOB_ID,
+    MAX_LORAS,
     MAX_PROMPT,
     MAX_SEED,
     MAX_TEXT_BYTES,
@@ -134,6 +136,23 @@ class ModelInfo(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoraInfo(Record):
+    """A LoRA the server offers (feature ``lora``); it applies to models of the same ``family`` only."""
+
+    id: str = _f(str, required=True, max_len=512)
+    name: str = _f(str, required=True, max_len=512)
+    family: str = _f(str, required=True, max_len=32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraChoice(Record):
+    """One LoRA of a job: a ``LoraInfo.id`` and its weight (0 = as if not named)."""
+
+    id: str = _f(str, required=True, max_len=512)
+    weight: float = _range(float, LORA_WEIGHT)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Limits(Record):
     max_pixels: int = _f(int, required=True, lo=1)
     max_frame_bytes: int = _f(int, required=True, lo=1)
@@ -199,8 +218,13 @@ class Submit(Message):
     result_encoding: str = _f(str, default="raw", choices=IMAGE_ENCODINGS)
     result_tile: int = _f(int, default=0, lo=0, hi=MAX_TILE_SIDE)
     keep_result: bool = _f(bool, default=False, feature="resume")
+    loras: tuple[LoraChoice, ...] = _f(list, default=tuple, item=LoraChoice, max_len=MAX_LORAS, feature="lora")
 
     def __post_init__(self) -> None:
+        ids = [lora.id for lora in self.loras]
+        for i, lora_id in enumerate(ids):
+            if lora_id in ids[:i]:
+                raise ProtocolError(errors.BAD_VALUE, f"'loras' names {lora_id!r} twice", f"loras[{i}].id", self.job)
         if 0 < self.result_tile < MIN_TILE_SIDE:
             raise ProtocolError(errors.OUT_OF_RANGE, f"'result_tile' must be 0 or {MIN_TILE_SIDE}..{MAX_TILE_SIDE} "
                                 f"(got {self.result_tile})", "result_tile", self.job)
@@ -240,6 +264,7 @@ class Welcome(Message):
     models: tuple[ModelInfo, ...] = _f(list, default=tuple, item=ModelInfo, max_len=10_000)
     defaults: Defaults = _f(Defaults, required=True)
     limits: Limits = _f(Limits, required=True)
+    loras: tuple[LoraInfo, ...] = _f(list, default=tuple, item=LoraInfo, max_len=10_000, feature="lora")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,7 @@ from .interface import (
 from .loader import PipelineCache, Pipelines, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
 from .previews import X0Capture, render_latent_preview
 from .registry import ModelSource
-from .samplers import SCHEDULERS, make_scheduler
+from .samplers import SCHEDULERS, call_kwargs, check_steps, make_scheduler
 
 _SEED_MOD = 2**64
 
@@ -80,6 +80,7 @@ def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
         )
     if request.batch < 1:
         raise EngineError(errors.OUT_OF_RANGE, f"batch {request.batch} must be >= 1", "batch")
+    check_steps(request.sampler, request.steps)
     if request.guidance < 0:
         raise EngineError(errors.OUT_OF_RANGE, f"guidance {request.guidance} must be >= 0", "guidance")
     if request.seed < 0:
@@ -229,6 +230,7 @@ class DiffusersEngine(Engine):
             ],
             "output_type": "np",
             "callback_on_step_end": on_step_end,
+            **call_kwargs(request.sampler),
         }
         if use_inpaint:
             if request.kind == "inpaint":
