@@ -31,6 +31,7 @@ from ..engine.interface import (
     EngineError,
     GenerationRequest,
     JobCancelled,
+    LoraUse,
     PreviewPolicy,
     StepInfo,
     denoising_steps,
@@ -164,7 +165,7 @@ class JobRunner:
             kind=handler.pipeline, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
             strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
             sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
-            preview=preview_policy(submit),
+            preview=preview_policy(submit), loras=tuple(LoraUse(lora.id, lora.weight) for lora in submit.loras),
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 from underpaint.protocol import vocabulary
-from underpaint.protocol.messages import Defaults, ModelInfo, Welcome
+from underpaint.protocol.messages import Defaults, LoraInfo, ModelInfo, Welcome
 from underpaint.protocol.server_connection import BufferPool
 
 from .. import __version__
@@ -29,8 +29,9 @@ class Service:
         self.config = config
         self.engine = engine
         self.limits = protocol_limits(config)
+        lora = ("lora",) if engine.list_loras() else ()  # the server has LoRA files to offer
         self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
-                                            encodings=preview_encodings(), flags=FLAGS)
+                                            encodings=preview_encodings(), flags=FLAGS + lora)
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
@@ -58,6 +59,7 @@ class Service:
                       resolution=m.resolution, default=m.id == default, note=m.note)
             for m in self.engine.list_models()
         )
+        loras = tuple(LoraInfo(id=lo.id, name=lo.name, family=lo.family) for lo in self.engine.list_loras())
         return Welcome(protocol=vocabulary.PROTOCOL_VERSION, server_version=__version__,
                        device=self.engine.device_name(), models=models, defaults=Defaults(model=default),
-                       limits=self.limits, features=self.features)
+                       limits=self.limits, features=self.features, loras=loras)
