@@ -216,7 +216,7 @@ class DiffusersEngine(Engine):
         base = pipes.inpaint if use_inpaint else pipes.img2img
         family = pipes.spec.family
         warm = warm_state(pipes)
-        warm.loras.apply(base, [pipes.img2img, pipes.inpaint], family, loras)
+        warm.loras.apply(base, [p for p in (pipes.img2img, pipes.inpaint) if p is not None], family, loras)
         tiny = None
         if request.tiny_vae and self.tiny_vaes is not None:
             tiny = self.tiny_vaes.get(family, base.vae, self.device, self.dtype)
