@@ -78,3 +78,20 @@ def test_a_lora_of_another_family_is_a_job_error_and_the_server_goes_on(client: 
         job(client, loras=(LoraChoice(id="missing", weight=1.0),))
     assert info.value.code == "unknown_lora"
     assert job(client).shape == (64, 64, 4)
+
+
+def test_models_lists_the_loras_and_tiny_vaes_beside_a_comfyui_checkpoints_folder(tmp_path: Path) -> None:
+    from test_server_cli import underpaint
+
+    models = tmp_path / "ComfyUI" / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    write_sd15_shaped(models / "loras" / "styles" / "ink.safetensors")
+    (models / "loras" / "notes.safetensors").write_bytes(b"junk")
+    for part in ("encoder", "decoder"):
+        write_sd15_shaped(models / "vae_approx" / f"taesdxl_{part}.safetensors")
+    done = underpaint("models", "--models-dir", str(models / "checkpoints"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
+    assert "lora styles/ink sd1" in lines
+    assert any(line.startswith("lora notes.safetensors skipped:") for line in lines)
+    assert "tiny VAE taesdxl sdxl" in lines
