@@ -150,3 +150,20 @@ def test_comfyui_and_a1111_lora_folders_are_found_beside_the_models(tmp_path: Pa
         folder.mkdir(parents=True)
     found = default_lora_dirs([comfy / "checkpoints", a1111 / "Stable-diffusion"])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["ComfyUI/models/loras", "webui/models/Lora"]
+
+
+def test_least_recently_used_loras_are_removed_and_reload_the_same(
+    lora_engine: DiffusersEngine, make_request: Make, CancelFlag, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from underpaint.server.engine import lora
+
+    monkeypatch.setattr(lora, "MAX_RESIDENT", 1)
+    pipes = lora_engine.pipelines("demo")
+    slots = warm_state(pipes).loras
+    first = run(lora_engine, with_loras(make_request, ("style_peft", 1.0)), CancelFlag)
+    run(lora_engine, with_loras(make_request, ("other", 1.0)), CancelFlag)
+    assert list(slots.resident) == [lora.adapter_name(lora_engine.loras.source("other"))]
+    assert list(pipes.img2img.unet.peft_config) == list(slots.resident)  # the other one left the modules
+    loads = slots.loads
+    assert np.array_equal(run(lora_engine, with_loras(make_request, ("style_peft", 1.0)), CancelFlag), first)
+    assert slots.loads == loads + 1
