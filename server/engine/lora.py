@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +223,6 @@ class LoraSlots:
     resident: OrderedDict[str, None] = field(default_factory=OrderedDict)
     targets: dict[str, set[str]] = field(default_factory=dict)  # adapter -> the module prefixes it has layers for
     active: dict[int, tuple[tuple[str, float], ...]] = field(default_factory=dict)  # id(module) -> weights set
-    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def apply(self, pipe: Any, all_pipes: list[Any], family: str, uses: list[tuple[LoraSource, float]]) -> None:
         """Inject what ``uses`` needs into ``pipe`` (once), then activate exactly those at their weights."""
