@@ -23,9 +23,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lora_engine(demo, folder: Path) -> DiffusersEngine:
-    from conftest import StubRegistry
-
+def lora_engine(demo, folder: Path, StubRegistry) -> DiffusersEngine:
     engine = DiffusersEngine(StubRegistry(demo), device="cpu")
     pipes = engine.pipelines("demo")
     unet, text = pipes.img2img.unet, pipes.img2img.text_encoder

@@ -96,9 +96,7 @@ def test_taesd_files_load_as_the_published_network(vae_approx: Path, reference) 
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(demo, vae_approx: Path) -> DiffusersEngine:
-    from conftest import StubRegistry
-
+def tiny_engine(demo, vae_approx: Path, StubRegistry) -> DiffusersEngine:
     return DiffusersEngine(StubRegistry(demo), device="cpu", tiny_vaes=TinyVaes([vae_approx]))
 
 
@@ -120,10 +118,9 @@ def test_live_frames_use_the_tiny_vae_and_others_the_full_one(
 
 
 def test_a_diffusers_autoencoder_tiny_folder_is_used_like_the_files(
-    tmp_path: Path, demo, vae_approx: Path, tiny_engine: DiffusersEngine, make_request: Make, CancelFlag
+    tmp_path: Path, demo, vae_approx: Path, tiny_engine: DiffusersEngine, make_request: Make, CancelFlag,
+    StubRegistry,
 ) -> None:
-    from conftest import StubRegistry
-
     [source] = find_tiny_vaes([vae_approx])
     load_tiny_vae(source, "cpu", torch.float32).save_pretrained(tmp_path / "taesd")
     assert [s.folder for s in find_tiny_vaes([tmp_path])] == [tmp_path / "taesd"]
@@ -133,10 +130,8 @@ def test_a_diffusers_autoencoder_tiny_folder_is_used_like_the_files(
 
 
 def test_a_tiny_vae_that_does_not_fit_the_model_is_not_used(
-    tmp_path: Path, demo, engine: DiffusersEngine, make_request: Make, CancelFlag
+    tmp_path: Path, demo, engine: DiffusersEngine, make_request: Make, CancelFlag, StubRegistry
 ) -> None:
-    from conftest import StubRegistry
-
     AutoencoderTiny(encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8), num_encoder_blocks=(1, 1),
                     num_decoder_blocks=(1, 1)).save_pretrained(tmp_path / "taesd_small")  # 1/2 latents, not 1/8
     odd = DiffusersEngine(StubRegistry(demo), device="cpu", tiny_vaes=TinyVaes([tmp_path]))
