@@ -24,7 +24,7 @@ CLIENT_NAME = "underpaint-gimp"
 CLIENT_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 256
 PREVIEW_FORMATS = ("rgba8", "rgb8", "graya8", "gray8", "rgba16", "graya16", "gray16")
-FEATURES = core.params.client_features()  # previews come raw: GIMP shows no jpeg/webp frames
+FEATURES = core.params.client_features(lora=True)  # previews come raw: GIMP shows no jpeg/webp frames
 # wire field names as the dialog labels them (for the error sentences)
 LABELS = {"steps": "Steps", "batch": "Images", "guidance": "Guidance", "strength": "Strength", "seed": "Seed",
           "negative_prompt": "Negative prompt", "prompt": "Prompt", "model": "Model", "sampler": "Sampler"}
@@ -73,8 +73,9 @@ def build_submit(job: str, params: JobParams, spec: PixelSpec, previews: bool = 
                                       min_interval_ms=200)
     # The selection's grey levels are the feathering: the server must not grow or feather it again.
     inpaint = messages.InpaintOptions(feather=0, grow=0, context=params.context)
+    loras = tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(params.loras))
     return messages.Submit(job=job, **params.submit_fields(), preview=preview, inpaint=inpaint,
-                           result_format=spec.wire_format, result_encoding="zlib")
+                           result_format=spec.wire_format, result_encoding="zlib", loras=loras)
 
 
 def build_frames(job: str, plan: Plan, spec: PixelSpec, image: bytes, mask: bytes | None) -> tuple[Any, Any]:
@@ -104,7 +105,10 @@ def server_problem(welcome: Any, submit: Any, pixels: int) -> str | None:
     if problem is None and submit.sampler not in offer.samplers:
         problem = (f"This server does not offer the sampler {submit.sampler!r} (it offers "
                    f"{', '.join(offer.samplers)}): pick another sampler.")
-    return problem
+    chosen = [(lora.id, lora.weight) for lora in submit.loras]
+    if problem is None and chosen and not offer.lora:
+        problem = "This server offers no LoRAs: clear the LoRAs field (or update the server)."
+    return problem or core.params.lora_problem(welcome, chosen, submit.model)
 
 
 class JobRunner:

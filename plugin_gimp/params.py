@@ -61,6 +61,8 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("sampler", "choice", "S_ampler", "Sampler; 'default' lets the server decide", "default",
             choices=SAMPLERS),
     ArgSpec("model", "string", "_Model", "Model id; empty uses the server's default model", ""),
+    ArgSpec("loras", "string", "Lo_RAs", "LoRA ids, comma-separated, each with an optional :weight from -4 to 4 "
+            "(e.g. styles/ink:0.6); empty for none", ""),
     ArgSpec("context", "int", "Conte_xt", "Pixels of surrounding image sent along as context",
             *_range(vocabulary.CONTEXT), kinds=(INPAINT,)),
     ArgSpec("server-url", "string", "Server _URL",
@@ -103,6 +105,7 @@ class JobParams:
     token: str | None
     context: int = CONTEXT_DEFAULT
     batch: int = 1
+    loras: str = ""  # as typed: "id:weight, id" (core.params.loras)
 
     def submit_fields(self) -> dict[str, Any]:
         """The fields of a protocol ``Submit`` these parameters decide (not job id or formats)."""
@@ -123,6 +126,8 @@ class JobParams:
     def record(self) -> dict[str, Any]:
         """What the result layer remembers (no token: parasites are saved in .xcf files)."""
         data = self.submit_fields()
+        if self.loras:
+            data.update(loras=self.loras)
         if self.kind == INPAINT:
             data.update(context=self.context)
         return data
@@ -158,6 +163,7 @@ def parse_params(kind: str, values: Mapping[str, Any]) -> JobParams:
     if url:
         url = normalize_url(url)
     seed = v["seed"]
+    core.params.loras(v["loras"], label="loras")  # a bad entry is a ParamError naming it
     return JobParams(
         kind=kind,
         prompt=v["prompt"],
@@ -172,6 +178,7 @@ def parse_params(kind: str, values: Mapping[str, Any]) -> JobParams:
         token=v["token"].strip() or None,
         context=v.get("context", CONTEXT_DEFAULT),
         batch=v["batch"],
+        loras=v["loras"].strip(),
     )
 
 
@@ -185,7 +192,7 @@ def normalize_url(text: str) -> str:
 
 _RECORD_FIELDS = {"prompt": "prompt", "negative_prompt": "negative-prompt", "strength": "strength",
                   "steps": "steps", "guidance": "cfg", "seed": "seed", "sampler": "sampler", "model": "model",
-                  "context": "context", "batch": "batch"}
+                  "context": "context", "batch": "batch", "loras": "loras"}
 
 
 def values_from_record(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:

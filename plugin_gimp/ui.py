@@ -153,6 +153,10 @@ def build_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title:
     if "token" in names:  # typed like a password
         dialog.get_widget("token", GimpUi.LabelEntry.__gtype__).get_entry().set_visibility(False)
     dialog.fill(layout)
+    if "loras" in names and welcome is not None:  # say which LoRAs this server has
+        offered = ", ".join(f"{lora.id} ({lora.family})" for lora in welcome.loras[:40]) or "none"
+        entry = dialog.get_widget("loras", GimpUi.LabelEntry.__gtype__)
+        entry.set_tooltip_text(f"LoRA ids, comma-separated, each with an optional :weight.\nOn this server: {offered}")
     if "model" in names:
         spec = next(spec for spec in specs if spec.name == "model")
         models = welcome.models if welcome is not None else ()

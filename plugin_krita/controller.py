@@ -25,7 +25,7 @@ PLUGIN_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 512
 PREVIEW_INTERVAL_MS = 200
 PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
-FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True)
+FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True, lora=True)
 _explain = core.sentences.explain
 
 
@@ -190,6 +190,10 @@ class Controller:
         problem = (core.params.limit_problem(self.welcome.limits, params.steps, params.batch)
                    or core.params.model_problem(self.welcome, params.model)
                    or (kind and core.params.kind_problem(self.offer().kinds, kind)))
+        chosen = core.params.loras(params.loras)
+        if problem is None and chosen and not self.offer().lora:
+            problem = "This server offers no LoRAs: clear the LoRAs field (or update the server)."
+        problem = problem or core.params.lora_problem(self.welcome, chosen, params.model)
         if problem:
             raise UserError(problem)
 
@@ -203,7 +207,8 @@ class Controller:
             job=job.id, kind=cap.kind, model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
             strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch, preview=preview,
             inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
-            result_format=cap.pixel_format, result_encoding="zlib", keep_result=self.offer().resume)
+            result_format=cap.pixel_format, result_encoding="zlib", keep_result=self.offer().resume,
+            loras=tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(p.loras)))
         job.track.kept = submit.keep_result
         inputs: dict[str, frames.Frame | None] = {"image": ppixels.make_frame(
             job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format, "zlib", region.x, region.y)}

@@ -106,6 +106,8 @@ class UnderpaintDocker(DockWidget):
         self.negative = _named(qt.QPlainTextEdit(), "negative")
         self.negative.setPlaceholderText("What to avoid (optional)")
         self.negative.setMaximumHeight(50)
+        self.loras = _named(qt.QLineEdit(), "loras")
+        self.loras.setPlaceholderText("LoRA ids, e.g. styles/ink:0.6 (optional)")
         self.strength = _spin("strength", *_bounds(vocabulary.STRENGTH), 2)
         self.steps = _spin("steps", *_bounds(vocabulary.STEPS))
         self.cfg = _spin("cfg", *_bounds(vocabulary.GUIDANCE), 1)
@@ -123,8 +125,9 @@ class UnderpaintDocker(DockWidget):
         for widget in (self.seed_random, self.seed, last):
             seed_row.addWidget(widget)
         for label, widget in (("Prompt", self.prompt), ("Negative", self.negative), ("Model", self.model),
-                              ("Mode", self.mode), ("Source", self.source), ("Strength", self.strength),
-                              ("Steps", self.steps), ("CFG", self.cfg), ("Images", self.batch)):
+                              ("LoRAs", self.loras), ("Mode", self.mode), ("Source", self.source),
+                              ("Strength", self.strength), ("Steps", self.steps), ("CFG", self.cfg),
+                              ("Images", self.batch)):
             form.addRow(label, widget)
         form.addRow("Seed", seed_row)
         col.addWidget(_scrolled(form_page, "generate_scroll"), 1)
@@ -184,11 +187,12 @@ class UnderpaintDocker(DockWidget):
             prompt=self.prompt.toPlainText().strip(), negative_prompt=self.negative.toPlainText().strip(),
             model=self.model.currentData(), mode=self.mode.currentData(), source=self.source.currentData(),
             strength=round(self.strength.value(), 4), steps=self.steps.value(), guidance=round(self.cfg.value(), 4),
-            seed=seed, batch=self.batch.value()).validated()
+            seed=seed, batch=self.batch.value(), loras=self.loras.text().strip()).validated()
 
     def set_params(self, params: GenerationParams) -> None:
         self.prompt.setPlainText(params.prompt)
         self.negative.setPlainText(params.negative_prompt)
+        self.loras.setText(params.loras)
         for combo, value in ((self.mode, params.mode), (self.source, params.source)):
             index = combo.findData(value)
             if index >= 0:
@@ -305,6 +309,10 @@ class UnderpaintDocker(DockWidget):
             self.model.addItem(f"{info.name} ({info.family})" + (" – default" if info.default else ""), info.id)
         index = self.model.findData(selected)
         self.model.setCurrentIndex(max(index, 0))
+        loras = self.controller.welcome.loras if self.controller.welcome else ()
+        offered = ", ".join(f"{lo.id} ({lo.family})" for lo in loras[:40]) or "none"
+        self.loras.setToolTip(f"Comma-separated LoRA ids, each with an optional :weight (-4 to 4).\n"
+                              f"On this server: {offered}")
 
     def canvasChanged(self, canvas: object) -> None:  # noqa: N802 - Krita's API name
         pass

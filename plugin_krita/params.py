@@ -33,6 +33,7 @@ class GenerationParams:
     guidance: float = vocabulary.GUIDANCE.default
     seed: int | None = None  # None: random
     batch: int = int(vocabulary.BATCH.default)
+    loras: str = ""  # as typed: "id:weight, id" (core.params.loras); "" = none
 
     def validated(self) -> GenerationParams:
         _choice("mode", self.mode, MODES)
@@ -43,9 +44,10 @@ class GenerationParams:
         _number("batch", self.batch, vocabulary.BATCH, int)
         if self.seed is not None:
             _number("seed", self.seed, (0, MAX_SEED), int)
-        for name in ("prompt", "negative_prompt"):
+        for name in ("prompt", "negative_prompt", "loras"):
             if not isinstance(getattr(self, name), str):
                 raise ParamsError(f"{name} must be text")
+        core.params.loras(self.loras)
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise ParamsError("model must be a non-empty model id or None for the server default")
         return self

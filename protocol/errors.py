@@ -44,6 +44,9 @@ STALE_BASE = "stale_base"  # a live delta's base is not the server's kept input 
 # Server-side job failures.
 OUT_OF_MEMORY = "out_of_memory"
 MODEL_LOAD_FAILED = "model_load_failed"
+UNKNOWN_LORA = "unknown_lora"
+INCOMPATIBLE_LORA = "incompatible_lora"  # another model family, or layers the model does not have
+LORA_LOAD_FAILED = "lora_load_failed"  # a damaged or non-LoRA file
 INTERNAL = "internal"
 
 # Client-side transport failures (never sent by a server).

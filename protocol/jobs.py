@@ -72,6 +72,8 @@ def needed_features(submit: Submit) -> list[tuple[str, str]]:
         needed.append(("resume", "keep_result"))
     if submit.resolution != "auto":
         needed.append(("tiled", "resolution"))
+    if submit.loras:
+        needed.append(("lora", "loras"))
     return [(f, where) for f, where in needed if f]
 
 

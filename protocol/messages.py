@@ -25,11 +25,12 @@ from .vocabulary import (
     INPUT_ROLES,
     JOB_ID_CHARS,
     KINDS,
+    LORA_WEIGHT,
     MAX_FEATURES,
     MAX_JOB_ID,
+    MAX_LORAS,
     MAX_PROMPT,
     MAX_SEED,
-    MAX_TEXT_BYTES,
     MAX_TILE_SIDE,
     MAX_TILES,
     MIN_TILE_SIDE,
@@ -155,6 +156,23 @@ class ModelInfo(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoraInfo(Record):
+    """A LoRA the server offers (feature ``lora``); it applies to models of the same ``family`` only."""
+
+    id: str = _f(str, required=True, max_len=512)
+    name: str = _f(str, required=True, max_len=512)
+    family: str = _f(str, required=True, max_len=32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraChoice(Record):
+    """One LoRA of a job: a ``LoraInfo.id`` and its weight (0 = as if not named)."""
+
+    id: str = _f(str, required=True, max_len=512)
+    weight: float = _range(float, LORA_WEIGHT)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Limits(Record):
     max_pixels: int = _f(int, required=True, lo=1)
     max_frame_bytes: int = _f(int, required=True, lo=1)
@@ -222,11 +240,16 @@ class Submit(Message):
     keep_result: bool = _f(bool, default=False, feature="resume")
     resolution: str = _f(str, default="auto", choices=RESOLUTIONS, feature="tiled")
     upscale: UpscaleOptions = _f(UpscaleOptions, default=UpscaleOptions, feature="kind:upscale")
+    loras: tuple[LoraChoice, ...] = _f(list, default=tuple, item=LoraChoice, max_len=MAX_LORAS, feature="lora")
 
     def __post_init__(self) -> None:
         if self.kind != "upscale" and self.upscale != UpscaleOptions():
             raise ProtocolError(errors.BAD_VALUE, f"'upscale' options belong to upscale jobs, not {self.kind}",
                                 "upscale", self.job)
+        ids = [lora.id for lora in self.loras]
+        for i, lora_id in enumerate(ids):
+            if lora_id in ids[:i]:
+                raise ProtocolError(errors.BAD_VALUE, f"'loras' names {lora_id!r} twice", f"loras[{i}].id", self.job)
         if 0 < self.result_tile < MIN_TILE_SIDE:
             raise ProtocolError(errors.OUT_OF_RANGE, f"'result_tile' must be 0 or {MIN_TILE_SIDE}..{MAX_TILE_SIDE} "
                                 f"(got {self.result_tile})", "result_tile", self.job)
@@ -268,6 +291,7 @@ class Welcome(Message):
                                              feature="kind:upscale")
     defaults: Defaults = _f(Defaults, required=True)
     limits: Limits = _f(Limits, required=True)
+    loras: tuple[LoraInfo, ...] = _f(list, default=tuple, item=LoraInfo, max_len=10_000, feature="lora")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -345,45 +369,4 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
     m.TYPE: m for m in (Welcome, Queued, Started, Progress, Result, Error, Cancelled)
 }
 from . import live_messages  # noqa: E402, F401 - adds the live_* messages (built on the classes above) to both tables
-
-
-def decode_message(text: str | bytes, table: dict[str, type[Message]]) -> Message:
-    """Parse one JSON control message using ``table`` (CLIENT_MESSAGES or SERVER_MESSAGES)."""
-    size = len(text)
-    if isinstance(text, str) and size <= MAX_TEXT_BYTES:
-        size = len(text.encode("utf-8", "surrogatepass"))  # bytes on the wire, not characters
-    if size > MAX_TEXT_BYTES:
-        raise ProtocolError(errors.TOO_LARGE, f"control message is larger than {MAX_TEXT_BYTES} bytes")
-    try:
-        data = json.loads(text)  # NaN/Infinity parse to floats; the field check names them
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(errors.BAD_JSON, f"control message is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(errors.BAD_MESSAGE, "control message must be a JSON object")
-    kind = data.get("type")
-    if not isinstance(kind, str):
-        raise ProtocolError(errors.MISSING_FIELD, "control message needs a string 'type'", "type")
-    cls = table.get(kind)
-    if cls is None:
-        allowed = ", ".join(sorted(table))
-        raise ProtocolError(errors.UNKNOWN_TYPE, f"unknown message type {kind!r}; expected one of: {allowed}", "type")
-    job = data.get("job") if isinstance(data.get("job"), str) else None
-    try:
-        return cls.from_dict(data, ignore=("type",))
-    except ProtocolError as exc:
-        exc.job = exc.job or (job[:64] if job else None)
-        raise
-
-
-def peek_protocol(text: str | bytes, kind: str) -> int | None:
-    """``protocol`` of a ``hello``/``welcome`` that may not decode (another version's fields): the version check
-    comes before anything else, so a v1 peer gets ``incompatible_version``, not ``missing_field``."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError, TypeError):
-        return None
-    if isinstance(data, dict) and data.get("type") == kind:
-        version = data.get("protocol")
-        if isinstance(version, int) and not isinstance(version, bool):
-            return version
-    return None
+from .message_json import decode_message, peek_protocol  # noqa: E402, F401 - the JSON decoder of these classes

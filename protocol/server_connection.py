@@ -104,6 +104,8 @@ class ServerConnection:
             raise ProtocolError(errors.NOT_READY, f"accept needs a received hello (state {self._state.value})")
         if welcome.protocol != PROTOCOL_VERSION:
             raise ValueError(f"welcome.protocol must be {PROTOCOL_VERSION}")  # a server bug, not bad input
+        if welcome.loras and "lora" not in self.hello.features:  # a field the client did not opt into
+            welcome = dataclasses.replace(welcome, loras=())
         self._state, self.welcome = State.READY, welcome
         return welcome.encode()
 

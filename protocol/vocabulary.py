@@ -137,6 +137,9 @@ class Sampler:
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("default"),  # the model's own scheduler
     *(Sampler(n, f"sampler:{n}") for n in ("euler", "euler_a", "dpmpp_2m", "ddim", "lcm")),
+    # few-step samplers for speed LoRAs/distilled models: TCD, and Euler ancestral on sgm-uniform (trailing)
+    # timesteps as Hyper-SD and SDXL-Lightning ask for
+    *(Sampler(n, f"sampler:{n}") for n in ("tcd", "euler_a_sgm")),
 )}
 
 
@@ -147,6 +150,7 @@ FLAGS: dict[str, str] = {
     "resume_key": "a kept job's first queued carries a server-issued resume_key; resume must present it",
     "live": "latest-wins live painting streams: live_start / live_frame (delta tiles) / live_stop",
     "tiled": "submit.resolution: a server with it runs img2img/inpaint/outpaint at full resolution in tiles",
+    "lora": "welcome.loras lists LoRA files; submit.loras applies some of them to a job, each with a weight",
 }
 RESERVED_FLAGS: frozenset[str] = frozenset()  # flags declared before any peer may advertise them (none today)
 FEATURE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_:.-"
@@ -188,9 +192,11 @@ class Range:
 
 STRENGTH = Range(0.01, 1.0, 0.5)  # 1.0 = ignore the source pixels
 STEPS = Range(1, 1000, 20)
-GUIDANCE = Range(0.0, 50.0, 7.0)
+GUIDANCE = Range(0.0, 50.0, 7.0)  # <= 1 turns classifier-free guidance off (Turbo/Lightning; one UNet pass a step)
 BATCH = Range(1, 64, 1)
 MAX_SEED = 2**32 - 1
+LORA_WEIGHT = Range(-4.0, 4.0, 1.0)  # 0 = as if the LoRA were not named
+MAX_LORAS = 8  # LoRAs of one job
 PREVIEW_SIZE = Range(16, 2048, 256)  # longest side of a preview, pixels
 FEATHER = Range(0, 512, 8)
 GROW = Range(-512, 512, 0)

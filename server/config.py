@@ -25,6 +25,10 @@ class ServerConfig:
     token: str | None = None
     engine: str = "diffusers"  # the inference backend (see cli.compose.ENGINES)
     models_dirs: tuple[Path, ...] = ()
+    # LoRA files and tiny autoencoders (TAESD): these folders, plus ComfyUI/A1111 ``loras``/``Lora`` and
+    # ``vae_approx``/``VAE-approx`` folders found beside or inside the models folders
+    lora_dirs: tuple[Path, ...] = ()
+    tiny_vae_dirs: tuple[Path, ...] = ()
     device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None picks automatically
     preload: bool = True  # load the default model in the background at start-up
     threads: int | None = None  # CPU threads for torch (None: torch's default)
@@ -91,7 +95,7 @@ def _convert(name: str, value: Any) -> Any:
         raise ConfigError(f"unknown setting {name!r}")
     kind = str(kinds[name])
     try:
-        if name == "models_dirs":
+        if name in ("models_dirs", "lora_dirs", "tiny_vae_dirs"):
             items = value.split(os.pathsep) if isinstance(value, str) else list(value)
             return tuple(Path(p).expanduser() for p in items if p)
         if name == "allow_origins":

@@ -61,15 +61,55 @@ def model_problem(welcome: Any, model: str | None) -> str | None:
 RESUME_FLAGS = ("resume", "resume_key")
 
 
-def client_features(preview_encodings: Iterable[str] = (), resume: bool = False, live: bool = False
-                    ) -> tuple[str, ...]:
+def client_features(preview_encodings: Iterable[str] = (), resume: bool = False, live: bool = False,
+                    lora: bool = False) -> tuple[str, ...]:
     """What a plugin advertises in ``hello``: the kinds it implements, every sampler, the preview encodings
     its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), ``resume`` +
-    ``resume_key`` when it re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``), and
-    ``live`` when it has a live mode (``live.LiveSession``)."""
-    flags = (RESUME_FLAGS if resume else ()) + (("live",) if live else ())
+    ``resume_key`` when it re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``), ``live``
+    when it has a live mode (``live.LiveSession``) and ``lora`` when its UI lets the painter pick LoRAs."""
+    flags = (RESUME_FLAGS if resume else ()) + (("live",) if live else ()) + (("lora",) if lora else ())
     return vocabulary.features(kinds=PLUGIN_KINDS, roles=(), samplers=None, encodings=tuple(preview_encodings),
                                flags=flags)
+
+
+def loras(text: str, label: str = "LoRAs") -> tuple[tuple[str, float], ...]:
+    """``"styles/ink:0.6, hyper-8step"`` -> ``(("styles/ink", 0.6), ("hyper-8step", 1.0))``: comma-separated
+    LoRA ids, each with an optional ``:weight``; ParamsError naming the entry that is wrong."""
+    out: list[tuple[str, float]] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        name, _, weight_text = part.rpartition(":")
+        if not name:
+            name, weight_text = part, ""
+        try:
+            weight = float(weight_text) if weight_text.strip() else vocabulary.LORA_WEIGHT.default
+        except ValueError:
+            name, weight = part, vocabulary.LORA_WEIGHT.default  # a ':' that is part of the id
+        name = name.strip()
+        number(f"{label}: the weight of {name!r}", weight, vocabulary.LORA_WEIGHT)
+        if name in (n for n, _ in out):
+            raise ParamsError(f"{label}: {name!r} is listed twice")
+        out.append((name, float(weight)))
+    if len(out) > vocabulary.MAX_LORAS:
+        raise ParamsError(f"{label}: at most {vocabulary.MAX_LORAS} LoRAs per job (got {len(out)})")
+    return tuple(out)
+
+
+def lora_problem(welcome: Any, chosen: Iterable[tuple[str, float]], model: str | None) -> str | None:
+    """A sentence when a chosen LoRA is not on the server or not for the job's model family, else None."""
+    offered = {lo.id: lo for lo in getattr(welcome, "loras", ())}
+    model_id = model or getattr(getattr(welcome, "defaults", None), "model", None)
+    family = next((m.family for m in welcome.models if m.id == model_id), None)
+    for name, _ in chosen:
+        lora = offered.get(name)
+        if lora is None:
+            names = ", ".join(list(offered)[:10]) or "none"
+            return f"The server has no LoRA {name!r} (it has: {names}); check the LoRAs field."
+        if family is not None and lora.family != family:
+            return (f"The LoRA {name!r} is for {lora.family} models but {model_id!r} is {family}: remove it or "
+                    "pick a matching model.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -81,6 +121,7 @@ class Offer:
     preview_encodings: tuple[str, ...]
     resume: bool = False  # submit with keep_result and resume after a dropped connection
     live: bool = False  # live painting streams (``live.LiveSession``)
+    lora: bool = False  # submit.loras
 
     def preview_encoding(self, preferred: Iterable[str]) -> str:
         """The first of ``preferred`` on offer, else lossless ``png`` (core)."""
@@ -99,7 +140,8 @@ def offer(common: Iterable[str] | None, client: Iterable[str] | None = None) -> 
 
     kinds = tuple(k for k in PLUGIN_KINDS if common is None or vocabulary.KINDS[k].feature in names)
     resume = names.issuperset(RESUME_FLAGS)  # a server without resume keys answers every resume unknown_job
-    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), resume, "live" in names)
+    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), resume, "live" in names,
+                 "lora" in names)
 
 
 def kind_problem(kinds: tuple[str, ...], kind: str) -> str | None:

@@ -28,7 +28,19 @@ def _diffusers_engine(config: ServerConfig) -> Engine:
 
         torch.set_num_threads(config.threads)
     registry = ModelRegistry(list(config.models_dirs), allow_pickle=config.allow_pickle)
-    return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30))
+    loras, tiny_vaes = extra_registries(config)
+    return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30), loras=loras,
+                           tiny_vaes=tiny_vaes)
+
+
+def extra_registries(config: ServerConfig):
+    """The LoRA registry and the tiny VAEs of the configured folders and those beside the models folders."""
+    from ..engine.lora import LoraRegistry, default_lora_dirs
+    from ..engine.tiny_vae import TinyVaes, default_tiny_vae_dirs
+
+    models = list(config.models_dirs)
+    loras = LoraRegistry(list(config.lora_dirs) + default_lora_dirs(models))
+    return loras, TinyVaes(list(config.tiny_vae_dirs) + default_tiny_vae_dirs(models))
 
 
 def _ray_engine(config: ServerConfig) -> Engine:

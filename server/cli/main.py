@@ -12,7 +12,7 @@ from underpaint.protocol.vocabulary import WS_PATH
 
 from .. import __version__
 from ..config import build_config
-from .compose import make_server, stay_offline
+from .compose import extra_registries, make_server, stay_offline
 from .logs import setup_logging
 
 SERVE_FLAGS = {  # flag -> (config field, help)
@@ -98,13 +98,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from ..engine.registry import ModelRegistry
 
-    dirs = [Path(d) for d in args.models_dir] or list(build_config(args.config).models_dirs)
+    config = build_config(args.config)
+    dirs = [Path(d) for d in args.models_dir] or list(config.models_dirs)
     registry = ModelRegistry(dirs, allow_pickle=args.allow_pickle)
     default = registry.default_id()
     for spec in registry.specs():
         mark = "*" if spec.id == default else " "
         kind = "inpaint" if spec.inpaint else "base"
         print(f"{mark} {spec.id:40s} {spec.family:5s} {kind:7s} {spec.resolution:5d}px {spec.source:11s} {spec.note}")
+    loras, tiny_vaes = extra_registries(replace(config, models_dirs=tuple(dirs)))
+    for lora in loras.specs():
+        print(f"  lora {lora.id:35s} {lora.family:5s}")
+    for skipped in loras.skipped():
+        print(f"  lora {skipped.path:35s} skipped: {skipped.reason}")
+    for source in tiny_vaes.sources:
+        print(f"  tiny VAE {source.name:31s} {'/'.join(source.families)}")
     return 0
 
 

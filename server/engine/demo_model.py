@@ -19,6 +19,7 @@ from .registry import ModelSource
 
 DEMO_VERSION = "demo-v1"
 INPAINT_SUBFOLDER = "unet_inpaint"
+CROSS_ATTENTION_DIM = 32  # the text embedding width: what tells a LoRA made for the demo model
 _SEED = 20240611
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
 _BUILD_LOCK = threading.Lock()  # the build seeds torch's global RNG: one build per process at a time
@@ -84,7 +85,7 @@ def _unet(in_channels: int):
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
+        cross_attention_dim=CROSS_ATTENTION_DIM,
         attention_head_dim=8,
         norm_num_groups=32,
     ).eval()

@@ -16,15 +16,19 @@ from .interface import (
     EngineError,
     GenerationRequest,
     JobCancelled,
+    LoraSpec,
     ModelSpec,
     StepInfo,
     denoising_steps,
 )
 from .loader import PipelineCache, Pipelines, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
+from .lora import LoraRegistry, LoraSource, resolve, signature
 from .previews import X0Capture, render_latent_preview
 from .registry import ModelSource
-from .samplers import SCHEDULERS, make_scheduler
+from .samplers import SCHEDULERS, call_kwargs, check_steps
 from .tiled import run_tiled
+from .tiny_vae import TinyVaes
+from .warm import warm_state
 
 _SEED_MOD = 2**64
 
@@ -81,19 +85,21 @@ def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
         )
     if request.batch < 1:
         raise EngineError(errors.OUT_OF_RANGE, f"batch {request.batch} must be >= 1", "batch")
+    check_steps(request.sampler, request.steps)
     if request.guidance < 0:
         raise EngineError(errors.OUT_OF_RANGE, f"guidance {request.guidance} must be >= 0", "guidance")
     if request.seed < 0:
         raise EngineError(errors.OUT_OF_RANGE, f"seed {request.seed} must be >= 0", "seed")
 
 
-def job_pipeline(base: Any, scheduler: Any) -> Any:
-    """A throwaway pipeline sharing ``base``'s models but owning ``scheduler`` (no weight copies)."""
+def job_pipeline(base: Any, scheduler: Any, vae: Any | None = None) -> Any:
+    """A pipeline sharing ``base``'s models but owning ``scheduler`` (and ``vae`` if given); no weight copies."""
     _, optional = base._get_signature_keys(base)
     extra = {k: base.config[k] for k in optional if k in base.config}
     if "add_watermarker" in optional:
         extra["add_watermarker"] = False  # SDXL: never stamp a painter's layer
-    pipe = type(base)(**{**base.components, "scheduler": scheduler}, **extra)
+    own = {"scheduler": scheduler, **({"vae": vae} if vae is not None else {})}
+    pipe = type(base)(**{**base.components, **own}, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -108,6 +114,8 @@ class DiffusersEngine(Engine):
         precision: str | None = None,
         channels_last: bool = False,
         compile_unet: bool = False,
+        loras: LoraRegistry | None = None,
+        tiny_vaes: TinyVaes | None = None,
     ) -> None:
         import torch
 
@@ -119,6 +127,8 @@ class DiffusersEngine(Engine):
         self.cache = PipelineCache(cache_bytes)
         self._channels_last = channels_last
         self._compile_unet = compile_unet
+        self.loras = loras
+        self.tiny_vaes = tiny_vaes
 
     def list_models(self) -> list[ModelSpec]:
         return self._registry.specs()
@@ -128,6 +138,9 @@ class DiffusersEngine(Engine):
 
     def samplers(self) -> tuple[str, ...]:
         return tuple(SCHEDULERS)
+
+    def list_loras(self) -> list[LoraSpec]:
+        return self.loras.specs() if self.loras else []
 
     def device_name(self) -> str:
         import torch
@@ -173,10 +186,12 @@ class DiffusersEngine(Engine):
         source = self._registry.source(request.model)
         spec = source.spec
         validate_request(request, spec)
+        loras = resolve(self.loras, request.loras)
         pipes = self._load(source)
         cancel.raise_if_cancelled()
         try:
-            return self._run(pipes, request, on_step, cancel)
+            with warm_state(pipes).lock:
+                return self._run(pipes, request, on_step, cancel, loras)
         except (JobCancelled, EngineError):
             raise
         except Exception as exc:
@@ -191,6 +206,7 @@ class DiffusersEngine(Engine):
         request: GenerationRequest,
         on_step: Callable[[StepInfo], None],
         cancel: CancelToken,
+        loras: list[tuple[LoraSource, float]],
     ) -> list[np.ndarray]:
         import torch
         from PIL import Image
@@ -199,11 +215,17 @@ class DiffusersEngine(Engine):
         img2img_unusable = pipes.img2img is None or pipes.img2img.unet.config.in_channels == 9
         use_inpaint = request.kind == "inpaint" or img2img_unusable
         base = pipes.inpaint if use_inpaint else pipes.img2img
-        scheduler = make_scheduler(request.sampler, base.scheduler)
-        capture = X0Capture(scheduler)
-        pipe = job_pipeline(base, scheduler)
         family = pipes.spec.family
-        total = steps_to_run(scheduler, request.steps, request.strength)
+        warm = warm_state(pipes)
+        warm.loras.apply(base, [p for p in (pipes.img2img, pipes.inpaint) if p is not None], family, loras)
+        tiny = None
+        if request.tiny_vae and self.tiny_vaes is not None:
+            tiny = self.tiny_vaes.get(family, base.vae, self.device, self.dtype)
+        scheduler = warm.scheduler(base, request.sampler)
+        capture = X0Capture(scheduler)
+        pipe = warm.pipeline(base, scheduler, tiny, job_pipeline)
+        total = warm.total(base, request.sampler, request.steps, request.strength, steps_to_run)
+        embeds = warm.embeddings.kwargs(base, request.prompt, request.negative_prompt or None, signature(loras))
         policy, last_preview = request.preview, None
         on_step(StepInfo(step=0, total=total))
         if request.tiled:  # the image's own size, in model-sized tiles
@@ -223,8 +245,7 @@ class DiffusersEngine(Engine):
             return {}
 
         kwargs: dict[str, Any] = {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt or None,
+            **embeds,
             "image": Image.fromarray(request.image),
             "strength": request.strength,
             "num_inference_steps": request.steps,
@@ -235,6 +256,7 @@ class DiffusersEngine(Engine):
             ],
             "output_type": "np",
             "callback_on_step_end": on_step_end,
+            **call_kwargs(request.sampler),
         }
         if use_inpaint:
             if request.kind == "inpaint":

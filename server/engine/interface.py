@@ -20,8 +20,8 @@ from underpaint.protocol.errors import ProtocolError
 # into one of these by its handler (server.jobs.handlers), e.g. an outpaint job would run the inpaint pipeline.
 PIPELINES = ("img2img", "inpaint")
 
-__all__ = ["PIPELINES", "CancelToken", "Engine", "EngineError", "GenerationRequest", "JobCancelled",
-           "ModelSpec", "PreviewPolicy", "StepInfo", "denoising_steps"]
+__all__ = ["PIPELINES", "CancelToken", "Engine", "EngineError", "GenerationRequest", "JobCancelled", "LoraSpec",
+           "LoraUse", "ModelSpec", "PreviewPolicy", "StepInfo", "denoising_steps"]
 
 
 def denoising_steps(steps: int, strength: float) -> int:
@@ -45,6 +45,23 @@ class ModelSpec:
     source: str  # "diffusers" | "single_file" | "builtin"
     note: str = ""
     capabilities: tuple[str, ...] = PIPELINES  # the pipelines it runs; the job kinds follow (jobs.handlers)
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA the engine offers; applies only to models of the same ``family``. Named by ``id`` only."""
+
+    id: str
+    name: str
+    family: str  # "sd1" | "sd2" | "sdxl" | "demo"
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    """One LoRA of a job: a LoraSpec id and its weight (0 = as if absent)."""
+
+    id: str
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,10 @@ class GenerationRequest:
     mask: np.ndarray | None = None  # (H, W) uint8; >= 128 means repaint
     preview: PreviewPolicy = PreviewPolicy()
     tiled: bool = False  # run at the image's own size in model-sized tiles (engine.tiled), not as one image
+    loras: tuple[LoraUse, ...] = ()  # applied for this job only, in order
+    # A hint (live frames): encode/decode with the server's tiny autoencoder when it has one for the model's
+    # family (faster, slightly softer); the full VAE otherwise. Never changes sizes or step counts.
+    tiny_vae: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,10 @@ class Engine(ABC):
 
     @abstractmethod
     def device_name(self) -> str: ...
+
+    def list_loras(self) -> list[LoraSpec]:
+        """The LoRAs jobs may name in ``GenerationRequest.loras`` (none by default)."""
+        return []
 
     def samplers(self) -> tuple[str, ...]:
         """The ``vocabulary.SAMPLERS`` names this engine maps to a scheduler (advertised in welcome.features)."""

@@ -12,7 +12,7 @@ import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Pipelines:
     img2img: Any
     inpaint: Any
     nbytes: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)  # per-model state of the engine (engine.warm)
 
 
 def pick_device(override: str | None = None, precision: str | None = None) -> tuple[str, Any]:

@@ -31,6 +31,7 @@ from ..engine.interface import (
     EngineError,
     GenerationRequest,
     JobCancelled,
+    LoraUse,
     PreviewPolicy,
     StepInfo,
     denoising_steps,
@@ -171,6 +172,7 @@ class JobRunner:
             strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
             sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
             preview=preview_policy(submit), tiled=prepared.tiled,
+            loras=tuple(LoraUse(lora.id, lora.weight) for lora in submit.loras),
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from underpaint.protocol import vocabulary
-from underpaint.protocol.messages import Defaults, ModelInfo, UpscalerInfo, Welcome
+from underpaint.protocol.messages import Defaults, LoraInfo, ModelInfo, UpscalerInfo, Welcome
 from underpaint.protocol.server_connection import BufferPool
 
 from .. import __version__
@@ -32,8 +32,9 @@ class Service:
         self.config = config
         self.engine = engine
         self.limits = protocol_limits(config)
+        lora = ("lora",) if engine.list_loras() else ()  # the server has LoRA files to offer
         self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
-                                            encodings=preview_encodings(), flags=FLAGS)
+                                            encodings=preview_encodings(), flags=FLAGS + lora)
         self.upscalers = Upscalers(upscaler_dirs(config.models_dirs), config.allow_pickle,
                                    device=str(getattr(engine, "device", "cpu")))
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels, self.upscalers),
@@ -66,6 +67,8 @@ class Service:
             for m in self.engine.list_models()
         )
         upscalers = tuple(UpscalerInfo(id=u.id, name=u.name, scale=u.scale) for u in self.upscalers.list())
+        loras = tuple(LoraInfo(id=lo.id, name=lo.name, family=lo.family) for lo in self.engine.list_loras())
         return Welcome(protocol=vocabulary.PROTOCOL_VERSION, server_version=__version__,
                        device=self.engine.device_name(), models=models, defaults=Defaults(model=default),
-                       limits=self.limits, features=self.features, upscalers=upscalers)
+                       limits=self.limits, features=self.features, upscalers=upscalers,
+                       loras=loras)

@@ -45,7 +45,7 @@ class StubRegistry:
         return next(iter(self._sources))
 
 
-@pytest.fixture(name="StubRegistry")
+@pytest.fixture(name="StubRegistry", scope="session")
 def stub_registry_class() -> type[StubRegistry]:
     return StubRegistry
 

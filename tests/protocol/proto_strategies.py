@@ -65,7 +65,7 @@ JOB_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
 KINDS = ("img2img", "inpaint", "outpaint", "upscale")
 INPUT_ROLES = ("image", "mask", "control", "reference")
 FEATURE_NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789_:.-", min_size=1, max_size=64)
-SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm")
+SAMPLERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "lcm", "tcd", "euler_a_sgm")
 PIXEL_FORMATS = ("rgba8", "bgra8", "rgb8", "rgba16", "bgra16", "rgbaf16", "rgbaf32", "gray8", "graya8", "gray16",
                  "graya16")
 BPP = {"rgba8": 4, "bgra8": 4, "rgb8": 3, "rgba16": 8, "bgra16": 8, "rgbaf16": 8, "rgbaf32": 16, "gray8": 1,

@@ -17,6 +17,8 @@ from underpaint.protocol.messages import (
     InpaintOptions,
     JobInput,
     Limits,
+    LoraChoice,
+    LoraInfo,
     ModelInfo,
     PreviewOptions,
     UpscaleOptions,
@@ -36,7 +38,8 @@ def test_every_error_code_is_in_the_table():
 
 @pytest.mark.parametrize("cls", [*CLIENT_MESSAGES.values(), *SERVER_MESSAGES.values(), PreviewOptions,
                                  InpaintOptions, ModelInfo, Defaults, Limits, JobInput, UpscaleOptions,
-                                 UpscalerInfo], ids=lambda c: c.__name__)
+                                 UpscalerInfo,
+                                 LoraInfo, LoraChoice], ids=lambda c: c.__name__)
 def test_every_message_and_field_is_documented(cls):
     if hasattr(cls, "TYPE") and cls.TYPE:
         assert f"#### `{cls.TYPE}`" in DOC

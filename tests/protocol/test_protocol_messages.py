@@ -11,7 +11,6 @@ from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import (
     CLIENT_MESSAGES,
-    MAX_TEXT_BYTES,
     SERVER_MESSAGES,
     Cancel,
     Cancelled,
@@ -29,6 +28,7 @@ from underpaint.protocol.messages import (
     Submit,
     decode_message,
 )
+from underpaint.protocol.vocabulary import MAX_TEXT_BYTES
 
 C, S = CLIENT_MESSAGES, SERVER_MESSAGES
 LIMITS = {"max_pixels": 4194304, "max_frame_bytes": 33554432, "max_queued_jobs": 8, "max_batch": 4,

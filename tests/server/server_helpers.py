@@ -91,6 +91,9 @@ class ControlledEngine(Engine):
     def samplers(self) -> tuple[str, ...]:
         return self.inner.samplers()
 
+    def list_loras(self):
+        return self.inner.list_loras()
+
     def generate(self, request: GenerationRequest, on_step: Callable[[StepInfo], None],
                  cancel: CancelToken) -> list[np.ndarray]:
         with self._lock:

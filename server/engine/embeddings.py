@@ -1,0 +1,51 @@
+"""Prompt embeddings kept per loaded model: a live stream re-sends the same prompt with every frame."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+MAX_ENTRIES = 64  # (prompt, negative, text-encoder LoRAs) combinations per model
+
+
+class EmbeddingCache:
+    """LRU of ``encode_prompt`` outputs keyed by (prompt, negative prompt, active LoRAs and their weights).
+
+    Entries hold one image's embeddings with the negative ones always computed, so one entry serves jobs with
+    and without classifier-free guidance and any batch size (the pipeline repeats them per image)."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self.encodes = 0  # times the text encoder(s) ran
+        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def kwargs(self, pipe: Any, prompt: str, negative: str | None, loras: tuple[Any, ...]) -> dict[str, Any]:
+        """Pipeline call arguments (``prompt_embeds`` & co.) that replace ``prompt``/``negative_prompt``."""
+        key = (prompt, negative, loras)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return dict(self._items[key])
+        entry = _encode(pipe, prompt, negative)
+        with self._lock:
+            self.encodes += 1
+            self._items[key] = entry
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return dict(entry)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _encode(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
+    import torch
+
+    with torch.inference_mode():
+        out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
+                                 do_classifier_free_guidance=True, negative_prompt=negative)
+    names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
+    return dict(zip(names, out, strict=False))
