@@ -179,10 +179,8 @@ def test_the_seam_test_sees_unnormalised_blending(engine, monkeypatch):
 
 # ----------------------------------------------------------------------------- the demo model, tiled
 @pytest.fixture(scope="module")
-def small_tiles(demo: ModelSource) -> DiffusersEngine:
+def small_tiles(demo: ModelSource, StubRegistry: type) -> DiffusersEngine:  # noqa: N803 - a conftest fixture
     """The demo model announced with a 128 px native side: 16-latent tiles, so small images have many tiles."""
-    from conftest import StubRegistry
-
     spec = replace(DEMO_SPEC, resolution=128)
     return DiffusersEngine(StubRegistry(ModelSource(spec, demo.path)), device="cpu")
 
