@@ -15,7 +15,7 @@ from typing import Any
 
 from ._protocol import core, vocabulary
 
-IMG2IMG, INPAINT = core.params.PLUGIN_KINDS
+IMG2IMG, INPAINT = core.params.PLUGIN_KINDS[:2]
 KINDS = core.params.PLUGIN_KINDS
 DEFAULT_URL = core.settings.DEFAULT_URL
 SAMPLERS = tuple(vocabulary.SAMPLERS)  # the dialog narrows them to what the server offers
