@@ -70,6 +70,8 @@ def needed_features(submit: Submit) -> list[tuple[str, str]]:
         needed.append((ENCODINGS[submit.preview.encoding].feature, "preview.encoding"))
     if submit.keep_result:
         needed.append(("resume", "keep_result"))
+    if submit.resolution != "auto":
+        needed.append(("tiled", "resolution"))
     return [(f, where) for f, where in needed if f]
 
 

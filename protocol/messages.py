@@ -36,9 +36,11 @@ from .vocabulary import (
     PIXEL_FORMATS,
     PREVIEW_ENCODINGS,
     PREVIEW_SIZE,
+    RESOLUTIONS,
     SAMPLERS,
     STEPS,
     STRENGTH,
+    UPSCALE_FACTORS,
     Range,
 )
 
@@ -123,6 +125,25 @@ class InpaintOptions(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpscaleOptions(Record):
+    """``upscale`` jobs: the result is the image x ``factor``; ``upscaler`` is a ``welcome.upscalers`` id (None =
+    a plain resize); ``refine`` runs a tiled img2img of the upscaled image at ``submit.strength`` afterwards."""
+
+    factor: int = _f(int, default=2, choices=UPSCALE_FACTORS)
+    upscaler: str | None = _f(str, nullable=True, max_len=512)
+    refine: bool = _f(bool, default=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpscalerInfo(Record):
+    """An upscaler model the server offers (feature ``kind:upscale``); ``scale`` is its native factor."""
+
+    id: str = _f(str, required=True, max_len=512)
+    name: str = _f(str, required=True, max_len=512)
+    scale: int = _f(int, required=True, lo=1, hi=16)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo(Record):
     id: str = _f(str, required=True, max_len=512)
     name: str = _f(str, required=True, max_len=512)
@@ -199,8 +220,13 @@ class Submit(Message):
     result_encoding: str = _f(str, default="raw", choices=IMAGE_ENCODINGS)
     result_tile: int = _f(int, default=0, lo=0, hi=MAX_TILE_SIDE)
     keep_result: bool = _f(bool, default=False, feature="resume")
+    resolution: str = _f(str, default="auto", choices=RESOLUTIONS, feature="tiled")
+    upscale: UpscaleOptions = _f(UpscaleOptions, default=UpscaleOptions, feature="kind:upscale")
 
     def __post_init__(self) -> None:
+        if self.kind != "upscale" and self.upscale != UpscaleOptions():
+            raise ProtocolError(errors.BAD_VALUE, f"'upscale' options belong to upscale jobs, not {self.kind}",
+                                "upscale", self.job)
         if 0 < self.result_tile < MIN_TILE_SIDE:
             raise ProtocolError(errors.OUT_OF_RANGE, f"'result_tile' must be 0 or {MIN_TILE_SIDE}..{MAX_TILE_SIDE} "
                                 f"(got {self.result_tile})", "result_tile", self.job)
@@ -238,6 +264,8 @@ class Welcome(Message):
     device: str = _f(str, required=True, max_len=256)
     features: tuple[str, ...] = _names(MAX_FEATURES, required=True, python_default=tuple)
     models: tuple[ModelInfo, ...] = _f(list, default=tuple, item=ModelInfo, max_len=10_000)
+    upscalers: tuple[UpscalerInfo, ...] = _f(list, default=tuple, item=UpscalerInfo, max_len=10_000,
+                                             feature="kind:upscale")
     defaults: Defaults = _f(Defaults, required=True)
     limits: Limits = _f(Limits, required=True)
 

@@ -67,6 +67,9 @@ def _check_kind(spec: Spec, kind: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ProtocolError(errors.BAD_TYPE, f"'{where}' must be an integer", where)
         _check_range(spec, value, where)
+        if spec.choices is not None and value not in spec.choices:
+            allowed = ", ".join(map(str, spec.choices))
+            raise ProtocolError(errors.OUT_OF_RANGE, f"'{where}' must be one of: {allowed} (got {value})", where)
         return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -145,6 +145,7 @@ FLAGS: dict[str, str] = {
     "resume": "jobs submitted with keep_result survive a dropped connection and can be resumed",
     "resume_key": "a kept job's first queued carries a server-issued resume_key; resume must present it",
     "live": "reserved for latest-wins live painting streams; no v2.0 peer advertises it",
+    "tiled": "submit.resolution: a server with it runs img2img/inpaint/outpaint at full resolution in tiles",
 }
 RESERVED_FLAGS = frozenset({"live"})
 FEATURE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_:.-"
@@ -198,6 +199,25 @@ MAX_TEXT_BYTES = 1 << 20  # a JSON control message is at most 1 MiB
 MAX_PROMPT = 8000  # characters
 JOB_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
 MAX_JOB_ID = 64
+# submit.resolution (feature ``tiled``): how a region larger than the model's area runs. "fit" scales it to the
+# model's area and back (fast, soft); "full" diffuses overlapping model-sized tiles at the layer's own resolution
+# (sharp, about tiles x the time); "auto" lets ``pick_resolution`` decide.
+RESOLUTIONS = ("auto", "fit", "full")
+TILED_MIN_AREA = 2.0  # "auto" tiles a region larger than this many model areas ...
+TILED_MAX_STRENGTH = 0.6  # ... refined below this strength
+
+
+def pick_resolution(width: int, height: int, model_side: int, strength: float) -> str:
+    """What ``resolution: "auto"`` runs: "full" (tiled) for a region of more than 2x the model's area refined at
+    strength < 0.6, else "fit". Low-strength refines keep the painting's composition, so each tile only adds
+    detail and full resolution pays off; at high strength every tile would invent its own composition (tiles
+    see only their neighbourhood) and one fitted run is both more coherent and faster."""
+    big = width * height > TILED_MIN_AREA * model_side * model_side
+    return "full" if big and strength < TILED_MAX_STRENGTH else "fit"
+
+
+UPSCALE_FACTORS = (2, 4)  # submit.upscale.factor
+
 MAX_TILES = 4096  # frames of one input of a submit
 MIN_TILE_SIDE, MAX_TILE_SIDE = 64, 16384  # submit.result_tile, when not 0
 

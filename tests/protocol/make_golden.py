@@ -39,6 +39,8 @@ from underpaint.protocol.messages import (
     Resume,
     Started,
     Submit,
+    UpscaleOptions,
+    UpscalerInfo,
     Welcome,
 )
 from underpaint.protocol.pixels import make_frame
@@ -60,6 +62,11 @@ MESSAGES: dict[str, Message] = {
                              prompt="a window", strength=1.0, inpaint=InpaintOptions(feather=12, grow=4, context=96)),
     "submit_outpaint": Submit(job="job-3", kind="outpaint", inputs=(JobInput(role="image"),),
                               prompt="more sky", preview=PreviewOptions(enabled=False, encoding="png")),
+    # feature tiled: a full-resolution (tiled) refine; kind:upscale: x4 by an upscaler model alone (no refine)
+    "submit_full": Submit(job="job-5", kind="img2img", inputs=(JobInput(role="image", tiles=2),), prompt="detail",
+                          strength=0.3, resolution="full"),
+    "submit_upscale": Submit(job="job-6", kind="upscale", inputs=(JobInput(role="image"),), strength=0.25,
+                             upscale=UpscaleOptions(factor=4, upscaler="4x-UltraSharp", refine=False)),
     "cancel": Cancel(job="job-1"),
     "resume": Resume(job="job-1"),
     "resume_key": Resume(job="job-1", key="Xo3lTq9v0pWmQzA7cKdN2sYb8uHfRjEe"),
@@ -69,6 +76,16 @@ MESSAGES: dict[str, Message] = {
                           capabilities=("img2img", "inpaint"), resolution=512, default=True, note="tiny"),),
         defaults=Defaults(model="sd15-demo", strength=0.6, steps=25, guidance=7.5, sampler="dpmpp_2m"),
         limits=Limits(max_pixels=4194304, max_frame_bytes=33558528, max_queued_jobs=8, max_batch=4,
+                      max_steps=150, keep_results_s=600),
+    ),
+    "welcome_upscale": Welcome(
+        protocol=2, server_version="0.3.0", device="cpu (float32)",
+        features=("kind:img2img", "kind:inpaint", "kind:outpaint", "kind:upscale", "tiled"),
+        models=(ModelInfo(id="demo", name="Demo", family="demo",
+                          capabilities=("img2img", "inpaint", "outpaint", "upscale"), resolution=512),),
+        upscalers=(UpscalerInfo(id="4x-UltraSharp", name="4x-UltraSharp", scale=4),),
+        defaults=Defaults(model="demo"),
+        limits=Limits(max_pixels=16777216, max_frame_bytes=268439552, max_queued_jobs=8, max_batch=8,
                       max_steps=150, keep_results_s=600),
     ),
     "queued": Queued(job="job-1", position=2),
@@ -163,8 +180,10 @@ def wire_schema() -> dict[str, Any]:
             classes[c.__name__] = {"type": getattr(c, "TYPE", None), "fields": [_spec_dict(s) for s in c.specs()]}
             stack += [s.kind for s in c.specs() if hasattr(s.kind, "specs")]
             stack += [s.item for s in c.specs() if hasattr(s.item, "specs")]
-    tables = {name: {k: _spec_dict(row) for k, row in getattr(vocabulary, name).items()}
-              for name in ("ROLES", "KINDS", "PIXEL_FORMATS", "ENCODINGS", "SAMPLERS")}
+    tables: dict[str, Any] = {name: {k: _spec_dict(row) for k, row in getattr(vocabulary, name).items()}
+                              for name in ("ROLES", "KINDS", "PIXEL_FORMATS", "ENCODINGS", "SAMPLERS")}
+    tables["RESOLUTIONS"] = list(vocabulary.RESOLUTIONS)
+    tables["UPSCALE_FACTORS"] = list(vocabulary.UPSCALE_FACTORS)
     for kind in tables["KINDS"].values():
         kind["feature"] = vocabulary.KINDS[kind["name"]].feature
     return {"protocol": vocabulary.PROTOCOL_VERSION, "ws_path": vocabulary.WS_PATH,

@@ -19,6 +19,8 @@ from underpaint.protocol.messages import (
     Limits,
     ModelInfo,
     PreviewOptions,
+    UpscaleOptions,
+    UpscalerInfo,
     decode_message,
 )
 
@@ -33,7 +35,8 @@ def test_every_error_code_is_in_the_table():
 
 
 @pytest.mark.parametrize("cls", [*CLIENT_MESSAGES.values(), *SERVER_MESSAGES.values(), PreviewOptions,
-                                 InpaintOptions, ModelInfo, Defaults, Limits, JobInput], ids=lambda c: c.__name__)
+                                 InpaintOptions, ModelInfo, Defaults, Limits, JobInput, UpscaleOptions,
+                                 UpscalerInfo], ids=lambda c: c.__name__)
 def test_every_message_and_field_is_documented(cls):
     if hasattr(cls, "TYPE") and cls.TYPE:
         assert f"#### `{cls.TYPE}`" in DOC
