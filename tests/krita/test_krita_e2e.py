@@ -369,3 +369,59 @@ def test_server_down_gives_a_clear_error(session: KritaRun) -> None:
     assert "Cannot reach the Underpaint server" in rec["status"]
     assert rec["layers"] == rec["before"]
     assert rec["jobs_left"] == 0
+
+
+# ------------------------------------------------------------------------------------------- issue 14
+@needs("full_resolution")
+def test_full_resolution_refine_of_a_1536x1024_layer(session: KritaRun) -> None:
+    rec = scenario(session, "full_resolution")
+    assert rec["resolution_shown"], "the server offers tiled: the resolution menu should be there"
+    assert rec["resolution_menu"] == ["Auto (full resolution)", "Fit to model (fast)", "Full resolution (tiled)"]
+    kra = Kra.open(Path(rec["kra"]))
+    name = "refine [inpaint, seed 14]"
+    assert names(kra) == [name, "source", "Background"]
+    stored = records(kra)[kra.layer(name).uuid]
+    assert stored["region"] == [0, 0, 1536, 1024] and stored["params"]["resolution"] == "full"
+    result = kra.pixels(kra.layer(name))[:1024, :1536]
+    selection = Rect(16, 16, 1504, 992)
+    inside = np.zeros((1024, 1536), bool)
+    grown = selection.expand(5)  # the 4 px feather of the settings
+    inside[grown.y:grown.bottom, grown.x:grown.right] = True
+    assert not result[..., 3][~inside].any(), "the result reaches outside the selection"
+    composite = np.asarray(Image.open(rec["png"]).convert("RGBA"))
+    assert composite.shape[:2] == (1024, 1536)
+    assert np.array_equal(composite[~inside], pattern(1536, 1024)[~inside]), "pixels outside the selection changed"
+    core = selection.expand(-8)
+    assert (result[core.y:core.bottom, core.x:core.right, 3] == 255).mean() > 0.9, "the selection was not refined"
+
+
+@needs("expand_canvas")
+def test_expand_canvas_grows_on_the_result_and_undoes(session: KritaRun) -> None:
+    rec = scenario(session, "expand_canvas")
+    assert "outpaint" in rec["modes"] and rec["expand_shown"]
+    assert rec["size_before"] == [256, 192]
+    assert rec["size_after_cancel"] == [256, 192], "a cancelled expand changed the canvas"
+    assert [la["name"] for la in rec["layers_after_cancel"]] == [la["name"] for la in rec["before"]]
+    assert rec["size_after"] == [384, 320]
+    kra = Kra.open(Path(rec["kra"]))
+    name = "more meadow [outpaint, seed 16]"
+    assert names(kra) == [name, "source", "Background"]
+    result = kra.pixels(kra.layer(name))
+    assert (result[192:320, :384, 3] == 255).all() and (result[:320, 256:384, 3] == 255).all(), "new area not filled"
+    assert not result[:96, :128, 3].any(), "the result covers the old canvas far from the seam"
+    assert np.array_equal(kra.pixels(kra.layer("source"))[:192, :256], pattern(256, 192)), "the source moved"
+    # Krita's scripting API has no undo macro: the new layer and the growth are two steps (see
+    # plugin_krita/canvas_jobs.py); the first undo takes the layer, the second the growth
+    assert rec["after_undo"] == {"size": [384, 320], "layers": ["source", "Background"]}
+    assert rec["after_undo2"] == {"size": [256, 192], "layers": ["source", "Background"]}
+
+
+@needs("upscale")
+def test_upscale_x2_lands_a_layer_of_twice_the_size(session: KritaRun) -> None:
+    runs = scenario(session, "upscale")["runs"]
+    for key, canvas in (("keep", [96, 64]), ("grow", [192, 128])):
+        run = runs[key]
+        assert run["size"] == canvas, (key, run)
+        top = run["layers"][0]
+        assert top["name"] == "sharper [upscale, seed 17]", run
+        assert top["bounds"] == [0, 0, 192, 128], run
