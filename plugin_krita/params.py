@@ -95,7 +95,7 @@ class GenerationParams:
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ParamsError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+        raise ParamsError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r})")
 
 
 def _number(name: str, value: object, bounds: Any, kind: type) -> None:
