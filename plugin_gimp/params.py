@@ -269,6 +269,10 @@ def values_from_record(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
             values[name] = _check(specs[name], value)
         except ParamError:
             continue
+    recorded = {"factor": f"x{record.get('factor')}"}
+    if isinstance(record.get("expand"), list) and len(record["expand"]) == len(SIDES):
+        recorded.update({f"expand-{side}": v for side, v in zip(SIDES, record["expand"], strict=True)})
+    values.update(clean_values(kind, {k: v for k, v in recorded.items() if k in specs}))
     return values
 
 

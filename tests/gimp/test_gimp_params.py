@@ -110,3 +110,13 @@ def test_expand_canvas_and_upscale_arguments() -> None:
         params.parse_params(params.UPSCALE, {"refine": "yes"})
     with pytest.raises(params.ParamError, match="factor must be one of x2, x4"):
         params.parse_params(params.UPSCALE, {"factor": "x3"})
+
+
+def test_canvas_jobs_parameters_come_back_from_their_record() -> None:
+    out = params.parse_params(params.OUTPAINT, {"expand-left": 8, "expand-bottom": 64, "resolution": "fit"})
+    values = params.values_from_record(params.OUTPAINT, json.loads(json.dumps(out.record())))
+    assert (values["expand-left"], values["expand-bottom"], values["expand-right"]) == (8, 64, 128)
+    assert values["resolution"] == "fit"
+    up = params.parse_params(params.UPSCALE, {"factor": "x4", "grow-canvas": True, "refine": False})
+    values = params.values_from_record(params.UPSCALE, json.loads(json.dumps(up.record())))
+    assert (values["factor"], values["grow-canvas"], values["refine"]) == ("x4", True, False)
