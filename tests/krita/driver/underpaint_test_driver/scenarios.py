@@ -474,13 +474,30 @@ def size(doc) -> list[int]:
     return [doc.width(), doc.height()]
 
 
+def connected(ctx: Context):
+    """Connect (the docker's Connect button) and wait: the canvas modes appear once the server offers them."""
+    if ctx.controller.connection != "connected":
+        ctx.docker.reconnect()  # what its Connect button does
+    return (lambda: ctx.controller.connection == "connected"), 60, "the connection"
+
+
+def strips(rect: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The parts of ``outer`` outside ``rect`` as (x, y, w, h) strips: above, below, left, right."""
+    x, y, w, h = rect
+    ox, oy, ow, oh = outer
+    return [s for s in ((ox, oy, ow, y - oy), (ox, y + h, ow, oy + oh - y - h), (ox, y, x - ox, h),
+                        (x + w, y, ox + ow - x - w, h)) if s[2] > 0 and s[3] > 0]
+
+
 def full_resolution(ctx: Context):
     """A 1536x1024 layer refined at full resolution through a selection (inpaint): the region sent is the
-    whole layer, the result is not shrunk to the model; Auto's label says it would tile here."""
+    whole layer; outside the selection the result is transparent and the image is the source (checked here:
+    saving a document this big opens Krita's progress dialog)."""
     doc = ctx.new_doc("full resolution", 1536, 1024, "U8")
-    ctx.add_layer(doc, "source", 1536, 1024)
+    source = ctx.add_layer(doc, "source", 1536, 1024)
     ctx.select(doc, 16, 16, 1504, 992)
     yield ctx.sleep(0.3)
+    yield connected(ctx)
     ctx.set_params(prompt="refine", mode="inpaint", steps=4, strength=0.3, seed=14)
     ctx.docker._sync_canvas()
     panel = ctx.docker.canvas
@@ -491,7 +508,22 @@ def full_resolution(ctx: Context):
     yield ctx.idle(doc, 400)
     yield ctx.settle()
     ctx.finish_record(doc)
-    ctx.save(doc, "full_resolution")
+    result = next((n for n in doc.rootNode().childNodes() if n.name() == "refine [inpaint, seed 14]"), None)
+    checks = ctx.record["checks"] = {"result": result is not None}
+    grown = (11, 11, 1514, 1002)  # the selection and the settings' 4 px feather
+    if result is not None:
+        doc.waitForDone()
+        outside = strips(grown, (0, 0, 1536, 1024))
+        checks["outside_transparent"] = all(not bytes(result.pixelData(*s))[3::4].strip(b"\0") for s in outside)
+        checks["outside_unchanged"] = all(bytes(doc.pixelData(*s)) == bytes(source.pixelData(*s)) for s in outside)
+        checks["source_is_pattern"] = bytes(source.pixelData(0, 0, 1536, 8)) == pattern("U8", 1536, 8)
+        core = bytes(result.pixelData(40, 40, 1456, 944))[3::4]
+        checks["core_opaque"] = round(core.count(255) / len(core), 3)
+        tracked = next((t for t in ctx.ext.documents if t.doc == doc), None)
+        records = tracked.records() if tracked is not None else {}
+        record = records.get(result.uniqueId().toString())
+        checks["region"] = list(record.region) if record else None
+        checks["resolution"] = record.params.resolution if record else None
     ctx.set_params(mode="auto")
     canvas_options(ctx, resolution="auto")
 
@@ -504,6 +536,7 @@ def expand_canvas(ctx: Context):
     ctx.record["before"] = ctx.layers(doc)
     ctx.record["size_before"] = size(doc)
     yield ctx.sleep(0.3)
+    yield connected(ctx)
     ctx.record["modes"] = [ctx.docker.mode.itemData(i) for i in range(ctx.docker.mode.count())]
     ctx.set_params(prompt="more meadow", mode="outpaint", steps=150, strength=1.0, seed=15)
     canvas_options(ctx, expand=(0, 0, 128, 128))
@@ -541,6 +574,7 @@ def upscale(ctx: Context):
         doc = ctx.new_doc(f"upscale {'grow' if grow else 'keep'}", 96, 64, "U8")
         ctx.add_layer(doc, "source", 96, 64)
         yield ctx.sleep(0.3)
+        yield connected(ctx)
         ctx.set_params(prompt="sharper", mode="upscale", steps=4, strength=0.3, seed=17)
         canvas_options(ctx, factor=2, grow_canvas=grow, refine=True)
         ctx.docker.generate_button.click()
