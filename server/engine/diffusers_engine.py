@@ -24,6 +24,7 @@ from .loader import PipelineCache, Pipelines, free_accelerator_memory, is_out_of
 from .previews import X0Capture, render_latent_preview
 from .registry import ModelSource
 from .samplers import SCHEDULERS, make_scheduler
+from .tiled import run_tiled
 
 _SEED_MOD = 2**64
 
@@ -205,6 +206,11 @@ class DiffusersEngine(Engine):
         total = steps_to_run(scheduler, request.steps, request.strength)
         policy, last_preview = request.preview, None
         on_step(StepInfo(step=0, total=total))
+        if request.tiled:  # the image's own size, in model-sized tiles
+            mask = None
+            if use_inpaint:
+                mask = request.mask if request.kind == "inpaint" else np.full((h, w), 255, np.uint8)
+            return run_tiled(pipe, request, mask, family, total, capture, on_step, cancel, pipes.spec.resolution)
 
         def on_step_end(_pipe: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             nonlocal last_preview

@@ -78,6 +78,7 @@ class GenerationRequest:
     image: np.ndarray  # (H, W, 3) uint8 RGB; H and W multiples of 8
     mask: np.ndarray | None = None  # (H, W) uint8; >= 128 means repaint
     preview: PreviewPolicy = PreviewPolicy()
+    tiled: bool = False  # run at the image's own size in model-sized tiles (engine.tiled), not as one image
 
 
 @dataclass(frozen=True)

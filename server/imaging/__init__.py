@@ -6,7 +6,7 @@ blend alphas are (H, W) float32 in 0..1.
 """
 
 from .masks import EmptyMask, crop_for_inpaint, feather_mask, grow_mask, mask_bbox
-from .pipeline import Prepared, finish, prepare
+from .pipeline import Prepared, cut_region, finish, prepare
 from .pixels import (
     alpha_of,
     bytes_per_pixel,
@@ -21,5 +21,5 @@ from .sizing import fit_to_model, resize_mask, resize_rgb
 __all__ = [
     "EmptyMask", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
     "convert_depth", "to_rgb8", "alpha_of", "fit_to_model", "resize_rgb", "resize_mask", "mask_bbox",
-    "crop_for_inpaint", "grow_mask", "feather_mask", "composite", "prepare", "finish",
+    "crop_for_inpaint", "grow_mask", "feather_mask", "composite", "prepare", "finish", "cut_region",
 ]  # fmt: skip

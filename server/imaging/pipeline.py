@@ -9,7 +9,7 @@ from underpaint.protocol.geometry import Rect, Size
 
 from .masks import EmptyMask, _check_mask_shape, _mask_u8, crop_for_inpaint, feather_mask, grow_mask
 from .pixels import _check_colour, _desc, composite, to_rgb8
-from .sizing import fit_to_model, resize_mask, resize_rgb
+from .sizing import fit_to_model, pad_edges, padded_size, resize_mask, resize_rgb
 
 # How ``prepare`` cuts the region: the whole image (img2img) or around the mask (inpaint). A job kind's handler
 # (server.jobs.handlers) picks one; these are also the engine's pipelines.
@@ -26,10 +26,22 @@ class Prepared:
     blend_alpha: np.ndarray | None  # (H, W) float32 over ``region``; None = replace every pixel's colour
     source: np.ndarray  # (H, W, 4) the region's original pixels, original dtype
     kind: str = "img2img"
+    tiled: bool = False  # the model image is the region itself, edge-padded to multiples of 8 (a tiled run)
 
     @property
     def model_size(self) -> Size:
         return Size(self.model_image.shape[1], self.model_image.shape[0])
+
+
+def cut_region(image_rect: Rect, mask: np.ndarray | None, kind: str, context: int, grow: int, feather: int) -> Rect:
+    """The document region ``prepare`` cuts: the whole image (img2img), or around the mask (inpaint, see
+    ``prepare``). ``mask``: uint8 over ``image_rect``."""
+    if kind == "img2img":
+        return image_rect
+    if mask is None:
+        raise ValueError("inpaint needs a mask")
+    reach = max(grow, 0) + feather  # alpha is 0 beyond reach: keep one such ring inside the region
+    return crop_for_inpaint(image_rect, mask, max(context, reach + 1 if reach else 0))
 
 
 def prepare(
@@ -42,6 +54,7 @@ def prepare(
     grow: int,
     feather: int,
     max_pixels: int | None,
+    tiled: bool = False,
 ) -> Prepared:
     """Cut, scale and mask an image for the model.
 
@@ -51,6 +64,9 @@ def prepare(
     clamped to the image and aligned to 8 (``context_region``). The mask is grown by ``grow`` (negative
     shrinks); ``model_mask`` is every pixel the grown mask touches (> 0), scaled to the model and binarized
     to 0/255; ``blend_alpha`` is the grown mask feathered by ``feather``.
+
+    ``tiled``: the model works at the region's own resolution (in tiles): the model image is the region
+    edge-padded to multiples of 8, never resampled, and ``max_pixels`` does not apply.
     """
     if kind not in CUTS:
         raise ValueError(f"unknown cut {kind!r}; expected one of {', '.join(CUTS)}")
@@ -67,21 +83,18 @@ def prepare(
     if mask is not None:
         _check_mask_shape(mask, image_rect.size)
         mask = _mask_u8("mask", mask)
-    if kind == "img2img":
-        region, local_mask = image_rect, mask
-    else:
-        if mask is None:
-            raise ValueError("inpaint needs a mask")
-        reach = max(grow, 0) + feather  # alpha is 0 beyond reach: keep one such ring inside the region
-        region = crop_for_inpaint(image_rect, mask, max(context, reach + 1 if reach else 0))
-        local = region.translate(-image_rect.x, -image_rect.y)
-        local_mask = mask[local.y : local.bottom, local.x : local.right]
+    region = cut_region(image_rect, mask, kind, context, grow, feather)
     local = region.translate(-image_rect.x, -image_rect.y)
+    local_mask = None if mask is None else mask[local.y : local.bottom, local.x : local.right]
     source = image_rgba[local.y : local.bottom, local.x : local.right].copy()
-    size = fit_to_model(region.size, resolution, max_pixels)
-    model_image = resize_rgb(to_rgb8(source), size)
+    if tiled:
+        size = padded_size(region.size)
+        model_image = pad_edges(to_rgb8(source), size)
+    else:
+        size = fit_to_model(region.size, resolution, max_pixels)
+        model_image = resize_rgb(to_rgb8(source), size)
     if local_mask is None:
-        return Prepared(region, model_image, None, None, source, kind)
+        return Prepared(region, model_image, None, None, source, kind, tiled)
     grown = grow_mask(local_mask, grow)
     if not grown.any():
         raise EmptyMask(f"the mask is empty after shrinking it by {-grow} px")
@@ -89,8 +102,9 @@ def prepare(
     model_mask = None
     if kind == "inpaint":
         touched = np.where(grown > 0, np.uint8(255), np.uint8(0))
-        model_mask = np.where(resize_mask(touched, size) > 0, np.uint8(255), np.uint8(0))
-    return Prepared(region, model_image, model_mask, blend_alpha, source, kind)
+        scaled = pad_edges(touched, size) if tiled else resize_mask(touched, size)
+        model_mask = np.where(scaled > 0, np.uint8(255), np.uint8(0))
+    return Prepared(region, model_image, model_mask, blend_alpha, source, kind, tiled)
 
 
 def finish(prepared: Prepared, generated_rgb8: np.ndarray) -> np.ndarray:
@@ -102,7 +116,10 @@ def finish(prepared: Prepared, generated_rgb8: np.ndarray) -> np.ndarray:
     expected = prepared.model_image.shape
     if generated_rgb8.shape != expected or generated_rgb8.dtype != np.uint8:
         raise ValueError(f"generated image must be {expected} uint8, got {_desc(generated_rgb8)}")
-    scaled = resize_rgb(generated_rgb8, prepared.region.size)
+    if prepared.tiled:
+        scaled = generated_rgb8[: prepared.region.height, : prepared.region.width]
+    else:
+        scaled = resize_rgb(generated_rgb8, prepared.region.size)
     alpha = prepared.blend_alpha
     if alpha is None:
         alpha = np.ones(scaled.shape[:2], dtype=np.float32)

@@ -66,3 +66,19 @@ def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
     mode = "L" if mask.dtype == np.uint8 else "F"
     resized = Image.fromarray(np.ascontiguousarray(mask), mode).resize(_wh(size), Image.BILINEAR)
     return np.asarray(resized, dtype=mask.dtype).copy()
+
+
+def padded_size(size: Size, multiple: int = 8) -> Size:
+    """``size`` rounded up to multiples of ``multiple`` (a tiled run's model size)."""
+    if size.is_empty:
+        raise ValueError(f"cannot pad an empty size {size.width}x{size.height}")
+    return Size(-(-size.width // multiple) * multiple, -(-size.height // multiple) * multiple)
+
+
+def pad_edges(img: np.ndarray, size: Size) -> np.ndarray:
+    """(H, W[, C]) grown to ``size`` at the right and bottom by repeating the last column and row."""
+    h, w = img.shape[:2]
+    if size.width < w or size.height < h:
+        raise ValueError(f"cannot pad {w}x{h} to the smaller {size.width}x{size.height}")
+    pad = [(0, size.height - h), (0, size.width - w)] + [(0, 0)] * (img.ndim - 2)
+    return np.pad(img, pad, mode="edge")

@@ -35,7 +35,7 @@ from ..engine.interface import (
     StepInfo,
     denoising_steps,
 )
-from .handlers import HANDLERS, Inputs, Model
+from .handlers import HANDLERS, Inputs, Model, plan
 from .queue import Job
 
 log = logging.getLogger("underpaint.runner")
@@ -102,9 +102,10 @@ def preview_policy(submit: Submit) -> PreviewPolicy:
 
 
 class JobRunner:
-    def __init__(self, engine: Engine, max_model_pixels: int | None = None) -> None:
+    def __init__(self, engine: Engine, max_model_pixels: int | None = None, upscalers: object = None) -> None:
         self.engine = engine
         self.max_model_pixels = max_model_pixels
+        self.upscalers = upscalers  # engine.upscalers.Upscalers, for upscale jobs
 
     def __call__(self, job: Job) -> None:
         submit = job.request.submit
@@ -136,18 +137,20 @@ class JobRunner:
         if submit.result_encoding == "png" and submit.result_format not in PNG_FORMATS:
             raise EngineError(errors.UNSUPPORTED, f"PNG cannot carry {submit.result_format}; use raw or zlib",
                               "result_encoding")
-        if denoising_steps(submit.steps, submit.strength) < 1:  # refused before the engine loads anything
+        handler = HANDLERS[submit.kind]
+        diffuses = handler.diffuses(submit)
+        if diffuses and denoising_steps(submit.steps, submit.strength) < 1:  # before the engine loads anything
             raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
                               "denoising step; raise steps or strength", "strength")
         inputs = decode_inputs(job)
-        handler = HANDLERS[submit.kind]
+        model = Model(spec.resolution, self.max_model_pixels, self.upscalers, job.cancel)
         try:
-            prepared = handler.prepare(inputs, submit, Model(spec.resolution, self.max_model_pixels))
+            job_plan = plan(handler, inputs, submit, model)
         except imaging.EmptyMask as exc:
             raise EngineError(errors.EMPTY_MASK, str(exc), "mask") from None
         except ValueError as exc:
             raise EngineError(errors.BAD_VALUE, str(exc), "mask" if inputs.channels else "image") from None
-        region = prepared.region
+        prepared, region = job_plan.prepared, job_plan.region
         seed = submit.seed if submit.seed is not None else random.randint(0, MAX_SEED - submit.batch)
         seed = min(seed, MAX_SEED - submit.batch + 1)
         job.emit(Started(job=job.id, x=region.x, y=region.y, width=region.width, height=region.height))
@@ -160,20 +163,31 @@ class JobRunner:
                 job.emit(encode_preview(info.preview, submit.preview.encoding, job.id, info.step, region))
 
         t_run = time.monotonic()
+        if prepared is None:  # nothing to diffuse (an upscale without refine): one image
+            self._emit_results(job, submit, region, [job_plan.finish(None)], [], t0, t_run, t_run)
+            return
         request = GenerationRequest(
             kind=handler.pipeline, model=spec.id, prompt=submit.prompt, negative_prompt=submit.negative_prompt,
             strength=submit.strength, steps=submit.steps, guidance=submit.guidance, seed=seed, batch=submit.batch,
             sampler=submit.sampler, image=prepared.model_image, mask=prepared.model_mask,
-            preview=preview_policy(submit),
+            preview=preview_policy(submit), tiled=prepared.tiled,
         )
         outputs = self.engine.generate(request, on_step, job.cancel)
         t_done = time.monotonic()
-        for index, generated in enumerate(outputs):
-            pixels = imaging.encode_pixels(imaging.finish(prepared, generated), submit.result_format)
+        finished = (job_plan.finish(generated) for generated in outputs)
+        self._emit_results(job, submit, region, finished, [seed + i for i in range(len(outputs))], t0, t_run, t_done)
+
+    @staticmethod
+    def _emit_results(job: Job, submit: Submit, region: Rect, images, seeds: list[int], t0: float, t_run: float,
+                      t_done: float) -> None:
+        count = 0
+        for index, image in enumerate(images):
+            pixels = imaging.encode_pixels(image, submit.result_format)
             for frame in result_frames(job.id, pixels, region, submit, index):
                 job.emit(frame)
+            count += 1
         now = time.monotonic()
         timings = {"queue_s": t0 - job.created, "prepare_s": t_run - t0, "inference_s": t_done - t_run,
                    "encode_s": now - t_done, "total_s": now - job.created}
-        job.emit(Result(job=job.id, images=len(outputs), seeds=tuple(seed + i for i in range(len(outputs))),
+        job.emit(Result(job=job.id, images=count, seeds=tuple(seeds),
                         timings={k: round(max(v, 0.0), 6) for k, v in timings.items()}))

@@ -1,25 +1,27 @@
 """What the websocket and REST transports share: settings, engine, job manager, and the welcome they advertise.
 
 ``welcome.features`` is what this server really implements: the kinds with a handler, the samplers the engine
-maps, the preview encodings PIL can write, and the ``resume`` flag; no extra input role (control, reference)."""
+maps, the preview encodings PIL can write, the ``resume`` and ``tiled`` flags; no extra input role (control,
+reference). ``welcome.upscalers``: the upscaler models found in or beside the models directories."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from underpaint.protocol import vocabulary
-from underpaint.protocol.messages import Defaults, ModelInfo, Welcome
+from underpaint.protocol.messages import Defaults, ModelInfo, UpscalerInfo, Welcome
 from underpaint.protocol.server_connection import BufferPool
 
 from .. import __version__
 from ..config import ServerConfig, protocol_limits
 from ..engine.interface import Engine
+from ..engine.upscalers import Upscalers, upscaler_dirs
 from ..jobs.handlers import HANDLERS, kinds_for
 from ..jobs.queue import JobManager
 from ..jobs.runner import JobRunner, preview_encodings
 from .security import AuthLimiter
 
-FLAGS = ("resume", "resume_key")  # keep_result + resume (with the job's key): kept for keep_results_s
+FLAGS = ("resume", "resume_key", "tiled")  # keep_result + resume (with the job's key); full-resolution runs
 
 
 class Service:
@@ -31,7 +33,10 @@ class Service:
         self.limits = protocol_limits(config)
         self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
                                             encodings=preview_encodings(), flags=FLAGS)
-        self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
+        self.upscalers = Upscalers(upscaler_dirs(config.models_dirs), config.allow_pickle,
+                                   device=str(getattr(engine, "device", "cpu")))
+        self.jobs = JobManager(JobRunner(engine, config.max_model_pixels, self.upscalers),
+                               keep_results_s=config.keep_results_s)
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
         self.connections: Counter[str] = Counter()  # address -> open websockets
@@ -58,6 +63,7 @@ class Service:
                       resolution=m.resolution, default=m.id == default, note=m.note)
             for m in self.engine.list_models()
         )
+        upscalers = tuple(UpscalerInfo(id=u.id, name=u.name, scale=u.scale) for u in self.upscalers.list())
         return Welcome(protocol=vocabulary.PROTOCOL_VERSION, server_version=__version__,
                        device=self.engine.device_name(), models=models, defaults=Defaults(model=default),
-                       limits=self.limits, features=self.features)
+                       limits=self.limits, features=self.features, upscalers=upscalers)

@@ -34,8 +34,8 @@ def test_welcome_features_are_what_the_server_implements(live):
     finally:
         raw.close()
     kinds = {f.partition(":")[2] for f in features if f.startswith("kind:")}
-    assert kinds == set(HANDLERS) == {"img2img", "inpaint"}
-    assert "kind:outpaint" not in features and "kind:upscale" not in features  # declared, not implemented
+    assert kinds == set(HANDLERS) == set(vocabulary.KINDS)  # issue 14: outpaint and upscale have handlers
+    assert "tiled" in features  # submit.resolution
     assert not any(f.startswith("role:") for f in features)  # no control/reference input yet
     samplers = {f.partition(":")[2] for f in features if f.startswith("sampler:")}
     assert samplers == {name for name, row in vocabulary.SAMPLERS.items() if row.feature}  # the engine maps all
@@ -43,8 +43,11 @@ def test_welcome_features_are_what_the_server_implements(live):
     assert features <= vocabulary.ALL_FEATURES
 
 
-def test_an_unimplemented_kind_is_unsupported_and_the_session_goes_on(live):
-    """A client that skips its own feature check submits ``outpaint`` anyway (with its frames)."""
+def test_an_unimplemented_kind_is_unsupported_and_the_session_goes_on(make_live, monkeypatch):
+    """A client that skips its own feature check submits ``outpaint`` anyway (with its frames) to a server
+    without an outpaint handler."""
+    monkeypatch.delitem(HANDLERS, "outpaint")
+    live = make_live()
     raw = Raw(live.url)
     try:
         raw.hello()  # advertises every feature of the vocabulary, outpaint included
@@ -53,7 +56,8 @@ def test_an_unimplemented_kind_is_unsupported_and_the_session_goes_on(live):
         raw.send(out.to_dict())
         error = raw.recv_error()
         assert (error["code"], error["job"], error["field"]) == ("unsupported", out.job, "kind")
-        assert error["message"] == "the server does not offer job kind 'outpaint' (it offers: img2img, inpaint)"
+        assert error["message"] == ("the server does not offer job kind 'outpaint' (it offers: img2img, inpaint, "
+                                    "upscale)")
         raw.send_frame(image_frame(out, PIXELS))  # its frames were already on the way: dropped quietly
         raw.send_frame(mask_frame(out, PIXELS[..., 3]))
         after = submit("inpaint", prompt="after outpaint")
@@ -69,7 +73,9 @@ def test_an_unimplemented_kind_is_unsupported_and_the_session_goes_on(live):
     quick_job(live.url)
 
 
-def test_rest_refuses_an_unimplemented_kind(live):
+def test_rest_refuses_an_unimplemented_kind(make_live, monkeypatch):
+    monkeypatch.delitem(HANDLERS, "outpaint")
+    live = make_live()
     buf = io.BytesIO()
     Image.fromarray(PIXELS).save(buf, "PNG")
     response = httpx.post(f"{live.http}/v1/jobs", files={"image": ("a.png", buf.getvalue(), "image/png")},
