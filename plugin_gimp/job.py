@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._protocol import client as pclient
-from ._protocol import core, errors, messages, pixels
+from ._protocol import core, errors, messages, pixels, vocabulary
 from .params import INPAINT, JobParams
 from .pixels import MASK_FORMAT, PixelSpec
 
@@ -72,7 +72,9 @@ def build_submit(job: str, params: JobParams, spec: PixelSpec, previews: bool = 
     preview = messages.PreviewOptions(enabled=previews, max_size=PREVIEW_MAX_SIZE, encoding="raw",
                                       min_interval_ms=200)
     # The selection's grey levels are the feathering: the server must not grow or feather it again.
-    inpaint = messages.InpaintOptions(feather=0, grow=0, context=params.context)
+    # Expand canvas has no selection: the feather is the width of the soft seam into the old image.
+    seam = int(vocabulary.FEATHER.default) if params.kind == "outpaint" else 0
+    inpaint = messages.InpaintOptions(feather=seam, grow=0, context=params.context)
     extra = {"upscale": messages.UpscaleOptions(**params.upscale_fields())} if params.kind == "upscale" else {}
     return messages.Submit(job=job, **params.submit_fields(), preview=preview, inpaint=inpaint,
                            result_format=spec.wire_format, result_encoding="zlib", **extra)
