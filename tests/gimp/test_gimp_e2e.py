@@ -17,7 +17,10 @@ from underpaint.plugin_gimp import naming
 
 pytestmark = pytest.mark.host
 BATCH = Path(__file__).with_name("gimp_batch_e2e.py")
-SESSION_TIMEOUT = 420  # the whole GIMP session; each run of the plug-in also has an idle timeout
+SESSION_TIMEOUT = 1200  # the whole GIMP session (a 1536x1024 full-resolution refine takes minutes on a CPU)
+# each run of the plug-in gives up after this long without a word from the server; the tiled refine's final
+# VAE decode of 1536x1024 on a busy CPU is silent for minutes
+IDLE_TIMEOUT = {"UNDERPAINT_IDLE_TIMEOUT": "600"}
 
 
 @pytest.fixture(scope="module", params=params(GIMP_HOSTS))
@@ -30,7 +33,7 @@ def host(request: pytest.FixtureRequest) -> Host:
 @pytest.fixture(scope="module")
 def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return gimp_harness.run_session(host, tmp_path_factory.mktemp(f"gimp-e2e-{host.id}"), BATCH.read_text(),
-                                    SESSION_TIMEOUT)
+                                    SESSION_TIMEOUT, IDLE_TIMEOUT)
 
 
 def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:

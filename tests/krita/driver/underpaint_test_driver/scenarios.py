@@ -505,7 +505,7 @@ def full_resolution(ctx: Context):
     ctx.record["resolution_shown"] = not panel._resolution_row.isHidden()
     canvas_options(ctx, resolution="full")
     ctx.docker.generate_button.click()
-    yield ctx.idle(doc, 400)
+    yield ctx.idle(doc, 900)  # tiled at 1536x1024 on a CPU: minutes
     yield ctx.settle()
     ctx.finish_record(doc)
     result = next((n for n in doc.rootNode().childNodes() if n.name() == "refine [inpaint, seed 14]"), None)
