@@ -31,7 +31,7 @@ FOLDERS = ("upscale_models", "ESRGAN", "RealESRGAN")  # looked for in and beside
 PICKLE_FILES = PICKLE_SUFFIXES + (".pth",)
 TILE, OVERLAP = 512, 32  # input pixels per model tile, and the margin each tile sees beyond its output
 MAX_DEPTH = 3
-_SCALE_IN_NAME = re.compile(r"(?:^|[^0-9a-z])(?:([1-8])x|x([1-8]))(?:[^0-9a-z]|$)", re.IGNORECASE)
+_SCALE_IN_NAME = re.compile(r"(?:^|[^0-9a-z])(?:([1-8])x|x([1-8]))(?![0-9])", re.IGNORECASE)
 
 
 def spandrel_available() -> bool:

@@ -44,10 +44,43 @@ def stretch_fill(rgb8: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.where(known[..., None], rgb8.astype(np.float32), filled)
 
 
+def _nearest(known: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index along ``axis`` of the nearest known pixel in the same row (axis 1) or column (axis 0), and its
+    distance (inf where the line has none)."""
+    n = known.shape[axis]
+    pos = np.arange(n).reshape((1, n) if axis == 1 else (n, 1))
+    before = np.maximum.accumulate(np.where(known, pos, -1), axis=axis)
+    after = np.flip(np.minimum.accumulate(np.flip(np.where(known, pos, n), axis=axis), axis=axis), axis=axis)
+    d_before = np.where(before >= 0, pos - before, np.inf)
+    d_after = np.where(after < n, after - pos, np.inf)
+    use_after = d_after < d_before
+    return np.where(use_after, after, before).clip(0, n - 1), np.minimum(d_before, d_after)
+
+
+def edge_stretch(rgb8: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Each unknown pixel takes the colour of the nearest known pixel in its row or its column (the edges of
+    the old image stretched outwards); pixels whose row and column are both unknown (corners) take the
+    push-pull fill. (H, W, 3) float32."""
+    h, w = known.shape
+    cols, d_row = _nearest(known, 1)
+    rows, d_col = _nearest(known, 0)
+    ys, xs = np.mgrid[0:h, 0:w]
+    by_row = rgb8[ys, cols].astype(np.float32)
+    by_col = rgb8[rows, xs].astype(np.float32)
+    out = np.where((d_row <= d_col)[..., None], by_row, by_col)
+    nowhere = np.isinf(d_row) & np.isinf(d_col)
+    if nowhere.any():
+        out = np.where(nowhere[..., None], stretch_fill(rgb8, known), out)
+    return np.where(known[..., None], rgb8.astype(np.float32), out)
+
+
 def prefill(rgb8: np.ndarray, new: np.ndarray, seed: int) -> np.ndarray:
     """The image with its new area pre-filled for diffusion: the old edge colours stretched outwards, softened,
     plus noise (so the model has colour to continue from and texture to refine). (H, W, 3) uint8."""
-    filled = stretch_fill(rgb8, ~new)
+    if not (~new).any():
+        filled = np.full(rgb8.shape, 127.5, np.float32)
+    else:
+        filled = edge_stretch(rgb8, ~new)
     if new.any():
         blurred = np.stack([_box_blur(filled[..., c], 4) for c in range(3)], axis=-1)
         filled = np.where(new[..., None], blurred, filled)
