@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._protocol import client as pclient
-from ._protocol import core, errors, messages, pixels
+from ._protocol import core, errors, messages, pixels, vocabulary
 from .params import INPAINT, JobParams
 from .pixels import MASK_FORMAT, PixelSpec
 
@@ -72,10 +72,13 @@ def build_submit(job: str, params: JobParams, spec: PixelSpec, previews: bool = 
     preview = messages.PreviewOptions(enabled=previews, max_size=PREVIEW_MAX_SIZE, encoding="raw",
                                       min_interval_ms=200)
     # The selection's grey levels are the feathering: the server must not grow or feather it again.
-    inpaint = messages.InpaintOptions(feather=0, grow=0, context=params.context)
+    # Expand canvas has no selection: the feather is the width of the soft seam into the old image.
+    seam = int(vocabulary.FEATHER.default) if params.kind == "outpaint" else 0
+    inpaint = messages.InpaintOptions(feather=seam, grow=0, context=params.context)
+    extra = {"upscale": messages.UpscaleOptions(**params.upscale_fields())} if params.kind == "upscale" else {}
     loras = tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(params.loras))
     return messages.Submit(job=job, **params.submit_fields(), preview=preview, inpaint=inpaint,
-                           result_format=spec.wire_format, result_encoding="zlib", loras=loras)
+                           result_format=spec.wire_format, result_encoding="zlib", loras=loras, **extra)
 
 
 def build_frames(job: str, plan: Plan, spec: PixelSpec, image: bytes, mask: bytes | None) -> tuple[Any, Any]:
@@ -102,6 +105,9 @@ def server_problem(welcome: Any, submit: Any, pixels: int) -> str | None:
     problem = (core.params.limit_problem(welcome.limits, submit.steps, submit.batch, pixels)
                or core.params.model_problem(welcome, submit.model)
                or core.params.kind_problem(offer.kinds, submit.kind))
+    if problem is None and submit.resolution != "auto" and not offer.tiled:
+        problem = ("This server cannot refine at full resolution or choose the fit (it has no tiled refine): "
+                   "set the resolution to auto, or update the server.")
     if problem is None and submit.sampler not in offer.samplers:
         problem = (f"This server does not offer the sampler {submit.sampler!r} (it offers "
                    f"{', '.join(offer.samplers)}): pick another sampler.")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from . import canvas_jobs
 from .jobs import LABELS, Capture, Job, JobBook, UserError
 from .params import GenerationParams, ParamsError
 from .pixels import UnsupportedDocument
@@ -173,6 +174,9 @@ class Controller:
         capture = doc.capture(params, self.settings)
         if self.welcome is not None:
             self._check_server(params, capture.kind)
+            problem = canvas_jobs.limit_problem(capture, self.welcome.limits)
+            if problem:
+                raise UserError(problem)
         params = dataclasses.replace(params, seed=params.resolved_seed())
         return Job(pclient.new_job_id("krita"), doc.key, doc.name, capture, params)
 
@@ -200,7 +204,8 @@ class Controller:
     def _wire(self, job: Job) -> tuple[messages.Submit, dict[str, frames.Frame | None]]:
         p, s, cap = job.params, self.settings, job.capture
         region = cap.region
-        preview = messages.PreviewOptions(enabled=s.preview, max_size=PREVIEW_MAX_SIZE,
+        in_document = cap.kind not in canvas_jobs.CANVAS_KINDS  # canvas jobs show no preview layer
+        preview = messages.PreviewOptions(enabled=s.preview and in_document, max_size=PREVIEW_MAX_SIZE,
                                           min_interval_ms=PREVIEW_INTERVAL_MS,
                                           encoding=self.offer().preview_encoding(PREVIEW_ENCODINGS))
         submit = messages.Submit(
@@ -208,7 +213,8 @@ class Controller:
             strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch, preview=preview,
             inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
             result_format=cap.pixel_format, result_encoding="zlib", keep_result=self.offer().resume,
-            loras=tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(p.loras)))
+            loras=tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(p.loras)),
+            **canvas_jobs.submit_fields(cap.kind, p, self.offer()))
         job.track.kept = submit.keep_result
         inputs: dict[str, frames.Frame | None] = {"image": ppixels.make_frame(
             job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format, "zlib", region.x, region.y)}
@@ -347,7 +353,8 @@ class Controller:
 
     def _on_preview(self, job: Job, frame: frames.Frame) -> None:
         doc = self.docs.get(job.doc_key)
-        if not self.settings.preview or doc is None or not doc.is_open():
+        in_document = job.capture.kind not in canvas_jobs.CANVAS_KINDS
+        if not self.settings.preview or doc is None or not doc.is_open() or not in_document:
             return
         try:
             doc.show_preview(job, frame)

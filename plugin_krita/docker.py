@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from krita import DockWidget
+from krita import DockWidget, Krita
 
 from . import qt
+from .canvas_panel import CanvasPanel, source_area
 from .controller import Controller, Status
 from .params import MAX_SEED, GenerationParams, ParamsError
-from .proto import vocabulary
+from .proto import core, vocabulary
 from .settings import Settings, SettingsError
 
-MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"))
+MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"),
+         ("Expand canvas", "outpaint"), ("Upscale", "upscale"))
 SOURCES = (("Active layer", "layer"), ("Visible image", "visible"))
 
 
@@ -130,6 +132,11 @@ class UnderpaintDocker(DockWidget):
                               ("Images", self.batch)):
             form.addRow(label, widget)
         form.addRow("Seed", seed_row)
+        self.canvas = CanvasPanel()
+        self.canvas.add_to(form)
+        for signal in (self.mode.currentIndexChanged, self.source.currentIndexChanged,
+                       self.model.currentIndexChanged, self.strength.valueChanged):
+            signal.connect(lambda *_: self._sync_canvas())
         col.addWidget(_scrolled(form_page, "generate_scroll"), 1)
         buttons = qt.QHBoxLayout()
         self.generate_button = _named(qt.QPushButton("Generate"), "generate")
@@ -187,7 +194,8 @@ class UnderpaintDocker(DockWidget):
             prompt=self.prompt.toPlainText().strip(), negative_prompt=self.negative.toPlainText().strip(),
             model=self.model.currentData(), mode=self.mode.currentData(), source=self.source.currentData(),
             strength=round(self.strength.value(), 4), steps=self.steps.value(), guidance=round(self.cfg.value(), 4),
-            seed=seed, batch=self.batch.value(), loras=self.loras.text().strip()).validated()
+            seed=seed, batch=self.batch.value(), loras=self.loras.text().strip(),
+            **self.canvas.values()).validated()
 
     def set_params(self, params: GenerationParams) -> None:
         self.prompt.setPlainText(params.prompt)
@@ -209,6 +217,8 @@ class UnderpaintDocker(DockWidget):
         self.seed_random.setChecked(params.seed is None)
         if params.seed is not None:
             self.seed.setText(str(params.seed))
+        self.canvas.set_values(params)
+        self._sync_canvas()
 
     def settings(self) -> Settings:
         return Settings(server_url=self.server_url.text(), token=self.token.text(), preview=self.preview.isChecked(),
@@ -271,6 +281,7 @@ class UnderpaintDocker(DockWidget):
         self.connection.setText(server.get(status.connection, "Not connected"))
         self._sync_models()
         self._sync_modes()
+        self._sync_canvas()
         self._apply_limits(status)
         if status.progress:
             self.progress.setRange(0, max(1, status.progress[1]))
@@ -297,6 +308,14 @@ class UnderpaintDocker(DockWidget):
             self.mode.addItem(text, value)
         self.mode.setCurrentIndex(max(self.mode.findData(selected), 0))
 
+    def _sync_canvas(self) -> None:
+        """Resolution, upscale and expand controls for the mode and what the server offers."""
+        welcome = self.controller.welcome
+        self.canvas.set_upscalers(getattr(welcome, "upscalers", ()) if welcome is not None else ())
+        area = source_area(Krita.instance().activeDocument(), self.source.currentData() or "layer")
+        self.canvas.update(self.mode.currentData() or "auto", self.controller.offer().tiled, area,
+                           core.canvas.model_side(welcome, self.model.currentData()), self.strength.value())
+
     def _sync_models(self) -> None:
         models = self.controller.models()
         current = [self.model.itemData(i) for i in range(1, self.model.count())]
@@ -315,5 +334,5 @@ class UnderpaintDocker(DockWidget):
                               f"On this server: {offered}")
 
     def canvasChanged(self, canvas: object) -> None:  # noqa: N802 - Krita's API name
-        pass
+        self._sync_canvas()  # Auto's label follows the active document
 

@@ -9,7 +9,7 @@ import math
 import time
 from typing import Any
 
-from . import qt
+from . import canvas_jobs, qt
 from .jobs import Capture, Job, UserError
 from .params import (
     ANNOTATION_DESCRIPTION,
@@ -87,6 +87,8 @@ class KritaDocument:
     def capture(self, params: GenerationParams, settings: Settings) -> Capture:
         fmt = pixel_format(self.doc.colorModel(), self.doc.colorDepth())
         self.doc.waitForDone()
+        if params.mode in canvas_jobs.CANVAS_KINDS:
+            return canvas_jobs.capture(self, params, fmt)
         canvas = Rect(0, 0, self.doc.width(), self.doc.height())
         sel_rect, sel = self.selection(canvas)
         node, bounds = None, None
@@ -243,12 +245,16 @@ class KritaDocument:
         The first image takes over the preview layer when there is one (pixels rewritten, renamed), so the
         undo history holds exactly one step per result layer: the layer's creation.
         """
+        canvas_job = job.capture.kind in canvas_jobs.CANVAS_KINDS
+        if canvas_job:  # its layer is made now, after the canvas grew; previews never showed in the document
+            self.clear_preview(job)
+            dx, dy = canvas_jobs.grow_canvas(self.doc, job.capture, job.params)
         above = self._anchor(job.capture.source_id)
         records = self.records(prune=True)
-        reused = self._take_preview(job)
+        reused = None if canvas_job else self._take_preview(job)
         names = []
         for image in images:
-            r = image.rect
+            r = image.rect.translate(dx, dy) if canvas_job else image.rect
             if reused is not None:
                 node, reused = reused, None
                 node.setPixelData(image.pixels, r.x, r.y, r.width, r.height)

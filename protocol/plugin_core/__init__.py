@@ -4,6 +4,7 @@
 - ``params``: generation values checked against the vocabulary's ranges and the server's ``welcome.limits``;
   what a plugin advertises and which kinds/samplers/preview encodings its UI may offer.
 - ``regions``: which document region a job sends, and the check that a result fits it.
+- ``canvas``: jobs that change the canvas (expand canvas, upscale) and the resolution menu.
 - ``naming``: result layer names and the JSON record of a result's parameters (parasite / annotation).
 - ``sentences``: a protocol error code turned into a sentence a painter can act on.
 - ``jobs``: the event reducer: client events of one job -> host-neutral updates, and decoding of results.
@@ -13,6 +14,6 @@ The host adapters (``plugin_krita``, ``plugin_gimp``) keep only what touches the
 layers, progress widgets, dialogs.
 """
 
-from . import jobs, live, naming, params, regions, sentences, settings
+from . import canvas, jobs, live, naming, params, regions, sentences, settings
 
-__all__ = ["jobs", "live", "naming", "params", "regions", "sentences", "settings"]
+__all__ = ["canvas", "jobs", "live", "naming", "params", "regions", "sentences", "settings"]

@@ -154,7 +154,8 @@ def dead_url() -> str:
         return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
 
 
-def run_session(host: Host, tmp: Path, script: str, timeout: float) -> dict[str, Any]:
+def run_session(host: Host, tmp: Path, script: str, timeout: float,
+                extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """One gimp-console session running ``script`` against a real server; its facts, plug-in log and run.
 
     A missing host skips, or fails under CI=true.
@@ -168,7 +169,8 @@ def run_session(host: Host, tmp: Path, script: str, timeout: float) -> dict[str,
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
     with running_server(tmp) as url:
-        run = run_batch(script, {"url": url, "dead_url": dead_url()}, tmp / "out", timeout=timeout, host=host)
+        run = run_batch(script, {"url": url, "dead_url": dead_url()}, tmp / "out", timeout=timeout, host=host,
+                        extra_env=extra_env)
     assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"

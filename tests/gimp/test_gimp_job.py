@@ -243,3 +243,24 @@ def test_inpaint_frames_need_a_mask() -> None:
     the_plan = plan_region(INPAINT, Rect(0, 0, 16, 16), Rect(2, 2, 4, 4), 0)
     with pytest.raises(job.JobFailed, match="needs the selection mask"):
         job.build_frames("j", the_plan, SPEC, bytes(the_plan.region.area * 4), None)
+
+
+def test_canvas_jobs_submit_their_options() -> None:
+    spec = px.choose_spec("rgb", "u8")
+    out = job.build_submit("j1", parse_params("outpaint", {"expand-right": 64, "resolution": "full"}), spec, False)
+    assert out.kind == "outpaint" and out.resolution == "full" and out.inpaint.feather > 0  # a soft seam
+    up = job.build_submit("j2", parse_params("upscale", {"factor": "x4", "refine": False}), spec, False)
+    assert up.upscale == messages.UpscaleOptions(factor=4, upscaler=None, refine=False)
+    assert "resolution" not in up.to_dict()
+
+
+def test_full_resolution_on_a_server_without_tiles_is_refused_with_a_sentence() -> None:
+    spec = px.choose_spec("rgb", "u8")
+    submit = job.build_submit("j3", parse_params(IMG2IMG, {"resolution": "full"}), spec)
+    welcome = messages.Welcome(protocol=2, server_version="t", device="cpu", features=("kind:img2img",),
+                               defaults=messages.Defaults(model="m"),
+                               limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**7, max_queued_jobs=2,
+                                                      max_batch=2, max_steps=50))
+    assert "cannot refine at full resolution" in job.server_problem(welcome, submit, 64)
+    tiled = messages.Welcome(**{**welcome.__dict__, "features": ("kind:img2img", "tiled")})
+    assert job.server_problem(tiled, submit, 64) is None

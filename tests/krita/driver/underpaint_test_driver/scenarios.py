@@ -450,3 +450,137 @@ def cancel_one_document(ctx: Context):
     ctx.record["status"] = ctx.docker.status.text()
     ctx.controller.cancel_all()
     yield ctx.idle(keeps, 60)
+
+
+# ==================================================================== issue 14: resolution, expand canvas, upscale
+def canvas_options(ctx: Context, resolution: str | None = None, factor: int | None = None,
+                   expand: tuple[int, int, int, int] | None = None, grow_canvas: bool | None = None,
+                   refine: bool | None = None) -> None:
+    panel = ctx.docker.canvas
+    if resolution is not None:
+        panel.resolution.setCurrentIndex(panel.resolution.findData(resolution))
+    if factor is not None:
+        panel.factor.setCurrentIndex(panel.factor.findData(factor))
+    if expand is not None:
+        for side, value in zip(("left", "top", "right", "bottom"), expand, strict=True):
+            panel.sides[side].setValue(value)
+    if grow_canvas is not None:
+        panel.grow_canvas.setChecked(grow_canvas)
+    if refine is not None:
+        panel.refine.setChecked(refine)
+
+
+def size(doc) -> list[int]:
+    return [doc.width(), doc.height()]
+
+
+def connected(ctx: Context):
+    """Connect (the docker's Connect button) and wait: the canvas modes appear once the server offers them."""
+    if ctx.controller.connection != "connected":
+        ctx.docker.reconnect()  # what its Connect button does
+    return (lambda: ctx.controller.connection == "connected"), 60, "the connection"
+
+
+def strips(rect: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The parts of ``outer`` outside ``rect`` as (x, y, w, h) strips: above, below, left, right."""
+    x, y, w, h = rect
+    ox, oy, ow, oh = outer
+    return [s for s in ((ox, oy, ow, y - oy), (ox, y + h, ow, oy + oh - y - h), (ox, y, x - ox, h),
+                        (x + w, y, ox + ow - x - w, h)) if s[2] > 0 and s[3] > 0]
+
+
+def full_resolution(ctx: Context):
+    """A 1536x1024 layer refined at full resolution through a selection (inpaint): the region sent is the
+    whole layer; outside the selection the result is transparent and the image is the source (checked here:
+    saving a document this big opens Krita's progress dialog)."""
+    doc = ctx.new_doc("full resolution", 1536, 1024, "U8")
+    source = ctx.add_layer(doc, "source", 1536, 1024)
+    ctx.select(doc, 16, 16, 1504, 992)
+    yield ctx.sleep(0.3)
+    yield connected(ctx)
+    ctx.set_params(prompt="refine", mode="inpaint", steps=4, strength=0.3, seed=14)
+    ctx.docker._sync_canvas()
+    panel = ctx.docker.canvas
+    ctx.record["resolution_menu"] = [panel.resolution.itemText(i) for i in range(panel.resolution.count())]
+    ctx.record["resolution_shown"] = not panel._resolution_row.isHidden()
+    canvas_options(ctx, resolution="full")
+    ctx.docker.generate_button.click()
+    yield ctx.idle(doc, 900)  # tiled at 1536x1024 on a CPU: minutes
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    result = next((n for n in doc.rootNode().childNodes() if n.name() == "refine [inpaint, seed 14]"), None)
+    checks = ctx.record["checks"] = {"result": result is not None}
+    grown = (11, 11, 1514, 1002)  # the selection and the settings' 4 px feather
+    if result is not None:
+        doc.waitForDone()
+        outside = strips(grown, (0, 0, 1536, 1024))
+        checks["outside_transparent"] = all(not bytes(result.pixelData(*s))[3::4].strip(b"\0") for s in outside)
+        checks["outside_unchanged"] = all(bytes(doc.pixelData(*s)) == bytes(source.pixelData(*s)) for s in outside)
+        checks["source_is_pattern"] = bytes(source.pixelData(0, 0, 1536, 8)) == pattern("U8", 1536, 8)
+        core = bytes(result.pixelData(40, 40, 1456, 944))[3::4]
+        checks["core_opaque"] = round(core.count(255) / len(core), 3)
+        tracked = next((t for t in ctx.ext.documents if t.doc == doc), None)
+        records = tracked.records() if tracked is not None else {}
+        record = records.get(result.uniqueId().toString())
+        checks["region"] = list(record.region) if record else None
+        checks["resolution"] = record.params.resolution if record else None
+    ctx.set_params(mode="auto")
+    canvas_options(ctx, resolution="auto")
+
+
+def expand_canvas(ctx: Context):
+    """Expand by 128 px right and bottom: a cancelled job leaves the canvas alone; a finished one grows it with
+    the result layer; undo gives back the size and the layers."""
+    doc = ctx.new_doc("expand", 256, 192, "U8")
+    ctx.add_layer(doc, "source", 256, 192)
+    ctx.record["before"] = ctx.layers(doc)
+    ctx.record["size_before"] = size(doc)
+    yield ctx.sleep(0.3)
+    yield connected(ctx)
+    ctx.record["modes"] = [ctx.docker.mode.itemData(i) for i in range(ctx.docker.mode.count())]
+    ctx.set_params(prompt="more meadow", mode="outpaint", steps=150, strength=1.0, seed=15)
+    canvas_options(ctx, expand=(0, 0, 128, 128))
+    ctx.record["expand_shown"] = not ctx.docker.canvas._expand.isHidden()
+    ctx.docker.generate_button.click()
+    yield (lambda: ctx.running_step() >= 1), 120, "the expand job to run"
+    ctx.docker.cancel_button.click()
+    yield ctx.idle(doc, 60)
+    yield ctx.sleep(0.3)
+    ctx.record["size_after_cancel"] = size(doc)
+    ctx.record["layers_after_cancel"] = ctx.layers(doc)
+    ctx.set_params(prompt="more meadow", mode="outpaint", steps=4, strength=1.0, seed=16)
+    ctx.docker.generate_button.click()
+    yield ctx.idle(doc, 300)
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    ctx.record["size_after"] = size(doc)
+    ctx.save(doc, "expand")
+    undo = Krita.instance().action("edit_undo")
+    undo.trigger()
+    yield ctx.sleep(0.8)
+    ctx.record["after_undo"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
+    undo.trigger()
+    yield ctx.sleep(0.8)
+    ctx.record["after_undo2"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
+    ctx.set_params(mode="auto")
+    canvas_options(ctx, expand=(0, 0, 0, 0))
+
+
+def upscale(ctx: Context):
+    """x2 upscale: a layer of twice the size at the scaled offset, the canvas as it was; with "Upscale canvas"
+    the image is scaled first."""
+    out = ctx.record["runs"] = {}
+    for grow in (False, True):
+        doc = ctx.new_doc(f"upscale {'grow' if grow else 'keep'}", 96, 64, "U8")
+        ctx.add_layer(doc, "source", 96, 64)
+        yield ctx.sleep(0.3)
+        yield connected(ctx)
+        ctx.set_params(prompt="sharper", mode="upscale", steps=4, strength=0.3, seed=17)
+        canvas_options(ctx, factor=2, grow_canvas=grow, refine=True)
+        ctx.docker.generate_button.click()
+        yield ctx.idle(doc, 300)
+        yield ctx.settle()
+        out["grow" if grow else "keep"] = {"size": size(doc), "layers": ctx.layers(doc),
+                                           "status": ctx.docker.status.text()}
+    ctx.set_params(mode="auto")
+    canvas_options(ctx, grow_canvas=False)
