@@ -96,6 +96,11 @@ class Controller:
             server = f"{where} · {w.device} · server {w.server_version} · default model {default}"
         return Status(self.connection, server, self.message, self.error, progress, len(self.jobs), self.limits())
 
+    @property
+    def client(self) -> Any:
+        """The protocol client of the current connection (None while disconnected); live painting shares it."""
+        return self._client
+
     def models(self) -> list[messages.ModelInfo]:
         return list(self.welcome.models) if self.welcome else []
 

@@ -11,6 +11,7 @@ from krita import DockWidget
 
 from . import qt
 from .controller import Controller, Status
+from .live import LiveControls
 from .params import MAX_SEED, GenerationParams, ParamsError
 from .proto import vocabulary
 from .settings import Settings, SettingsError
@@ -137,6 +138,8 @@ class UnderpaintDocker(DockWidget):
         buttons.addWidget(self.generate_button)
         buttons.addWidget(self.cancel_button)
         col.addLayout(buttons)
+        self.live = LiveControls(self)
+        col.addLayout(self.live.row)
         self.progress = _named(qt.QProgressBar(), "progress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
