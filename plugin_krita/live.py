@@ -70,9 +70,9 @@ class _State:
 class KritaLive:
     """One per extension; every docker's Live toggle and Apply button drive it."""
 
-    def __init__(self, extension: Any, make_session: Any = default_session) -> None:
+    def __init__(self, extension: Any, make_session: Any = None) -> None:
         self.extension, self.controller = extension, extension.controller
-        self.make_session = make_session
+        self.make_session = make_session  # None: the plugin core's LiveSession
         self.state: _State | None = None
         self.controls: list[LiveControls] = []
         self.timer = qt.QTimer()
@@ -203,7 +203,7 @@ class KritaLive:
         if connection != "connected":
             return
         client = self.controller.client
-        state.session = self.make_session(client, state.params)
+        state.session = (self.make_session or default_session)(client, state.params)
         watch_module = _core_module("live_watch")
         node, undo = state.node, _undo_action()
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 CACHE = Path("/var/cache/underpaint")
 CI_DIR = Path(__file__).resolve().parents[2] / ".ci"
-_CORE = ("img2img", "reuse", "inpaint", "batch_visible_u16", "cancel", "strokes", "server_down")
+_LIVE = ("live", "live_server_down")  # live_server_down stops the e2e server: always last
+_CORE = ("img2img", "reuse", "inpaint", "batch_visible_u16", "cancel", "strokes", "server_down", *_LIVE)
 _FULL = ("img2img", "reuse", "docker_ui", "inpaint", "float_big_layer", "batch_visible_u16", "cancel", "strokes",
-         "cancel_one_document", "close_document", "server_down")
+         "cancel_one_document", "close_document", "server_down", *_LIVE)
 
 
 @dataclass(frozen=True)
