@@ -190,6 +190,9 @@ class KritaLive:
         if state.session.error:
             self.stop(f"Live stopped: {state.session.error}", error=True)
             return
+        if self.controller.connection != "connected":  # the connection went; the session may not know yet
+            self.stop(f"Live stopped: {self.controller.message}", error=True)
+            return
         frame = state.loop.tick()
         if frame is not None:
             self._show(state, frame)
