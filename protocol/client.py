@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from . import errors
 from .connection import ClientConnection, PreparedJob, ResultReceived, State
 from .errors import ProtocolError
+from .frames import Frame
 from .jobs import Inputs
+from .live_messages import LiveFrameMessage, LiveStart, LiveStopped
 from .messages import Cancelled, Error, Submit, Welcome
 from .vocabulary import WS_PATH
 
@@ -46,11 +48,18 @@ class SendResume:
 
 
 @dataclass(frozen=True)
+class SendLive:
+    """Live-stream messages and tiles the connection already checked and encoded (``live_*``)."""
+
+    items: tuple[str | bytes, ...]
+
+
+@dataclass(frozen=True)
 class Stop:
     pass
 
 
-Command = SendSubmit | SendCancel | SendResume | Stop
+Command = SendSubmit | SendCancel | SendResume | SendLive | Stop
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class Client:
         self._threads: list[threading.Thread] = []
         self._closing = False
         self._last_state: Connected | Disconnected | None = None  # latest connection event
+        self._live_listeners: dict[str, Callable[[object], None]] = {}  # stream -> its events (LiveSession)
 
     # ------------------------------------------------------------------ public API (any thread)
     @property
@@ -145,6 +155,37 @@ class Client:
         """Re-attach a kept job after ``reconnect()``; ``key`` defaults to the ``resume_key`` this client was
         given for it (``resume_keys``: save them to resume after a restart)."""
         self._outbox.put(SendResume(job, key or self.resume_keys.get(job)))
+
+    # ------------------------------------------------------------------ live streams (feature ``live``)
+    def live_start(self, msg: LiveStart, listener: Callable[[object], None] | None = None) -> None:
+        """Open a live stream; its events (``LiveStarted``, ``LiveResultReceived``, ``LiveSkipped``,
+        ``LiveError``, ``LiveStopped``) go to ``listener`` (receiver thread) instead of ``on_event``."""
+        with self._lock:
+            conn = self._require_conn()
+            text = conn.live_start(msg)
+            if listener is not None:
+                self._live_listeners[msg.stream] = listener
+        self._outbox.put(SendLive((text,)))
+
+    def live_frame(self, msg: LiveFrameMessage, tiles: list[Frame]) -> bool:
+        """Queue a live frame and its tiles (``live.DeltaEncoder``); False when the stream is not open."""
+        with self._lock:
+            items = self._require_conn().live_frame(msg, tiles)
+        if items:
+            self._outbox.put(SendLive(tuple(items)))
+        return bool(items)
+
+    def live_stop(self, stream: str) -> None:
+        """End a live stream: nothing of it is sent after this; ``LiveStopped`` is its last event."""
+        with self._lock:
+            text = self._conn.live_stop(stream) if self._conn is not None and self.welcome is not None else None
+        if text is not None:
+            self._outbox.put(SendLive((text,)))
+
+    def _require_conn(self) -> ClientConnection:
+        if self._conn is None or self.welcome is None:
+            raise ProtocolError(errors.NOT_READY, "not connected to a server")
+        return self._conn
 
     def close(self, wait: bool = False) -> None:
         self._closing = True
@@ -212,6 +253,17 @@ class Client:
     def _emit(self, event: object) -> None:
         if isinstance(event, (Connected, Disconnected)):
             self._last_state = event
+        listener = self._live_listeners.get(getattr(event, "stream", None) or "")
+        if listener is not None:
+            if getattr(event, "ended", False) or isinstance(event, LiveStopped):
+                self._live_listeners.pop(event.stream, None)  # type: ignore[attr-defined]
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a listener bug must not kill the connection
+                import traceback
+
+                traceback.print_exc()
+            return
         job = getattr(event, "job", None)
         for key in (job, "*"):
             waiter = self._waiters.get(key) if key else None
@@ -291,6 +343,13 @@ class Client:
             command = self._outbox.get()
             if isinstance(command, Stop):
                 return
+            if isinstance(command, SendLive):
+                try:
+                    for data in command.items:
+                        ws.send(data)
+                except Exception:  # noqa: BLE001 - the receiver reports the lost connection
+                    return
+                continue
             job = command.prepared.job if isinstance(command, SendSubmit) else command.job
             try:
                 if isinstance(command, SendSubmit):  # tiles and encodes outside the lock: the receiver goes on

@@ -25,6 +25,8 @@ from .jobs import (
     tile_inputs,
     with_inputs,
 )
+from .live import ClientStreams
+from .live_messages import LIVE_SERVER_MESSAGES, LiveFrameMessage, LiveStart
 from .messages import (
     SERVER_MESSAGES,
     Cancel,
@@ -114,6 +116,7 @@ class ClientConnection:
         self.frame_limits = frame_limits or FrameLimits(max_pixels=2**40, max_frame_bytes=2**40)
         self._jobs: dict[str, _Job] = {}
         self.resume_keys: dict[str, str] = {}  # job -> the server's resume_key (kept jobs; survives close)
+        self.live = ClientStreams()  # live painting streams (feature ``live``)
 
     # ------------------------------------------------------------------ state (read-only outside)
     @property
@@ -207,13 +210,30 @@ class ClientConnection:
             self.resume_keys[job] = key
         return Resume(job=job, key=key if "resume_key" in self.features else None).encode()
 
-    def close(self, error: ProtocolError | None = None) -> list[Error]:
-        """The session ended: one ``connection_lost`` error per job in flight (its terminal event)."""
+    # ------------------------------------------------------------------ live streams (feature ``live``)
+    def live_start(self, msg: LiveStart) -> str:
+        """Open a live stream; ``LiveStarted`` (or a ``LiveError`` with ``ended``) answers it."""
+        self._require_ready()
+        return self.live.start(msg, self.features, self.jobs)
+
+    def live_frame(self, msg: LiveFrameMessage, tiles: list[Frame]) -> list[str | bytes]:
+        """A frame of a stream (``live.DeltaEncoder.encode``) and its tiles; ``[]`` once the stream stopped."""
+        self._require_ready()
+        return self.live.frame(msg, tiles)
+
+    def live_stop(self, stream: str) -> str | None:
+        """The ``live_stop`` to send (None when the stream is not open); ``LiveStopped`` ends it."""
+        self._require_ready()
+        return self.live.stop(stream)
+
+    def close(self, error: ProtocolError | None = None) -> list[object]:
+        """The session ended: one ``connection_lost`` error per job in flight (its terminal event), and one
+        ended ``LiveError`` per open live stream."""
         self._state = State.CLOSED
         why = error.message if error else "the client closed the connection"
-        ended = [Error(code=errors.CONNECTION_LOST, message=why, job=job) for job in self._jobs]
+        ended: list[object] = [Error(code=errors.CONNECTION_LOST, message=why, job=job) for job in self._jobs]
         self._jobs.clear()
-        return ended
+        return ended + self.live.close()
 
     # ------------------------------------------------------------------ receiving
     def receive_text(self, text: str | bytes) -> list[object]:
@@ -230,6 +250,8 @@ class ClientConnection:
             return [msg]
         if isinstance(msg, Error):
             return self._error(msg)
+        if msg.TYPE in LIVE_SERVER_MESSAGES:
+            return self.live.receive(msg)
         job_id = getattr(msg, "job", None)
         job = self._jobs.get(job_id or "")
         if job is None or not job.sent:
@@ -275,6 +297,8 @@ class ClientConnection:
         if frame.role not in SERVER_ROLES:
             raise ProtocolError(errors.UNEXPECTED_FRAME, f"servers do not send {frame.role} frames", "role",
                                 frame.job)
+        if frame.job in self.live:
+            return self.live.receive_frame(frame)
         job = self._jobs.get(frame.job)
         if job is None or not job.sent:
             raise ProtocolError(errors.UNKNOWN_JOB, f"{frame.role} frame for unknown job {frame.job!r}", "job",

@@ -39,6 +39,7 @@ UNKNOWN_MODEL = "unknown_model"
 UNSUPPORTED = "unsupported"
 QUEUE_FULL = "queue_full"
 EMPTY_MASK = "empty_mask"
+STALE_BASE = "stale_base"  # a live delta's base is not the server's kept input (missing, other, corrupted)
 
 # Server-side job failures.
 OUT_OF_MEMORY = "out_of_memory"

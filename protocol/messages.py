@@ -316,6 +316,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {m.TYPE: m for m in (Hello, Submit, 
 SERVER_MESSAGES: dict[str, type[Message]] = {
     m.TYPE: m for m in (Welcome, Queued, Started, Progress, Result, Error, Cancelled)
 }
+from . import live_messages  # noqa: E402, F401 - adds the live_* messages (built on the classes above) to both tables
 
 
 def decode_message(text: str | bytes, table: dict[str, type[Message]]) -> Message:

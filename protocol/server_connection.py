@@ -17,6 +17,8 @@ from .connection import State, version_error
 from .errors import FATAL_CODES, ProtocolError
 from .frames import HEADER_SIZE, Frame, FrameLimits, decode_frame
 from .jobs import JobRequest, check_frames, check_limits, check_submit
+from .live_messages import LIVE_SERVER_MESSAGES, LiveFrameMessage, LiveStart, LiveStop
+from .live_server import ServerStreams
 from .messages import (
     CLIENT_MESSAGES,
     Cancel,
@@ -75,6 +77,7 @@ class ServerConnection:
         self._active: set[str] = set()  # jobs queued, running or finishing: their terminal event is still due
         self._pending: dict[str, _Pending] = {}
         self._dropped: dict[str, None] = {}  # recently refused or cancelled jobs whose frames are ignored
+        self.streams = ServerStreams()  # live painting streams (feature ``live``)
 
     @property
     def state(self) -> State:
@@ -117,7 +120,7 @@ class ServerConnection:
             self._release(job)
         self._active.clear()
         self._pending.clear()
-        return live
+        return live | self.streams.close()
 
     @property
     def buffered(self) -> int:
@@ -160,6 +163,8 @@ class ServerConnection:
         terminal event. An error naming a job that is not live is sent without the job (it ends nothing)."""
         if isinstance(message, Welcome):
             raise ValueError("send the welcome with accept()")
+        if message.TYPE in LIVE_SERVER_MESSAGES:
+            return self.streams.send(message)
         if isinstance(message, Error):
             if message.code in FATAL_CODES:
                 self._state = State.CLOSED
@@ -180,7 +185,7 @@ class ServerConnection:
         """An encoded preview/result frame, or None when its job already ended (a late preview)."""
         length = data[7] if len(data) > 7 else 0
         job = bytes(data[HEADER_SIZE:HEADER_SIZE + length]).decode("ascii", "replace")
-        return data if job in self._active else None
+        return data if job in self._active or job in self.streams else None
 
     def _end(self, job: str) -> None:
         self._active.discard(job)
@@ -244,6 +249,13 @@ class ServerConnection:
             raise ProtocolError(errors.NOT_READY, f"send hello before {msg.TYPE}", "type")
         if isinstance(msg, Submit):
             return self._submit(msg)
+        if isinstance(msg, (LiveStart, LiveFrameMessage, LiveStop)):
+            if "live" not in self.features:
+                raise ProtocolError(errors.UNSUPPORTED, f"{msg.TYPE} needs the 'live' feature in both hello and "
+                                    "welcome", "type")
+            if isinstance(msg, LiveStart):
+                return self.streams.start(msg, self.live(msg.stream))
+            return self.streams.frame(msg) if isinstance(msg, LiveFrameMessage) else self.streams.stop(msg)
         if isinstance(msg, Cancel):
             if msg.job in self._pending:
                 del self._pending[msg.job]
@@ -278,6 +290,10 @@ class ServerConnection:
         if self._state is not State.READY:
             raise ProtocolError(errors.NOT_READY, "send hello before any frame")
         frame = decode_frame(data, self.frame_limits)
+        if frame.role == "live":
+            if "live" not in self.features:
+                raise ProtocolError(errors.UNSUPPORTED, "live tiles need the 'live' feature", "role")
+            return self.streams.tile(frame)
         pending = self._pending.get(frame.job)
         if pending is None and frame.job in self._dropped:
             return []  # the rest of a job that was refused or cancelled while its frames were on the way

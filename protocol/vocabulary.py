@@ -24,7 +24,7 @@ class Role:
 
     name: str
     code: int  # the frame header's role byte
-    sender: str  # "client" (an input of a job) or "server"
+    sender: str  # "client" (an input of a job), "server", or "live" (a tile of a live frame, client -> server)
     formats: tuple[str, ...] | None = None  # None = any pixel format
     aligned: bool = False
     feature: str | None = None
@@ -37,6 +37,7 @@ ROLES: dict[str, Role] = {r.name: r for r in (
     Role("result", 4, "server"),
     Role("control", 5, "client", aligned=True, feature="role:control"),
     Role("reference", 6, "client", feature="role:reference"),
+    Role("live", 7, "live", feature="live"),  # job id = the stream, index = the live frame number mod 2^16
 )}
 INPUT_ROLES = tuple(name for name, r in ROLES.items() if r.sender == "client")
 SERVER_ROLES = tuple(name for name, r in ROLES.items() if r.sender == "server")
@@ -144,9 +145,9 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
 FLAGS: dict[str, str] = {
     "resume": "jobs submitted with keep_result survive a dropped connection and can be resumed",
     "resume_key": "a kept job's first queued carries a server-issued resume_key; resume must present it",
-    "live": "reserved for latest-wins live painting streams; no v2.0 peer advertises it",
+    "live": "latest-wins live painting streams: live_start / live_frame (delta tiles) / live_stop",
 }
-RESERVED_FLAGS = frozenset({"live"})
+RESERVED_FLAGS: frozenset[str] = frozenset()  # flags declared before any peer may advertise them (none today)
 FEATURE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_:.-"
 MAX_FEATURES = 512
 
@@ -202,5 +203,11 @@ MAX_TILES = 4096  # frames of one input of a submit
 MIN_TILE_SIDE, MAX_TILE_SIDE = 64, 16384  # submit.result_tile, when not 0
 
 # What a server offers unless its operator says otherwise (welcome.limits).
+# Live streams (feature ``live``): the tile grid of delta uploads, and what one connection may hold.
+LIVE_TILE = Range(16, 1024, 128)  # live_start.tile: side of the grid cells a delta names
+MAX_LIVE_STREAMS = 4  # per connection
+MAX_LIVE_FRAME = 2**53 - 1  # frame numbers: a JSON-safe integer, increasing within a stream
+LIVE_HASH_BYTES = 16  # BLAKE2b digest size of a tile (and of a frame: the digest of its tiles' digests)
+
 SERVER_LIMITS = {"max_pixels": 4096 * 4096, "max_frame_bytes": 256 * 1024 * 1024 + 4096, "max_queued_jobs": 8,
                  "max_batch": 8, "max_steps": 150, "keep_results_s": 600}

@@ -7,11 +7,12 @@
 - ``naming``: result layer names and the JSON record of a result's parameters (parasite / annotation).
 - ``sentences``: a protocol error code turned into a sentence a painter can act on.
 - ``jobs``: the event reducer: client events of one job -> host-neutral updates, and decoding of results.
+- ``live``: ``LiveSession``, live painting for a host timer: push the canvas, poll the newest frame.
 
 The host adapters (``plugin_krita``, ``plugin_gimp``) keep only what touches their host: pixels, selection,
 layers, progress widgets, dialogs.
 """
 
-from . import jobs, naming, params, regions, sentences, settings
+from . import jobs, live, naming, params, regions, sentences, settings
 
-__all__ = ["jobs", "naming", "params", "regions", "sentences", "settings"]
+__all__ = ["jobs", "live", "naming", "params", "regions", "sentences", "settings"]

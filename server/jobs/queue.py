@@ -2,6 +2,7 @@
 
 The worker never touches the event loop: every event goes through the job's ``sink``, which the transport
 makes thread-safe. Clients take turns (round robin), so one client's long queue cannot starve another.
+A ``Task`` (a live stream's next frame, ``jobs.live``) takes turns the same way under its own key.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ class Job:
         if sink is not None:
             self.delivered = self.delivered or terminal
             sink(item)
+
+
+@dataclass(eq=False)
+class Task:
+    """Work that takes a turn in the round robin like a client's job (a live stream's next frame): ``run`` is
+    called on the worker thread. It sends nothing through the queue (no ``queued`` positions)."""
+
+    client: str  # the round-robin key, e.g. "live:<connection>"
+    run: Callable[[], None]
+    id: str = ""  # never a job id: a client's cancel does not find it
+    cancel: CancelFlag = field(default_factory=CancelFlag)
+    keep: bool = False
+    state: str = "queued"
 
 
 class JobManager:
@@ -144,6 +158,17 @@ class JobManager:
                 sink(Queued(job=job.id, position=job.sent_position))
             return True
 
+    def submit_task(self, task: Task) -> None:
+        """Queue ``task`` for a turn under ``task.client``."""
+        with self._cv:
+            self._queues.setdefault(task.client, deque()).append(task)  # type: ignore[arg-type]
+            self._cv.notify_all()
+
+    def withdraw(self, key: str) -> None:
+        """Drop every queued entry of ``key`` (a live stream's tasks when it stops)."""
+        with self._cv:
+            self._queues.pop(key, None)
+
     def queued_count(self, client: str) -> int:
         with self._cv:
             return len(self._queues.get(client, ()))
@@ -172,7 +197,7 @@ class JobManager:
     def _update_positions(self) -> None:
         """Tell every queued job where it now stands in the round-robin order."""
         order: list[Job] = []
-        queues = [list(q) for q in self._queues.values()]
+        queues = [[j for j in q if isinstance(j, Job)] for q in self._queues.values()]
         for depth in range(max((len(q) for q in queues), default=0)):
             order.extend(q[depth] for q in queues if depth < len(q))
         for position, job in enumerate(order):
@@ -203,6 +228,9 @@ class JobManager:
                 self._running = job
                 job.state, job.started = "running", time.monotonic()
                 self._update_positions()
+            if isinstance(job, Task):
+                self._run_task(job)
+                continue
             try:
                 self._run(job)
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any job
@@ -215,3 +243,14 @@ class JobManager:
                         job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
                     if job.keep and job.delivered:  # a result is given out once
                         self._kept.pop(job.key, None)
+
+    def _run_task(self, task: Task) -> None:
+        task.state = "running"
+        try:
+            task.run()
+        except Exception:  # noqa: BLE001 - the worker must outlive any task
+            log.exception("task of %s failed", task.client)
+        finally:
+            task.state = "done"
+            with self._cv:
+                self._running = None

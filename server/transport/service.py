@@ -15,11 +15,12 @@ from .. import __version__
 from ..config import ServerConfig, protocol_limits
 from ..engine.interface import Engine
 from ..jobs.handlers import HANDLERS, kinds_for
+from ..jobs.live import LiveStreams
 from ..jobs.queue import JobManager
 from ..jobs.runner import JobRunner, preview_encodings
 from .security import AuthLimiter
 
-FLAGS = ("resume", "resume_key")  # keep_result + resume (with the job's key): kept for keep_results_s
+FLAGS = ("resume", "resume_key", "live")  # keep_result + resume (with the job's key); live streams (jobs.live)
 
 
 class Service:
@@ -32,6 +33,7 @@ class Service:
         self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
                                             encodings=preview_encodings(), flags=FLAGS)
         self.jobs = JobManager(JobRunner(engine, config.max_model_pixels), keep_results_s=config.keep_results_s)
+        self.live = LiveStreams(engine, self.jobs, self.limits, config.max_model_pixels)
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
         self.connections: Counter[str] = Counter()  # address -> open websockets

@@ -23,6 +23,7 @@ from underpaint.protocol.jobs import JobRequest
 from underpaint.protocol.messages import Cancel, Cancelled, Error, Hello, Message, Resume
 from underpaint.protocol.server_connection import ServerConnection
 
+from .live_events import handle_live
 from .security import check_origin
 from .service import Service
 
@@ -129,6 +130,7 @@ class Session:
             self.service.leave(self.address)
             self.conn.close()
             self.service.jobs.disconnect(self.client)
+            self.service.live.disconnect(self.client)
             if self.received > TRIM_AFTER_BYTES:
                 await asyncio.get_running_loop().run_in_executor(None, give_back_memory)
             if not sender.done():
@@ -174,6 +176,8 @@ class Session:
 
     def _handle(self, event: object) -> None:
         jobs = self.service.jobs
+        if handle_live(self.service.live, self.client, event, self.sink):
+            return
         if isinstance(event, Hello):
             try:
                 self.service.auth.check(self.service.config, self.address, event.token)

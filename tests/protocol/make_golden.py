@@ -19,6 +19,16 @@ from typing import Any
 
 from underpaint.protocol import vocabulary
 from underpaint.protocol.frames import HEADER, MAGIC, Frame
+from underpaint.protocol.live_messages import (
+    LiveError,
+    LiveFrameMessage,
+    LiveResult,
+    LiveSkipped,
+    LiveStart,
+    LiveStarted,
+    LiveStop,
+    LiveStopped,
+)
 from underpaint.protocol.messages import (
     CLIENT_MESSAGES,
     SERVER_MESSAGES,
@@ -82,6 +92,26 @@ MESSAGES: dict[str, Message] = {
     "error_unsupported": Error(code="unsupported", message="the server does not offer job kind 'outpaint' (it "
                                "offers: img2img, inpaint)", job="job-3", field="kind"),
     "cancelled": Cancelled(job="job-1"),
+    # live streams (feature "live", section 12): frame 7 is a delta on frame 6 whose one changed cell follows
+    "live_start": LiveStart(stream="live-1", model="sd15-demo", prompt="a cat", negative_prompt="dark",
+                            strength=0.35, steps=4, guidance=1.5, seed=42, sampler="lcm", tile=64,
+                            result_format="bgra8", result_encoding="zlib"),
+    "live_frame_full": LiveFrameMessage(stream="live-1", frame=6, x=-8, y=16, width=4, height=2,
+                                        pixel_format="rgba8", tiles=1, hash="9dac620c06c045c0d961ff334b68c384"),
+    "live_frame_delta": LiveFrameMessage(stream="live-1", frame=7, x=-8, y=16, width=4, height=2,
+                                         pixel_format="rgba8", tiles=1, base=6,
+                                         base_hash="9dac620c06c045c0d961ff334b68c384",
+                                         hash="788bc02a6738d722baf7fbe377153798"),
+    "live_stop": LiveStop(stream="live-1"),
+    "live_started": LiveStarted(stream="live-1", seed=42, model="sd15-demo"),
+    "live_result": LiveResult(stream="live-1", frame=7, seed=42, timings={"apply_s": 0.001, "inference_s": 0.08}),
+    "live_skipped": LiveSkipped(stream="live-1", frame=5, by=6),
+    "live_error": LiveError(stream="live-1", frame=7, code="stale_base", message="frame 7 is a delta on frame 6, "
+                            "but the server keeps no input for this stream; send a full frame", field="base",
+                            ended=False),
+    "live_error_ended": LiveError(stream="live-2", code="unknown_model", message="unknown model 'sdxl'",
+                                  ended=True),
+    "live_stopped": LiveStopped(stream="live-1"),
 }
 
 
@@ -132,6 +162,9 @@ FRAMES: dict[str, FrameCase] = {
     # v2 input roles: a control image (aligned with the image) and a free-size reference image
     "control_rgb8_raw": FrameCase("job-4", "control", 2, 1, "rgb8", "raw", bytes([255, 0, 0, 0, 0, 255]), x=4, y=4),
     "reference_graya8_zlib": FrameCase("job-4", "reference", 3, 1, "graya8", "zlib", bytes([10, 255, 20, 128, 30, 0])),
+    # the changed cell of live frame 7 (index = frame number mod 2^16), placed by x/y on the frame's grid
+    "live_tile_rgba8_raw": FrameCase("live-1", "live", 4, 2, "rgba8", "raw", bytes(range(1, 33)), x=-8, y=16,
+                                     index=7),
     "preview_webp": FrameCase("job-1", "preview", 16, 16, "rgb8", "webp", payload=b"RIFF\x04\x00\x00\x00WEBP",
                               index=5),
 }

@@ -165,7 +165,7 @@ BAD_FRAMES = [
     (b"GET / HTTP/1.1\r\n" * 3, errors.BAD_FRAME, "magic"),
     (frame_bytes(reserved=1), errors.BAD_FRAME, "reserved"),
     (frame_bytes(role=0), errors.BAD_FRAME, "role"),
-    (frame_bytes(role=7), errors.BAD_FRAME, "role"),
+    (frame_bytes(role=8), errors.BAD_FRAME, "role"),
     (frame_bytes(fmt=0), errors.BAD_FRAME, "pixel_format"),
     (frame_bytes(fmt=12), errors.BAD_FRAME, "pixel_format"),
     (frame_bytes(enc=0), errors.BAD_FRAME, "encoding"),

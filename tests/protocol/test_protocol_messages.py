@@ -56,8 +56,9 @@ def test_server_messages_round_trip(msg):
 
 
 def test_tables_hold_exactly_the_documented_types():
-    assert sorted(C) == ["cancel", "hello", "resume", "submit"]
-    assert sorted(S) == ["cancelled", "error", "progress", "queued", "result", "started", "welcome"]
+    assert sorted(C) == ["cancel", "hello", "live_frame", "live_start", "live_stop", "resume", "submit"]
+    assert sorted(S) == ["cancelled", "error", "live_error", "live_result", "live_skipped", "live_started",
+                         "live_stopped", "progress", "queued", "result", "started", "welcome"]
 
 
 @pytest.mark.parametrize("text, table, expected", [

@@ -97,8 +97,9 @@ def test_optional_roles_need_their_feature():
     assert request.frame("reference").width == 3 and request.frame("control") == frame("control")
 
 
-def test_reserved_flags_are_not_advertised_by_default():
-    assert "live" not in vocabulary.features() and "live" in vocabulary.ALL_FEATURES
+def test_every_flag_is_advertised_by_default_now_that_live_is_real():
+    assert not vocabulary.RESERVED_FLAGS
+    assert "live" in vocabulary.features() and "live" in vocabulary.ALL_FEATURES
     assert "resume" in vocabulary.features()
     with pytest.raises(KeyError):
         vocabulary.features(flags=("teleport",))
