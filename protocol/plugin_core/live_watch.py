@@ -8,9 +8,10 @@ A host gives ``SourceWatch`` two callables, both run on its main thread:
   counter); None when the host has none.
 
 Each ``tick`` reads at most ``idle_bytes`` while the probe stays the same (a background scan that walks the
-region band by band, for changes the probe cannot see) and at most ``busy_bytes`` while a pass started by a
-changed probe is running. So nothing near the whole source is read on a tick where nothing changed, and a
-big canvas is re-read over a few ticks, never in one. Standard library only.
+region band by band, for changes the probe cannot see; a pass takes at least ``scan_ticks`` ticks) and at
+most ``busy_bytes`` while a pass started by a changed probe is running. So nothing near the whole source is
+read on a tick where nothing changed, and a big canvas is re-read over a few ticks, never in one. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..geometry import Rect
 
 IDLE_BYTES = 128 * 1024  # background scan per tick: 512x64 px of 8-bit RGBA
 BUSY_BYTES = 4 * 1024 * 1024  # a probe-started pass per tick: a 1024x1024 8-bit RGBA canvas in one tick
+SCAN_TICKS = 30  # the background scan takes at least this many ticks per pass (3 s at 100 ms)
 MIN_PUSH_INTERVAL_S = 0.15  # debounce: at most this often a new frame goes to the session
 _UNSET = object()
 
@@ -59,13 +61,14 @@ class SourceWatch:
 
     def __init__(self, region: Rect, bytes_per_pixel: int, read: Callable[[Rect], bytes],
                  probe: Callable[[], object] | None = None, idle_bytes: int = IDLE_BYTES,
-                 busy_bytes: int = BUSY_BYTES, clock: Callable[[], float] = time.perf_counter) -> None:
+                 busy_bytes: int = BUSY_BYTES, scan_ticks: int = SCAN_TICKS,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         if region.is_empty:
             raise ValueError("the live source has no pixels")
         self.region, self.bpp = region, bytes_per_pixel
         self._read, self._probe, self._clock = read, probe, clock
         stride = region.width * bytes_per_pixel
-        self._idle_rows = max(1, idle_bytes // stride)
+        self._idle_rows = max(1, min(idle_bytes // stride, -(-region.height // max(1, scan_ticks))))
         self._busy_rows = max(1, busy_bytes // stride)
         self.buffer = bytearray(stride * region.height)
         self._last_probe: object = _UNSET  # the first tick starts a full pass

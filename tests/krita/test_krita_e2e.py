@@ -32,7 +32,7 @@ pytestmark = pytest.mark.host
 PREVIEW = "Underpaint preview"
 SETTINGS = {"preview": "true", "feather": "4", "grow": "0", "context_padding": "16"}
 SCREEN = (1366, 768)  # a laptop: the docker must fit it
-KRITA_TIMEOUT_S = 420  # hard limit for the whole Krita run (the driver's own watchdog fires earlier)
+KRITA_TIMEOUT_S = 600  # hard limit for the whole Krita run (the driver's own watchdog fires earlier)
 
 
 def closed_port_url() -> str:
@@ -374,15 +374,15 @@ def test_server_down_gives_a_clear_error(session: KritaRun) -> None:
 
 # ---------------------------------------------------------------- live painting
 LIVE = "Underpaint live"
-LIVE_FRAME_BOUND_S = 20.0  # stroke to new live frame on a shared 2-core CPU runner (demo model, 256 px)
-IDLE_TICK_BOUND_MS = 5.0  # the watch's cost per timer tick on Krita's GUI thread while nothing changes
+LIVE_FRAME_BOUND_S = 60.0  # stroke to new live frame: demo model on a shared 2-core CPU runner (~15 s measured)
+IDLE_TICK_BOUND_MS = 5.0  # median cost of the watch per timer tick on Krita's GUI thread while nothing changes
 
 
 @needs("live")
 def test_live_frames_follow_the_strokes(session: KritaRun) -> None:
     rec = scenario(session, "live")
     assert rec["live_locked"], "the live layer can be painted on"
-    assert rec["painted_on"] == ["source"] * 4 and rec["active_is_source"], "a stroke left the painter's layer"
+    assert rec["painted_on"] == ["source"] * 3 and rec["active_is_source"], "a stroke left the painter's layer"
     assert max(rec["stroke_to_frame_s"]) < LIVE_FRAME_BOUND_S, rec["stroke_to_frame_s"]
     assert [layer["name"] for layer in rec["layers_live"]] == [LIVE, "source", "Background"]
     assert rec["widgets_locked"] == {"strength": False, "seed": False}  # fixed while live
@@ -391,11 +391,11 @@ def test_live_frames_follow_the_strokes(session: KritaRun) -> None:
 @needs("live")
 def test_live_reads_little_on_the_gui_thread_while_nothing_changes(session: KritaRun) -> None:
     rec = scenario(session, "live")
-    idle = rec["idle_stats"]["tick_ms"]["idle"]
-    assert idle["n"] >= 5 and idle["p90"] < IDLE_TICK_BOUND_MS, rec["idle_stats"]
-    canvas = 256 * 256 * 4
-    # 1.5 s without painting (~15 ticks) read less than one canvas: no whole-canvas read per idle tick
-    assert rec["idle_stats"]["read_bytes"] < 2 * canvas, rec["idle_stats"]
+    idle, window = rec["idle_stats"]["tick_ms"]["idle"], rec["idle_window"]
+    assert idle["n"] >= 10 and idle["p50"] < IDLE_TICK_BOUND_MS, rec["idle_stats"]
+    # 2 s without painting (~20 ticks): the background scan read less than one canvas, never one per tick
+    assert window["ticks"] >= 10 and window["busy_ticks"] == 0, window
+    assert window["read_bytes"] < 128 * 128 * 4, window
 
 
 @needs("live")
@@ -407,10 +407,10 @@ def test_apply_keeps_the_live_frame_as_a_result_layer(session: KritaRun) -> None
     kra = Kra.open(Path(rec["kra"]))
     assert names(kra) == [name, "source", "Background"]  # live off: the live layer is gone, the result stays
     stored = records(kra)[kra.layer(name).uuid]
-    assert stored["kind"] == "img2img" and stored["seed"] == 4242 and stored["region"] == [0, 0, 256, 256]
+    assert stored["kind"] == "img2img" and stored["seed"] == 4242 and stored["region"] == [0, 0, 128, 128]
     assert stored["params"]["prompt"] == "live fox" and stored["params"]["strength"] == 0.4
     assert stored["source"] == kra.layer("source").uuid
-    assert content_bounds(kra.pixels(kra.layer(name))) == Rect(0, 0, 256, 256)
+    assert content_bounds(kra.pixels(kra.layer(name))) == Rect(0, 0, 128, 128)
 
 
 @needs("live")

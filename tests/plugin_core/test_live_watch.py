@@ -31,7 +31,7 @@ class Canvas:
 
 def make(canvas: Canvas, probe: bool = True, idle_rows: int = 4, busy_rows: int = 16) -> SourceWatch:
     return SourceWatch(Rect(0, 0, W, H), BPP, canvas.read, (lambda: canvas.version) if probe else None,
-                       idle_bytes=idle_rows * W * BPP, busy_bytes=busy_rows * W * BPP)
+                       idle_bytes=idle_rows * W * BPP, busy_bytes=busy_rows * W * BPP, scan_ticks=1)
 
 
 def test_the_first_state_is_read_in_bounded_steps_then_reported_once() -> None:
@@ -144,3 +144,15 @@ def test_the_loop_stops_pushing_after_a_session_error() -> None:
     for _ in range(3):
         assert loop.tick() is None
     assert len(session.pushes) == 1
+
+
+def test_the_background_scan_of_a_small_source_is_spread_over_scan_ticks() -> None:
+    canvas = Canvas()
+    watch = SourceWatch(Rect(0, 0, W, H), BPP, canvas.read, lambda: canvas.version, idle_bytes=1 << 20,
+                        busy_bytes=1 << 20, scan_ticks=8)
+    assert watch.tick() is True
+    watch.take()
+    canvas.reads.clear()
+    for _ in range(8):
+        watch.tick()
+    assert [r.height for r in canvas.reads] == [4] * 8  # one pass over 8 ticks, though the budget allows all

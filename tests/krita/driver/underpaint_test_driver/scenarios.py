@@ -467,7 +467,7 @@ def _live_frame(live) -> int:
     return state.frame.number if state is not None and state.frame is not None else -1
 
 
-def _start_live(ctx, name: str, size: int = 256):
+def _start_live(ctx, name: str, size: int = 128):
     doc = ctx.new_doc(name, size, size, "U8")
     source = ctx.add_layer(doc, "source", size, size)
     yield ctx.sleep(0.3)
@@ -489,13 +489,19 @@ def live(ctx: Context):
     rec["first_frame_s"] = round(time.monotonic() - started, 3)
     rec["widgets_locked"] = {"strength": ctx.docker.strength.isEnabled(), "seed": ctx.docker.seed.isEnabled()}
     rec["live_locked"] = live_layer(doc).locked()
-    yield ctx.sleep(1.5)  # nothing painted: idle ticks only
-    rec["idle_stats"] = live.stats()
+    yield ctx.sleep(0.5)
+    idle_from = live.stats()
+    yield ctx.sleep(2.0)  # nothing painted: idle ticks only
+    idle_to = live.stats()
+    rec["idle_stats"] = idle_to
+    rec["idle_window"] = {"ticks": idle_to["tick_ms"]["idle"]["n"] - idle_from["tick_ms"]["idle"]["n"],
+                          "busy_ticks": idle_to["tick_ms"]["busy"]["n"] - idle_from["tick_ms"]["busy"]["n"],
+                          "read_bytes": idle_to["read_bytes"] - idle_from["read_bytes"]}
     latencies, painted_on = [], []
-    for i in range(4):
+    for i in range(3):
         before = _live_frame(live)
         t0 = time.monotonic()
-        painted_on.append(ctx.paint(doc, 20 + 40 * i, 60))
+        painted_on.append(ctx.paint(doc, 10 + 40 * i, 60))
         yield (lambda b=before: _live_frame(live) > b), 60, f"a live frame after stroke {i}"
         latencies.append(round(time.monotonic() - t0, 3))
         yield ctx.sleep(0.3)
@@ -531,12 +537,9 @@ def live(ctx: Context):
 
 
 def _sent(session) -> object:
-    """What the live session says it sent (frames/bytes), when it tells."""
-    for name in ("sent", "frames_sent", "bytes_sent", "stats"):
-        value = getattr(session, name, None)
-        if value is not None:
-            return value() if callable(value) else value
-    return None
+    """How many frames the live session has encoded for sending (its delta encoder's frame number)."""
+    encoder = getattr(session, "_encoder", None)
+    return getattr(encoder, "frame", None)
 
 
 def live_server_down(ctx: Context):
