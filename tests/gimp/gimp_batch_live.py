@@ -100,9 +100,14 @@ def scenario_live():
         return ""
 
     def idle(state, facts, waited):
-        if waited < 1.5:
+        if "idle_from" not in facts and waited >= 0.5:
+            facts["idle_from"] = state["stats"]
+        if waited < 2.5:
             return None
-        facts["idle_stats"] = state["stats"]
+        start, facts["idle_stats"] = facts["idle_from"], state["stats"]
+        facts["idle_window"] = {k: state["stats"]["tick_ms"][k]["n"] - start["tick_ms"][k]["n"]
+                                for k in ("idle", "busy")}
+        facts["idle_window"]["read_bytes"] = state["stats"]["read_bytes"] - start["read_bytes"]
         return ""
 
     def stroke(state, facts, waited):

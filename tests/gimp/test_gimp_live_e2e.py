@@ -19,8 +19,8 @@ pytestmark = pytest.mark.host
 HERE = Path(__file__).parent
 SESSION_TIMEOUT = 420
 LIVE_LAYER = "Underpaint live (temporary)"
-FRAME_BOUND_S = 20.0  # stroke to new live frame on a shared 2-core CPU runner (demo model)
-IDLE_TICK_BOUND_MS = 5.0  # the watch's cost per tick while nothing changes (the plug-in's thread, PDB reads)
+FRAME_BOUND_S = 60.0  # stroke to new live frame: demo model on a shared 2-core CPU runner
+IDLE_TICK_BOUND_MS = 5.0  # median cost of the watch per tick while nothing changes (plug-in's loop, PDB reads)
 
 
 def _script() -> str:
@@ -67,9 +67,12 @@ def test_live_frames_land_in_a_temporary_layer_above_the_painted_layer(session) 
 
 
 def test_live_reads_little_while_nothing_changes(session) -> None:
-    idle = live(session)["idle_stats"]
-    assert idle["tick_ms"]["idle"]["n"] >= 5 and idle["tick_ms"]["idle"]["p90"] < IDLE_TICK_BOUND_MS, idle
-    assert idle["read_bytes"] < 2 * 128 * 96 * 4, idle  # ~15 idle ticks read less than two layers' worth
+    facts = live(session)
+    idle, window = facts["idle_stats"], facts["idle_window"]
+    assert idle["tick_ms"]["idle"]["n"] >= 10 and idle["tick_ms"]["idle"]["p50"] < IDLE_TICK_BOUND_MS, idle
+    # 2 s without painting (~20 ticks): the background scan read less than the layer, never all of it per tick
+    assert window["idle"] >= 10 and window["busy"] == 0, window
+    assert window["read_bytes"] < 128 * 96 * 4, window
 
 
 def test_apply_keeps_the_frame_as_a_result_layer_with_its_parameters(session) -> None:
