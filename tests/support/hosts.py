@@ -178,7 +178,7 @@ def support_table() -> str:
             "|---|---|---|---|---|---|---|"]
     for host in KRITA_HOSTS + GIMP_HOSTS:
         if host.app == "gimp":
-            tested = "full GIMP suite (harness, e2e, UX e2e)"
+            tested = "full GIMP suite (harness, e2e, UX e2e, live e2e)"
         elif set(host.scenarios) == full:
             tested = "full Krita suite"
         else:
