@@ -271,7 +271,7 @@ class LiveWindow:
         self.label.set_line_wrap(True)
         self.label.set_size_request(360, -1)
         p = run.params
-        about = Gtk.Label(label=f"“{naming.core.naming.short_prompt(p.prompt) or '(no prompt)'}” · strength "
+        about = Gtk.Label(label=f"“{core.naming.short_prompt(p.prompt) or '(no prompt)'}” · strength "
                                 f"{p.strength:g} · seed {p.seed} · {p.steps} steps", xalign=0.0)
         for widget in (about, self.label):
             box.pack_start(widget, False, False, 0)
