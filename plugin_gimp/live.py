@@ -155,7 +155,7 @@ class LiveRun:
         if self.error is None:
             self.error = text
             log("live_error", text=text)
-        self.stop(f"Live stopped: {text}")
+        self.stop(f"Live: {text}" if "live stopped" in text.lower() else f"Live stopped: {text}")
 
     # ---------------------------------------------------------------- the main-loop tick
     def tick(self) -> None:

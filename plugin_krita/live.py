@@ -188,10 +188,10 @@ class KritaLive:
             self._begin(state)
             return
         if state.session.error:
-            self.stop(f"Live stopped: {state.session.error}", error=True)
+            self.stop(_stopped(state.session.error), error=True)
             return
         if self.controller.connection != "connected":  # the connection went; the session may not know yet
-            self.stop(f"Live stopped: {self.controller.message}", error=True)
+            self.stop(_stopped(self.controller.message), error=True)
             return
         frame = state.loop.tick()
         if frame is not None:
@@ -246,6 +246,11 @@ class KritaLive:
                 controls.sync(self)
             except RuntimeError:  # its docker is gone
                 self.controls.remove(controls)
+
+
+def _stopped(reason: str) -> str:
+    """The one message of a live stop: the reason, said once."""
+    return f"Live: {reason}" if "live stopped" in reason.lower() else f"Live stopped: {reason}"
 
 
 def _undo_action() -> Any:

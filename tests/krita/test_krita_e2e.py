@@ -32,7 +32,7 @@ pytestmark = pytest.mark.host
 PREVIEW = "Underpaint preview"
 SETTINGS = {"preview": "true", "feather": "4", "grow": "0", "context_padding": "16"}
 SCREEN = (1366, 768)  # a laptop: the docker must fit it
-KRITA_TIMEOUT_S = 600  # hard limit for the whole Krita run (the driver's own watchdog fires earlier)
+KRITA_TIMEOUT_S = 900  # hard limit for the whole Krita run (the driver's own watchdog fires earlier)
 
 
 def closed_port_url() -> str:
