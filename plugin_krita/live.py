@@ -29,7 +29,7 @@ Rect = geometry.Rect
 LIVE_LAYER_NAME = "Underpaint live"
 LIVE_KEY = "underpaint-live"  # the live layer's key among the document's temporary layers
 TICK_MS = 100
-PROBE_SIZE = 64  # thumbnail side of the cheap change signal
+PROBE_SIZE = 256  # thumbnail side of the cheap change signal (a sample every 8 px of a 2048 px canvas)
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
 
