@@ -13,7 +13,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-SECTIONS = ("overhead", "previews", "transfer", "coldstart", "concurrency", "gpu")  # as report.SECTIONS
+SECTIONS = ("overhead", "previews", "transfer", "coldstart", "concurrency", "gpu", "live")  # as report.SECTIONS
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -31,6 +31,7 @@ def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = 
     from .direct import DirectWorker
     from .gpu import gpu_section
     from .jobs import connect
+    from .live import live_section
     from .overhead import preview_cost, server_overhead
     from .transfer import layer_transfer
 
@@ -64,6 +65,7 @@ def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = 
                 client.close(wait=True)
             section("concurrency", concurrency, server, profile, log)
     section("gpu", gpu_section, profile, work, log, gpu_dry_run)
+    section("live", live_section, profile, work, log)
     return {"profile": profile.as_dict(), "sections": sections}
 
 

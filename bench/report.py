@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-SECTIONS = ("overhead", "previews", "transfer", "coldstart", "concurrency", "gpu")
+from . import live
+
+SECTIONS = ("overhead", "previews", "transfer", "coldstart", "concurrency", "gpu", "live")
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -50,7 +52,7 @@ def targets(sections: dict[str, Any]) -> list[list[Any]]:
         rows.append([f"{cc['clients']}x{cc['jobs_per_client']} throughput / sequential >= 0.95",
                      f"{_f(cc['throughput_ratio'])} ({cc['results_received']}/{cc['results_expected']} results)",
                      _ok(cc["pass"])])
-    return rows
+    return rows + live.targets(sections.get("live", {}))
 
 
 def render(results: dict[str, Any]) -> str:
@@ -154,6 +156,6 @@ def _gpu(g: dict) -> list[str]:
 
 
 TITLES = {"overhead": "1. Server overhead", "previews": "2. Preview cost", "transfer": "3. Layer transfer",
-          "coldstart": "4. Cold start", "concurrency": "5. Concurrency", "gpu": "6. GPU"}
+          "coldstart": "4. Cold start", "concurrency": "5. Concurrency", "gpu": "6. GPU", "live": live.TITLE}
 RENDERERS = {"overhead": _overhead, "previews": _previews, "transfer": _transfer, "coldstart": _coldstart,
-             "concurrency": _concurrency, "gpu": _gpu}
+             "concurrency": _concurrency, "gpu": _gpu, "live": live.render}

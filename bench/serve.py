@@ -79,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-unet", action="store_true")
     parser.add_argument("--preload", default="", help="model id to load before serving")
     parser.add_argument("--max-pixels", type=int, default=8192 * 8192)
+    parser.add_argument("--live-abandon", type=float, default=None, help="share of a live frame's steps before "
+                        "which a newer frame abandons it (server.jobs.live.ABANDON_BEFORE; 0: never)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     from underpaint.server.cli.compose import make_server
 
+    if args.live_abandon is not None:
+        from underpaint.server.jobs import live
+
+        live.ABANDON_BEFORE = args.live_abandon
     engine = build_engine(args)
     if args.preload:
         engine.pipelines(args.preload)

@@ -214,7 +214,7 @@ class ClientConnection:
     def live_start(self, msg: LiveStart) -> str:
         """Open a live stream; ``LiveStarted`` (or a ``LiveError`` with ``ended``) answers it."""
         self._require_ready()
-        return self.live.start(msg, self.features, self.jobs)
+        return self.live.start(msg, self.features, self.jobs, self.hello_message.features)
 
     def live_frame(self, msg: LiveFrameMessage, tiles: list[Frame]) -> list[str | bytes]:
         """A frame of a stream (``live.DeltaEncoder.encode``) and its tiles; ``[]`` once the stream stopped."""

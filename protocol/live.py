@@ -173,10 +173,13 @@ class ClientStreams:
     def __contains__(self, stream: object) -> bool:
         return stream in self._streams
 
-    def start(self, msg: LiveStart, features: frozenset[str], jobs: frozenset[str]) -> str:
+    def start(self, msg: LiveStart, features: frozenset[str], jobs: frozenset[str], advertised: tuple[str, ...] = ()
+              ) -> str:
+        """``features``: what both peers advertised; ``advertised``: what this client's hello said."""
         if "live" not in features:
-            raise ProtocolError(errors.UNSUPPORTED, "the server does not offer the 'live' feature", "type",
-                                msg.stream)
+            who = ("the server does not offer" if "live" in advertised else
+                   "this client did not advertise (hello.features lacks)")
+            raise ProtocolError(errors.UNSUPPORTED, f"{who} the 'live' feature", "type", msg.stream)
         if msg.stream in self._streams or msg.stream in jobs:
             raise ProtocolError(errors.DUPLICATE_JOB, f"stream {msg.stream!r} is already in use", "stream",
                                 msg.stream)

@@ -48,6 +48,8 @@ class LiveFrame:
     pixels: bytes
     params: dict = field(default_factory=dict)  # what produced it (seed included): for Apply
     seed: int = 0
+    pushed_at: float = 0.0  # time.monotonic() of the push whose pixels it was made from
+    timings: dict = field(default_factory=dict)  # the server's seconds (live_result.timings)
 
 
 def live_params(params: Any) -> dict[str, Any]:
@@ -136,6 +138,17 @@ class LiveSession:
             return f"live: {(len(times) - 1) / max(times[-1] - times[0], 1e-6):.1f} fps"
 
     @property
+    def sent(self) -> int:
+        """The number of the last frame sent (-1 before the first); ``poll`` ends at it once live is idle."""
+        return self._encoder.frame
+
+    @property
+    def idle(self) -> bool:
+        """Every push was sent and every sent frame answered."""
+        with self._cv:
+            return self._pending is None and not self._unanswered
+
+    @property
     def stopped(self) -> bool:
         return self._stopped or self.error is not None
 
@@ -222,9 +235,9 @@ class LiveSession:
             self._fail(_sentence(exc.code, exc.message))
             return
         seed = event.result.seed
-        live = LiveFrame(number, frame.x, frame.y, frame.width, frame.height, frame.pixel_format, pixels,
-                         {**self.params, "seed": seed}, seed)
         pushed = self._answered(number)
+        live = LiveFrame(number, frame.x, frame.y, frame.width, frame.height, frame.pixel_format, pixels,
+                         {**self.params, "seed": seed}, seed, pushed or 0.0, dict(event.result.timings))
         now = time.monotonic()
         with self._cv:
             self._failures = 0
@@ -257,6 +270,8 @@ def _sentence(code: str, message: str) -> str:
     """One short sentence for the host's live label: what happened, and that live stopped."""
     if code in (errors.CONNECTION_FAILED, errors.CONNECTION_LOST, errors.NOT_READY):
         return "Server unavailable — live stopped."
+    if code == errors.UNSUPPORTED and "did not advertise" in message and "'live'" in message:
+        return "This plugin's connection was opened without live painting (reconnect) — live stopped."
     if code == errors.UNSUPPORTED and "'live'" in message:
         return "This server has no live painting (update the server) — live stopped."
     return f"{explain(code, message)} Live stopped."

@@ -61,12 +61,15 @@ def model_problem(welcome: Any, model: str | None) -> str | None:
 RESUME_FLAGS = ("resume", "resume_key")
 
 
-def client_features(preview_encodings: Iterable[str] = (), resume: bool = False) -> tuple[str, ...]:
+def client_features(preview_encodings: Iterable[str] = (), resume: bool = False, live: bool = False
+                    ) -> tuple[str, ...]:
     """What a plugin advertises in ``hello``: the kinds it implements, every sampler, the preview encodings
-    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), and ``resume`` +
-    ``resume_key`` when it re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``)."""
+    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), ``resume`` +
+    ``resume_key`` when it re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``), and
+    ``live`` when it has a live mode (``live.LiveSession``)."""
+    flags = (RESUME_FLAGS if resume else ()) + (("live",) if live else ())
     return vocabulary.features(kinds=PLUGIN_KINDS, roles=(), samplers=None, encodings=tuple(preview_encodings),
-                               flags=RESUME_FLAGS if resume else ())
+                               flags=flags)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Offer:
     samplers: tuple[str, ...]
     preview_encodings: tuple[str, ...]
     resume: bool = False  # submit with keep_result and resume after a dropped connection
+    live: bool = False  # live painting streams (``live.LiveSession``)
 
     def preview_encoding(self, preferred: Iterable[str]) -> str:
         """The first of ``preferred`` on offer, else lossless ``png`` (core)."""
@@ -95,7 +99,7 @@ def offer(common: Iterable[str] | None, client: Iterable[str] | None = None) -> 
 
     kinds = tuple(k for k in PLUGIN_KINDS if common is None or vocabulary.KINDS[k].feature in names)
     resume = names.issuperset(RESUME_FLAGS)  # a server without resume keys answers every resume unknown_job
-    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), resume)
+    return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), resume, "live" in names)
 
 
 def kind_problem(kinds: tuple[str, ...], kind: str) -> str | None:

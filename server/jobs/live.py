@@ -6,8 +6,9 @@ applied on arrival, in order: a full frame replaces the canvas, a delta must nam
 (``stale_base`` otherwise: the client resends a full frame), and the result must hash to ``live_frame.hash``.
 
 Scheduling: a stream has at most one frame running and one waiting. A newer frame replaces the waiting one
-(``live_skipped``); the running one finishes unless it is still in its first ``abandon_before`` of its steps,
-then it is abandoned for the newer one (measured in bench/live.py). A stream waits for its turn like a client
+(``live_skipped``); the running one finishes. (``ABANDON_BEFORE`` > 0 abandons a running frame still in that
+share of its steps for a newer one, never twice in a row; bench/live.py measured it worse while painting
+continuously — fewer frames shown, a longer p90 — so it is off.) A stream waits for its turn like a client
 in the job queue's round robin (``queue.Task``): a live frame never waits behind more than one job of each other
 client and a client's live stream never keeps another client's job from its turn; a running job is not
 preempted.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
+from underpaint.protocol.frames import Frame
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.live import cell_of, frame_hash, grid, tile_digest
 from underpaint.protocol.live_messages import LiveError, LiveResult, LiveSkipped, LiveStart, LiveStarted, LiveStopped
@@ -35,15 +37,15 @@ from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.vocabulary import BYTES_PER_PIXEL, MAX_SEED, PNG_FORMATS
 
-from .. import imaging
 from ..engine.interface import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
 from .cancel import CancelFlag
-from .handlers import HANDLERS, Inputs, Model
+from .handlers import Model
+from .live_frames import cut, paste
 from .queue import JobManager, Task
 
 log = logging.getLogger("underpaint.live")
 Sink = Callable[[object], None]
-ABANDON_BEFORE = 0.5  # abandon a running frame for a newer one while it has done less than this share of its steps
+ABANDON_BEFORE = 0.0  # > 0: abandon a running frame for a newer one while it has done less than this share of steps
 _REQUEST_FIELDS = {f.name for f in dataclasses.fields(GenerationRequest)}
 
 
@@ -74,6 +76,8 @@ class Stream:
     closed: bool = False
     stopping: bool = False  # live_stop received: live_stopped follows the running frame
     applied_s: float = 0.0  # time to apply the latest frame's tiles (its server time before the queue)
+    applied_cpu_s: float = 0.0  # the same in CPU time of the thread that applied them
+    abandoned: bool = False  # the last frame that ended was abandoned: the running one finishes, whatever comes
 
     @property
     def name(self) -> str:
@@ -84,10 +88,10 @@ class LiveStreams:
     """Every live stream of the server, keyed by (connection, stream)."""
 
     def __init__(self, engine: Engine, jobs: JobManager, limits: Limits, max_model_pixels: int | None = None,
-                 abandon_before: float = ABANDON_BEFORE) -> None:
+                 abandon_before: float | None = None) -> None:
         self.engine, self.jobs, self.limits = engine, jobs, limits
         self.max_model_pixels = max_model_pixels
-        self.abandon_before = abandon_before
+        self.abandon_before = ABANDON_BEFORE if abandon_before is None else abandon_before  # 0: never
         self._streams: dict[tuple[str, str], Stream] = {}
         self._lock = threading.Lock()
 
@@ -107,7 +111,7 @@ class LiveStreams:
         stream = self._streams.get((client, ready.stream))
         if stream is None:
             return  # the stream's start was refused: its live_error(ended) is on its way
-        number, t0 = ready.message.frame, time.perf_counter()
+        number, t0, c0 = ready.message.frame, time.perf_counter(), time.thread_time()
         with stream.lock:
             if stream.closed or stream.stopping:
                 return
@@ -119,9 +123,9 @@ class LiveStreams:
             if stream.waiting is not None:
                 stream.sink(LiveSkipped(stream=stream.name, frame=stream.waiting, by=number))
             stream.waiting, stream.latest = number, number
-            stream.applied_s = time.perf_counter() - t0
+            stream.applied_s, stream.applied_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
             run = stream.running
-            if run is not None and run.total and run.step < self.abandon_before * run.total:
+            if run is not None and run.total and run.step < self.abandon_before * run.total and not stream.abandoned:
                 run.cancel.set()  # the painter moved on early in this frame: make the newer one
             if not stream.queued:
                 stream.queued = True
@@ -230,19 +234,18 @@ class LiveStreams:
 
     # ------------------------------------------------------------------ worker thread
     def _run(self, stream: Stream) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         with stream.lock:
             stream.queued = False
             if stream.closed or stream.stopping or stream.waiting is None or stream.key is None:
                 return
             number, stream.waiting = stream.waiting, None
-            x, y, width, height, fmt = stream.key
             assert stream.canvas is not None
-            image = imaging.decode_pixels(memoryview(stream.canvas), width, height, fmt)  # the snapshot (a copy)
+            snapshot, key = bytearray(stream.canvas), stream.key  # the frame to run, as it is now (a copy)
             run = stream.running = _Run(number)
-            applied = stream.applied_s
+            applied, applied_cpu = stream.applied_s, stream.applied_cpu_s
         try:
-            frame, timings = self._generate(stream, run, image, x, y, fmt)
+            frame, timings = self._generate(stream, run, snapshot, key)
         except JobCancelled:
             frame = None
         except ProtocolError as exc:  # EngineError included
@@ -254,6 +257,7 @@ class LiveStreams:
             frame = None
         with stream.lock:
             stream.running = None
+            stream.abandoned = frame is None and run.cancel.cancelled
             if stream.stopping:
                 stream.closed = True
                 stream.sink(LiveStopped(stream=stream.name))
@@ -265,16 +269,17 @@ class LiveStreams:
                     stream.sink(LiveSkipped(stream=stream.name, frame=number, by=stream.latest))
                 return
             stream.sink(frame)
-            timings = {"apply_s": applied, **timings, "total_s": time.perf_counter() - t0 + applied}
+            # beyond_model_cpu_s: CPU time of the server's threads for this frame outside the model (load-proof)
+            cpu = time.thread_time() - c0 - timings.pop("inference_cpu_s") + applied_cpu
+            timings = {"apply_s": applied, **timings, "total_s": time.perf_counter() - t0 + applied,
+                       "beyond_model_cpu_s": cpu}
             stream.sink(LiveResult(stream=stream.name, frame=number, seed=stream.seed,
                                    timings={k: round(max(v, 0.0), 6) for k, v in timings.items()}))
 
-    def _generate(self, stream: Stream, run: _Run, image: np.ndarray, x: int, y: int, fmt: str):
+    def _generate(self, stream: Stream, run: _Run, snapshot: bytearray, key: tuple):
         start = stream.start
         t0 = time.perf_counter()
-        rect = Rect(x, y, image.shape[1], image.shape[0])
-        prepared = HANDLERS["img2img"].prepare(Inputs(image, rect, {}), start,  # type: ignore[arg-type]
-                                              Model(stream.resolution, self.max_model_pixels))
+        piece = cut(snapshot, key, start.result_format, Model(stream.resolution, self.max_model_pixels))
         extra = {}
         if "tiny_vae" in _REQUEST_FIELDS:
             extra["tiny_vae"] = True  # live frames take the fast autoencoder when the engine has one
@@ -283,18 +288,23 @@ class LiveStreams:
         request = GenerationRequest(kind="img2img", model=stream.model, prompt=start.prompt,
                                     negative_prompt=start.negative_prompt, strength=start.strength, steps=start.steps,
                                     guidance=start.guidance, seed=stream.seed, batch=1, sampler=start.sampler,
-                                    image=prepared.model_image, **extra)
+                                    image=piece.model_image, **extra)
 
         def on_step(info: StepInfo) -> None:
             run.step, run.total = info.step, info.total
 
-        t_run = time.perf_counter()
+        t_run, c_run = time.perf_counter(), time.thread_time()
         [generated] = self.engine.generate(request, on_step, run.cancel)
-        t_done = time.perf_counter()
-        pixels = imaging.encode_pixels(imaging.finish(prepared, generated), start.result_format)
-        region = prepared.region
-        frame = make_frame(start.stream, "result", pixels, region.width, region.height, start.result_format,
-                           start.result_encoding, region.x, region.y, run.frame & 0xFFFF)
+        t_done, c_done = time.perf_counter(), time.thread_time()
+        pixels, region = paste(piece, generated, start.result_format), piece.region
+        if start.result_encoding == "raw":  # no copy: the frame's payload is the pasted pixels
+            frame = Frame(job=start.stream, role="result", width=region.width, height=region.height,
+                          pixel_format=start.result_format, payload=pixels, x=region.x, y=region.y,  # type: ignore
+                          index=run.frame & 0xFFFF)
+        else:
+            frame = make_frame(start.stream, "result", bytes(pixels), region.width, region.height,
+                               start.result_format, start.result_encoding, region.x, region.y, run.frame & 0xFFFF)
         t_end = time.perf_counter()
-        return frame, {"prepare_s": t_run - t0, "inference_s": t_done - t_run, "encode_s": t_end - t_done}
+        return frame, {"prepare_s": t_run - t0, "inference_s": t_done - t_run, "encode_s": t_end - t_done,
+                       "inference_cpu_s": c_done - c_run}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("overhead", "previews", "transfer", "coldstart", "concurrency", "gpu")
+SECTIONS = ("overhead", "previews", "transfer", "coldstart", "concurrency", "gpu", "live")
 
 
 @pytest.mark.slow
@@ -47,6 +47,12 @@ def test_smoke_run_reports_every_section(tmp_path: Path) -> None:
 
     gpu = sections["gpu"]
     assert "skipped" in gpu or "models" in gpu
+
+    live = sections["live"]
+    for loop in live["loops"].values():
+        assert {"latency_p50_s", "latency_p90_s", "server_beyond_model_s", "fps"} <= set(loop)
+        assert loop["frames_shown"] >= 1
+    assert live["bytes"]["raw"]["ratio_worst"] < 1 and live["bytes"]["raw"]["full_bytes"] > 16 * 1024 * 1024
     assert "# Underpaint benchmark report (smoke profile)" in proc.stdout
     assert not (tmp_path / "REPORT.md").exists()  # only the full profile writes the committed report
 

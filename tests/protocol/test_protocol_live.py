@@ -161,11 +161,12 @@ def test_a_frame_and_its_tiles_make_one_ready_frame():
 
 def test_live_needs_the_feature_on_both_sides():
     no_live = tuple(f for f in features() if f != "live")
-    for client_features, server_features in ((no_live, None), (None, no_live)):
+    for client_features, server_features, who in ((no_live, None, "this client did not advertise"),
+                                                  (None, no_live, "the server does not offer")):
         client, server = pair(client_features, server_features)
         with pytest.raises(ProtocolError) as info:
             client.live_start(LiveStart(stream="s"))
-        assert info.value.code == errors.UNSUPPORTED
+        assert info.value.code == errors.UNSUPPORTED and info.value.message.startswith(who)
     client, server = pair(no_live, None)
     with pytest.raises(ProtocolError) as info:
         server.receive_text(LiveStart(stream="s").encode())

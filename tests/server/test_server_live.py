@@ -107,7 +107,8 @@ def test_latest_wins_while_a_frame_runs_and_results_keep_frame_order(live):
         assert [(e.frame, e.by) for e in skipped] == [(1, 2), (2, 3)]
 
 
-def test_a_running_frame_is_abandoned_early_for_a_newer_one(live):
+def test_a_running_frame_is_abandoned_early_for_a_newer_one_when_enabled(live, monkeypatch):
+    monkeypatch.setattr(live.service.live, "abandon_before", 0.5)  # off by default (docs/performance.md)
     gate = live.engine.hold("abandon")
     with stream(live.url, prompt="abandon", steps=16) as (client, events, enc):  # 8 steps to run at 0.5
         pixels = canvas()
@@ -120,6 +121,19 @@ def test_a_running_frame_is_abandoned_early_for_a_newer_one(live):
         events.wait(lambda e: isinstance(e, LiveResultReceived) and e.result.frame == 1)
         assert events.answers() == [("skipped", 0), ("result", 1)]
         assert live.engine.outcome("abandon") == "cancelled"
+
+
+def test_by_default_the_running_frame_finishes(live):
+    gate = live.engine.hold("finish")
+    with stream(live.url, prompt="finish", steps=16) as (client, events, enc):
+        pixels = canvas()
+        send(client, enc, pixels)
+        assert gate.reached.wait(TIMEOUT)  # at step 1 of 8
+        pixels[:8] = bytes(8)
+        send(client, enc, pixels)
+        gate.release.set()
+        events.wait(lambda e: isinstance(e, LiveResultReceived) and e.result.frame == 1)
+        assert events.answers() == [("result", 0), ("result", 1)]
 
 
 def test_a_delta_without_its_base_or_with_a_corrupted_tile_asks_for_a_full_frame(live):
