@@ -129,7 +129,7 @@ class LiveRun:
         self.error, self.running, self.status = None, True, f"Connecting to {self.server.url}"
         self.client = job.pclient.Client(self.server.url, token=self.server.token, client_name=job.CLIENT_NAME,
                                          client_version=job.CLIENT_VERSION, on_event=self.events.put,
-                                         features=(*job.FEATURES, "live"))
+                                         features=core.params.client_features(live=True))
         self.client.connect()
         log("live_start", url=self.server.url, seed=self.params.seed)
 

@@ -25,7 +25,7 @@ PLUGIN_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 512
 PREVIEW_INTERVAL_MS = 200
 PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
-FEATURES = (*core.params.client_features(PREVIEW_ENCODINGS, resume=True), "live")  # live: plugin_krita/live.py
+FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True, live=True)  # live: plugin_krita/live.py
 _explain = core.sentences.explain
 
 
