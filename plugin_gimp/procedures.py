@@ -13,7 +13,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
-from . import canvas_jobs, gimp_image, job, naming, params, reuse, settings, ui  # noqa: E402
+from . import canvas_jobs, gimp_image, job, live, naming, params, reuse, settings, ui  # noqa: E402
 from . import pixels as px  # noqa: E402
 from ._protocol import core, geometry  # noqa: E402
 from .canvas_preview import CanvasPreview, remove_stale  # noqa: E402
@@ -279,7 +279,7 @@ def _welcome(config: Gimp.ProcedureConfig, remembered: settings.ServerSettings):
 
 class Underpaint(Gimp.PlugIn):
     def do_query_procedures(self) -> list[str]:
-        return [*PROCEDURES, reuse.NAME]
+        return [*PROCEDURES, reuse.NAME, live.NAME]
 
     def do_set_i18n(self, name: str) -> bool:
         return False
@@ -287,6 +287,8 @@ class Underpaint(Gimp.PlugIn):
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
         if name == reuse.NAME:
             return self._reuse_procedure()
+        if name == live.NAME:
+            return self._live_procedure()
         kind = PROCEDURES[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self._run, kind)
         procedure.set_image_types("*")
@@ -310,6 +312,34 @@ class Underpaint(Gimp.PlugIn):
         procedure.set_documentation(reuse.TITLE, reuse.BLURB, reuse.NAME)
         procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
         return procedure
+
+    def _live_procedure(self) -> Gimp.Procedure:
+        procedure = Gimp.ImageProcedure.new(self, live.NAME, Gimp.PDBProcType.PLUGIN, self._run_live, None)
+        procedure.set_image_types("*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label(live.LABEL)
+        for path in MENU_PATHS:
+            procedure.add_menu_path(path)
+        procedure.set_documentation(live.TITLE, live.BLURB, live.NAME)
+        procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
+        for spec in params.arguments_for(params.IMG2IMG):
+            _add_argument(procedure, spec)
+        return procedure
+
+    def _run_live(self, procedure, run_mode, image, drawables, config, data):
+        log("run_start", procedure=procedure.get_name(), run_mode=run_mode.value_nick)
+        try:
+            status, problem = live.run(procedure, run_mode, image, list(drawables), config)
+        except Exception as exc:  # noqa: BLE001 - any bug still ends as a clear PDB error
+            log("run_crashed", error=traceback.format_exc())
+            status, problem = "execution-error", f"Underpaint failed unexpectedly: {type(exc).__name__}: {exc}"
+        if status == "execution-error":
+            result = _error(procedure, problem or "Live painting failed.")
+        else:
+            result = procedure.new_return_values(Gimp.PDBStatusType.CANCEL if status == "cancel"
+                                                 else Gimp.PDBStatusType.SUCCESS, None)
+        log("run_end", status=result.index(0).value_nick)
+        return result
 
     def _run_reuse(self, procedure, run_mode, image, drawables, config, data):
         log("run_start", procedure=procedure.get_name(), run_mode=run_mode.value_nick)

@@ -26,7 +26,8 @@ PLUGIN_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 512
 PREVIEW_INTERVAL_MS = 200
 PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
-FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True, lora=True)
+# live: plugin_krita/live.py
+FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True, live=True, lora=True)
 _explain = core.sentences.explain
 
 
@@ -96,6 +97,11 @@ class Controller:
             where = self._client.url if self._client is not None else self.settings.server_url
             server = f"{where} · {w.device} · server {w.server_version} · default model {default}"
         return Status(self.connection, server, self.message, self.error, progress, len(self.jobs), self.limits())
+
+    @property
+    def client(self) -> Any:
+        """The protocol client of the current connection (None while disconnected); live painting shares it."""
+        return self._client
 
     def models(self) -> list[messages.ModelInfo]:
         return list(self.welcome.models) if self.welcome else []

@@ -12,6 +12,7 @@ from krita import DockWidget, Krita
 from . import qt
 from .canvas_panel import CanvasPanel, source_area
 from .controller import Controller, Status
+from .live import LiveControls
 from .params import MAX_SEED, GenerationParams, ParamsError
 from .proto import core, vocabulary
 from .settings import Settings, SettingsError
@@ -147,6 +148,8 @@ class UnderpaintDocker(DockWidget):
         buttons.addWidget(self.generate_button)
         buttons.addWidget(self.cancel_button)
         col.addLayout(buttons)
+        self.live = LiveControls(self)
+        col.addLayout(self.live.row)
         self.progress = _named(qt.QProgressBar(), "progress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)

@@ -228,6 +228,36 @@ class KritaDocument:
             node.remove()
             self.doc.refreshProjection()
 
+    def show_layer(self, key: str, name: str, source_id: str, data: bytes, rect: Rect) -> None:
+        """Pixels (document format) into the temporary layer ``key`` (the live layer): locked, guarded like a
+        preview, made directly above ``source_id`` (and its results) on first use; never an undo step."""
+        node = self._previews.get(key)
+        if node is not None and self.node_by_id(node.uniqueId().toString()) is None:  # the painter deleted it
+            self._previews.pop(key, None)
+            self._guards.pop(node.uniqueId().toString(), None)
+            node = None
+        if node is None:
+            node = self.doc.createNode(name, "paintlayer")
+            node.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
+            node.setLocked(True)
+            self._previews[key] = node
+            self._insert(node, self._anchor(source_id))
+            self._watch_previews()
+        else:
+            node.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
+            self._restore_painter()
+        self.doc.refreshProjection()
+
+    def remove_layer(self, key: str) -> None:
+        """Take the temporary layer ``key`` out (safe when it is gone already)."""
+        node = self._previews.pop(key, None)
+        if node is None:
+            return
+        self._guards.pop(node.uniqueId().toString(), None)
+        if self.is_open() and self.node_by_id(node.uniqueId().toString()) is not None:
+            node.remove()
+            self.doc.refreshProjection()
+
     def _take_preview(self, job: Job) -> Any:
         """The job's preview layer, emptied, to become its first result layer (or None)."""
         node = self._previews.pop(job.id, None)

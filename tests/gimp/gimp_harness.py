@@ -161,16 +161,16 @@ def run_session(host: Host, tmp: Path, script: str, timeout: float,
     A missing host skips, or fails under CI=true.
     """
     import pytest
-    from support.server import running_server
+    from support.server import running_process
 
     reason = unavailable_reason(host)
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
-    with running_server(tmp) as url:
-        run = run_batch(script, {"url": url, "dead_url": dead_url()}, tmp / "out", timeout=timeout, host=host,
-                        extra_env=extra_env)
+    with running_process(tmp) as (url, server):  # server_pid: a live scenario stops the server (runs last)
+        run = run_batch(script, {"url": url, "dead_url": dead_url(), "server_pid": server.pid}, tmp / "out",
+                        timeout=timeout, host=host, extra_env=extra_env)
     assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"

@@ -24,7 +24,7 @@ from kra import Kra
 from krita_harness import Krita, KritaRun, require_krita, run_krita
 from PIL import Image
 from support.hosts import KRITA_HOSTS, Host, params
-from support.server import running_server
+from support.server import running_process
 from underpaint.protocol.geometry import Rect, context_region
 
 pytestmark = pytest.mark.host
@@ -86,9 +86,10 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             roots.append(root)
             out = root / "out"
             out.mkdir()
-            with running_server(server_dir) as url:
+            with running_process(server_dir) as (url, server):
                 config = {"scenarios": list(host.scenarios), "dead_url": closed_port_url(), "out": str(out),
-                          "timeout": KRITA_TIMEOUT_S - 30, "close_documents": "close_document" in host.scenarios}
+                          "timeout": KRITA_TIMEOUT_S - 30, "close_documents": "close_document" in host.scenarios,
+                          "server_pid": server.pid}  # live_server_down (the last scenario) stops the server
                 run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S,
                                 krita=krita, screen="x".join(map(str, SCREEN)))
                 run.results["server_url"] = url
@@ -208,7 +209,7 @@ def test_docker_fits_a_laptop_screen(session: KritaRun) -> None:
     screen = Rect(*rec["screen"])
     assert (screen.width, screen.height) == SCREEN
     assert not rec["floating"], "the docker should sit in the main window"
-    for name in ("generate", "cancel", "status", "progress"):
+    for name in ("generate", "cancel", "live", "live_apply", "status", "progress"):
         shown = rec["on_screen"][name]
         rect = Rect(*shown["rect"])
         assert shown["visible"] and shown["drawn"] and not rect.is_empty, f"{name} is not drawn: {shown}"
@@ -418,3 +419,67 @@ def test_upscale_x2_lands_a_layer_of_twice_the_size(session: KritaRun) -> None:
         top = run["layers"][0]
         assert top["name"] == "sharper [upscale, seed 17]", run
         assert top["bounds"] == [0, 0, 192, 128], run
+
+
+# ---------------------------------------------------------------- live painting
+LIVE = "Underpaint live"
+LIVE_FRAME_BOUND_S = 60.0  # stroke to new live frame: demo model on a shared 2-core CPU runner (~15 s measured)
+IDLE_TICK_BOUND_MS = 5.0  # median cost of the watch per timer tick on Krita's GUI thread while nothing changes
+
+
+@needs("live")
+def test_live_frames_follow_the_strokes(session: KritaRun) -> None:
+    rec = scenario(session, "live")
+    assert rec["live_locked"], "the live layer can be painted on"
+    assert rec["painted_on"] == ["source"] * 3 and rec["active_is_source"], "a stroke left the painter's layer"
+    assert max(rec["stroke_to_frame_s"]) < LIVE_FRAME_BOUND_S, rec["stroke_to_frame_s"]
+    assert [layer["name"] for layer in rec["layers_live"]] == [LIVE, "source", "Background"]
+    assert rec["widgets_locked"] == {"strength": False, "seed": False}  # fixed while live
+
+
+@needs("live")
+def test_live_reads_little_on_the_gui_thread_while_nothing_changes(session: KritaRun) -> None:
+    rec = scenario(session, "live")
+    idle, window = rec["idle_stats"]["tick_ms"]["idle"], rec["idle_window"]
+    assert idle["n"] >= 10 and idle["p50"] < IDLE_TICK_BOUND_MS, rec["idle_stats"]
+    # 2 s without painting (~20 ticks): the background scan read less than one canvas, never one per tick
+    assert window["ticks"] >= 10 and window["busy_ticks"] == 0, window
+    assert window["read_bytes"] < 128 * 128 * 4, window
+
+
+@needs("live")
+def test_apply_keeps_the_live_frame_as_a_result_layer(session: KritaRun) -> None:
+    rec = scenario(session, "live")
+    name = "live fox [img2img, seed 4242]"
+    assert [layer["name"] for layer in rec["layers_applied"]] == [LIVE, name, "source", "Background"]
+    assert rec["status_applied"].startswith(f"Applied live frame {rec['applied_frame']}")
+    kra = Kra.open(Path(rec["kra"]))
+    assert names(kra) == [name, "source", "Background"]  # live off: the live layer is gone, the result stays
+    stored = records(kra)[kra.layer(name).uuid]
+    assert stored["kind"] == "img2img" and stored["seed"] == 4242 and stored["region"] == [0, 0, 128, 128]
+    assert stored["params"]["prompt"] == "live fox" and stored["params"]["strength"] == 0.4
+    assert stored["source"] == kra.layer("source").uuid
+    assert content_bounds(kra.pixels(kra.layer(name))) == Rect(0, 0, 128, 128)
+
+
+@needs("live")
+def test_live_off_removes_the_live_layer_and_stops_sending(session: KritaRun) -> None:
+    off = scenario(session, "live")["off"]
+    assert not off["active"] and not off["checked"]
+    assert LIVE not in [layer["name"] for layer in off["layers"]]
+    assert off["widgets"]["strength"], "strength stays locked after live"
+    rec = scenario(session, "live")
+    assert rec["sent_at_off"] is not None, "the live session does not say what it sent"
+    assert rec["sent_later"] == rec["sent_at_off"], "the live session kept sending after Live off"
+    assert rec["active_final"] == "source"
+
+
+@needs("live_server_down")
+def test_server_down_while_live_gives_one_message(session: KritaRun) -> None:
+    rec = scenario(session, "live_server_down")
+    assert not rec["checked"]
+    assert LIVE not in [layer["name"] for layer in rec["layers"]]
+    live_errors = [e for e in rec["errors"] if e.startswith("Live")]
+    assert len(live_errors) == 1, rec["errors"]
+    assert len(rec["errors"]) <= 2, f"repeated error messages: {rec['errors']}"  # the connection's and live's
+    assert rec["stopped_after_s"] < 15

@@ -8,6 +8,7 @@ Pure Python only (Krita's interpreter has no numpy).
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import time
 
@@ -361,7 +362,8 @@ def docker_ui(ctx: Context):
     ctx.record["window"] = [frame.x(), frame.y(), frame.width(), frame.height()]
     ctx.record["on_screen"] = {name: ctx.geometry(widget) for name, widget in (
         ("generate", d.generate_button), ("cancel", d.cancel_button), ("status", d.status),
-        ("progress", d.progress), ("prompt", d.prompt), ("docker", d))}
+        ("progress", d.progress), ("prompt", d.prompt), ("live", d.live.toggle), ("live_apply", d.live.apply),
+        ("docker", d))}
     ctx.record["limits"] = {"steps": d.steps.maximum(), "batch": d.batch.maximum()}
     tabs = d.widget()
     tabs.setCurrentIndex(1)
@@ -584,3 +586,111 @@ def upscale(ctx: Context):
                                            "status": ctx.docker.status.text()}
     ctx.set_params(mode="auto")
     canvas_options(ctx, grow_canvas=False)
+
+
+# ==================================================================== live painting
+LIVE = "Underpaint live"
+
+
+def live_layer(doc):
+    return next((n for n in doc.rootNode().childNodes() if n.name() == LIVE), None)
+
+
+def _live_frame(live) -> int:
+    state = live.state
+    return state.frame.number if state is not None and state.frame is not None else -1
+
+
+def _start_live(ctx, name: str, size: int = 128):
+    doc = ctx.new_doc(name, size, size, "U8")
+    source = ctx.add_layer(doc, "source", size, size)
+    yield ctx.sleep(0.3)
+    ctx.set_params(prompt="live fox", strength=0.4, steps=4, seed=4242, mode="img2img")
+    ctx.docker.live.toggle.click()
+    return doc, source
+
+
+def live(ctx: Context):
+    """Live on: a frame lands in a locked live layer above the painter's layer, which stays active; painting
+    brings a new frame within a bound; Apply keeps the frame as a result layer; Live off removes the live
+    layer and nothing more is sent. The watch's cost per timer tick on the GUI thread is recorded."""
+    live = ctx.ext.live
+    doc, source = yield from _start_live(ctx, "live")
+    source_id = source.uniqueId().toString()
+    started = time.monotonic()
+    yield (lambda: live_layer(doc) is not None), 120, "the first live frame"
+    rec = ctx.record
+    rec["first_frame_s"] = round(time.monotonic() - started, 3)
+    rec["widgets_locked"] = {"strength": ctx.docker.strength.isEnabled(), "seed": ctx.docker.seed.isEnabled()}
+    rec["live_locked"] = live_layer(doc).locked()
+    yield ctx.sleep(0.5)
+    idle_from = live.stats()
+    yield ctx.sleep(2.0)  # nothing painted: idle ticks only
+    idle_to = live.stats()
+    rec["idle_stats"] = idle_to
+    rec["idle_window"] = {"ticks": idle_to["tick_ms"]["idle"]["n"] - idle_from["tick_ms"]["idle"]["n"],
+                          "busy_ticks": idle_to["tick_ms"]["busy"]["n"] - idle_from["tick_ms"]["busy"]["n"],
+                          "read_bytes": idle_to["read_bytes"] - idle_from["read_bytes"]}
+    latencies, painted_on = [], []
+    for i in range(3):
+        before = _live_frame(live)
+        t0 = time.monotonic()
+        painted_on.append(ctx.paint(doc, 10 + 40 * i, 60))
+        yield (lambda b=before: _live_frame(live) > b), 60, f"a live frame after stroke {i}"
+        latencies.append(round(time.monotonic() - t0, 3))
+        yield ctx.sleep(0.3)
+    rec["stroke_to_frame_s"] = latencies
+    rec["painted_on"] = painted_on
+    active = doc.activeNode()
+    rec["active_is_source"] = active is not None and active.uniqueId().toString() == source_id
+    rec["stats"] = live.stats()
+    rec["layers_live"] = ctx.layers(doc)
+    rec["applied_frame"] = _live_frame(live)
+    rec["apply_enabled"] = ctx.docker.live.apply.isEnabled()
+    ctx.docker.live.apply.click()
+    yield ctx.sleep(0.5)
+    rec["layers_applied"] = ctx.layers(doc)
+    rec["status_applied"] = ctx.docker.status.text()
+    session = live.state.session
+    ctx.docker.live.toggle.click()  # off
+    yield ctx.sleep(0.5)
+    rec["off"] = {"active": live.active, "checked": ctx.docker.live.toggle.isChecked(),
+                  "layers": ctx.layers(doc), "status": ctx.docker.status.text(),
+                  "session_status": getattr(session, "status", None),
+                  "widgets": {"strength": ctx.docker.strength.isEnabled()}}
+    sent = _sent(session)
+    ctx.paint(doc, 100, 100)
+    yield ctx.sleep(2.0)
+    rec["sent_at_off"], rec["sent_later"] = sent, _sent(session)
+    rec["stats_final"] = live.stats()
+    active = doc.activeNode()
+    rec["active_final"] = active.name() if active is not None else None
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    ctx.save(doc, "live")
+
+
+def _sent(session) -> object:
+    """How many frames the live session has encoded for sending (its delta encoder's frame number)."""
+    encoder = getattr(session, "_encoder", None)
+    return getattr(encoder, "frame", None)
+
+
+def live_server_down(ctx: Context):
+    """The server goes away while live: live stops with one clear message, no repeats, no live layer left.
+    Kills the e2e server: runs last."""
+    live = ctx.ext.live
+    errors = []
+    ctx.controller.listeners.append(lambda status: errors.append(status.message) if status.error else None)
+    doc, _ = yield from _start_live(ctx, "live down", 128)
+    yield (lambda: live_layer(doc) is not None), 120, "the first live frame"
+    os.kill(ctx.config["server_pid"], signal.SIGTERM)
+    killed = time.monotonic()
+    yield (lambda: not live.active), 30, "live to stop after the server went away"
+    ctx.record["stopped_after_s"] = round(time.monotonic() - killed, 3)
+    yield ctx.sleep(3.0)
+    ctx.paint(doc, 10, 10)
+    yield ctx.sleep(1.0)
+    ctx.record["errors"] = errors
+    ctx.record["checked"] = ctx.docker.live.toggle.isChecked()
+    ctx.finish_record(doc)
