@@ -151,8 +151,9 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
             babl = gimp_image.mask_babl(spec)
             layer_mask = (babl, gimp_image.read_selection(image, the_plan.region, babl))
     job_id = job.pclient.new_job_id("gimp")
-    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None)
-    return _Request(job_params, server, the_plan, spec, layer, job.build_submit(job_id, job_params, spec),
+    enc = job.encodings(server.url, remembered.transfer)  # raw on loopback, compressed to a remote server
+    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None, enc)
+    return _Request(job_params, server, the_plan, spec, layer, job.build_submit(job_id, job_params, spec, enc=enc),
                     frames, layer_mask)
 
 

@@ -6,12 +6,14 @@
 - ``regions``: which document region a job sends, and the check that a result fits it.
 - ``naming``: result layer names and the JSON record of a result's parameters (parasite / annotation).
 - ``sentences``: a protocol error code turned into a sentence a painter can act on.
+- ``reconnect``: the backoff after a dropped connection and its sentences.
+- ``transfer``: which encodings a job's pixels travel in (raw on loopback, compressed to a remote server).
 - ``jobs``: the event reducer: client events of one job -> host-neutral updates, and decoding of results.
 
 The host adapters (``plugin_krita``, ``plugin_gimp``) keep only what touches their host: pixels, selection,
 layers, progress widgets, dialogs.
 """
 
-from . import jobs, naming, params, regions, sentences, settings
+from . import jobs, naming, params, reconnect, regions, sentences, settings, transfer
 
-__all__ = ["jobs", "naming", "params", "regions", "sentences", "settings"]
+__all__ = ["jobs", "naming", "params", "reconnect", "regions", "sentences", "settings", "transfer"]

@@ -35,6 +35,7 @@ from ..engine.interface import (
     StepInfo,
     denoising_steps,
 )
+from ..imaging.png import decode_png
 from .handlers import HANDLERS, Inputs, Model
 from .queue import Job
 
@@ -72,7 +73,9 @@ def result_frames(job: str, pixels: bytes, region: Rect, submit: Submit, index: 
 
 
 def _decode(frame: Frame) -> np.ndarray:
-    return imaging.decode_pixels(decode_payload(frame), frame.width, frame.height, frame.pixel_format)
+    data = decode_png(frame)  # 8-bit PNG in C; everything else through the protocol's checked decoder
+    return imaging.decode_pixels(data if data is not None else decode_payload(frame), frame.width, frame.height,
+                                 frame.pixel_format)
 
 
 def decode_inputs(job: Job) -> Inputs:
