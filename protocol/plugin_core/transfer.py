@@ -88,14 +88,13 @@ def job_inputs(job: str, region: Rect, pixel_format: str, image: bytes, mask: by
     """The image (and gray8 mask) frame, or tiles, of ``region`` in ``encodings``; returns them and the
     ``result_tile`` to ask for (0: the client decides).
 
-    Raw and zlib inputs are one frame each (the client tiles them). A ``png`` image is cut into tiles here and
-    each tile encoded by the host's ``png`` encoder (the client would re-encode a PNG in pure Python); the
-    mask gets the same tiles as zlib.
+    Raw inputs are one frame each (the client cuts raw tiles without copying twice). Compressed inputs are cut
+    into tiles here and each tile compressed once: ``png`` by the host's encoder (the client would re-encode a
+    PNG in pure Python), else zlib; the mask gets the same tiles as zlib.
     """
-    if encodings.image != "png" or png is None:
+    if encodings.image == "raw":
         frames: dict[str, Frame | tuple[Frame, ...]] = {"image": make_frame(
-            job, "image", image, region.width, region.height, pixel_format,
-            "zlib" if encodings.image == "png" else encodings.image, region.x, region.y)}
+            job, "image", image, region.width, region.height, pixel_format, "raw", region.x, region.y)}
         if mask is not None:
             frames["mask"] = make_frame(job, "mask", mask, region.width, region.height, "gray8", encodings.mask,
                                         region.x, region.y)
@@ -104,9 +103,13 @@ def job_inputs(job: str, region: Rect, pixel_format: str, image: bytes, mask: by
     rects = tile_rects(Rect(0, 0, region.width, region.height), tile_side)
     images, masks = [], []
     for i, rect in enumerate(rects):
-        payload, wire_format = png(crop(image, bpp, region.width, rect), rect.width, rect.height)
+        data = crop(image, bpp, region.width, rect)
         x, y = region.x + rect.x, region.y + rect.y
-        images.append(Frame(job, "image", rect.width, rect.height, wire_format, payload, "png", x, y, i))
+        if encodings.image == "png" and png is not None:
+            payload, wire_format = png(data, rect.width, rect.height)
+            images.append(Frame(job, "image", rect.width, rect.height, wire_format, payload, "png", x, y, i))
+        else:
+            images.append(make_frame(job, "image", data, rect.width, rect.height, pixel_format, "zlib", x, y, i))
         if mask is not None:
             masks.append(make_frame(job, "mask", crop(mask, 1, region.width, rect), rect.width, rect.height,
                                     "gray8", encodings.mask, x, y, i))

@@ -63,11 +63,15 @@ def test_png_inputs_are_tiled_by_the_host_with_aligned_masks() -> None:
     assert pixels.decode_pixels(last) == want
 
 
-def test_without_a_native_encoder_png_falls_back_to_one_zlib_frame() -> None:
+def test_without_a_native_encoder_compressed_inputs_are_zlib_tiles() -> None:
     enc = transfer.choose("compressed", "ws://10.0.0.2", native_png=False)
     frames, result_tile = transfer.job_inputs("j", Rect(0, 0, 4, 2), "rgbaf16", bytes(64), None, enc)
     assert result_tile == 0 and frames["image"].encoding == "zlib" and "mask" not in frames
     assert zlib.decompress(frames["image"].payload) == bytes(64)
+    frames, result_tile = transfer.job_inputs("j", Rect(0, 0, 1500, 3), "rgba8", bytes(1500 * 12), bytes(4500),
+                                              enc, tile_side=1024)
+    assert result_tile == 1024 and [f.encoding for f in frames["image"]] == ["zlib", "zlib"]
+    assert [len(pixels.decode_pixels(f)) for f in frames["mask"]] == [1024 * 3, 476 * 3]
 
 
 def _paeth_png(data: bytes, width: int, height: int) -> bytes:

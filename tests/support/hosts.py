@@ -20,7 +20,7 @@ CACHE = Path("/var/cache/underpaint")
 CI_DIR = Path(__file__).resolve().parents[2] / ".ci"
 _CORE = ("img2img", "reuse", "inpaint", "batch_visible_u16", "cancel", "strokes", "server_down")
 _FULL = ("img2img", "reuse", "docker_ui", "inpaint", "float_big_layer", "batch_visible_u16", "cancel", "strokes",
-         "cancel_one_document", "close_document", "server_down")
+         "cancel_one_document", "close_document", "link_drop", "server_restart", "server_down")
 
 
 @dataclass(frozen=True)
