@@ -326,7 +326,7 @@ def over_the_link(command, seed):
     runs = sum(1 for r in plugin_log() if r["event"] == "run_start")
     watcher = threading.Thread(target=on_the_link_when_generating, args=(runs, found, command), daemon=True)
     watcher.start()
-    status, message = call(IMG2IMG, img, paint, server_url=DATA["link_url"], prompt="over a flaky link", steps=40,
+    status, message = call(IMG2IMG, img, paint, server_url=DATA["link_url"], prompt="over a flaky link", steps=12,
                            strength=1.0, seed=seed)
     watcher.join(5)
     return {"status": status, "message": message, "before": before, "after": describe(img),

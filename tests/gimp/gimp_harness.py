@@ -175,6 +175,8 @@ def run_session(host: Host, tmp: Path, script: str, timeout: float, link: bool =
         data = {"url": url, "dead_url": dead_url()}
         if flaky is not None:
             data.update(link_url=flaky.url, link_control=flaky.control_port)
+        if os.environ.get("UNDERPAINT_GIMP_SCENARIOS"):  # while developing: only these batch scenarios
+            data["only"] = os.environ["UNDERPAINT_GIMP_SCENARIOS"].split(",")
         run = run_batch(script, data, tmp / "out", timeout=timeout, host=host)
     assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")

@@ -468,12 +468,12 @@ def _over_the_link(ctx: Context, name: str, command: str, seed: int):
     ctx.add_layer(doc, "source", 96, 64, seed=seed)
     ctx.record["before"] = ctx.layers(doc)
     yield ctx.sleep(0.2)
-    ctx.set_params(prompt="over a flaky link", steps=40, strength=1.0, seed=seed)
+    ctx.set_params(prompt="over a flaky link", steps=12, strength=1.0, seed=seed)
     ctx.docker.generate_button.click()
     yield (lambda: ctx.running_step() >= 2), 120, "the job to run two steps"
     ctx.record["step_at_drop"] = ctx.running_step()
     ctx.record["link"] = _link(ctx, command)
-    yield ctx.idle(doc, 150)
+    yield ctx.idle(doc, 240)
     yield ctx.settle()
     ctx.finish_record(doc)
     ctx.record["status_error"] = ctx.controller.error
