@@ -131,6 +131,8 @@ class Context:
                 widgets[key].setText(value)
             elif key == "preview":
                 d.preview.setChecked(value)
+            elif key == "transfer":
+                d.transfer.setCurrentIndex(d.transfer.findData(value))
             else:
                 getattr(d, {"context_padding": "padding"}.get(key, key)).setValue(value)
         d.findChild(type(d.generate_button), "underpaint_apply_settings").click()
@@ -461,9 +463,10 @@ def _link(ctx: Context, command: str) -> str:
         return sock.makefile().readline().strip()
 
 
-def _over_the_link(ctx: Context, name: str, command: str, seed: int):
+def _over_the_link(ctx: Context, name: str, command: str, seed: int, transfer: str = "auto"):
     live = ctx.docker.server_url.text()
-    ctx.apply_settings(server_url=ctx.config["link_url"])
+    ctx.apply_settings(server_url=ctx.config["link_url"], transfer=transfer)
+    ctx.record["transfer"] = ctx.controller.settings.transfer
     doc = ctx.new_doc(name, 96, 64, "U8")
     ctx.add_layer(doc, "source", 96, 64, seed=seed)
     ctx.record["before"] = ctx.layers(doc)
@@ -479,12 +482,13 @@ def _over_the_link(ctx: Context, name: str, command: str, seed: int):
     ctx.record["status_error"] = ctx.controller.error
     ctx.record["connections"] = _link(ctx, "count")
     ctx.save(doc, name)
-    ctx.apply_settings(server_url=live)
+    ctx.apply_settings(server_url=live, transfer="auto")
 
 
 def link_drop(ctx: Context):
-    """The network drops mid-job (the server keeps running): the plugin reconnects, resumes, the result lands."""
-    yield from _over_the_link(ctx, "linkdrop", "cut", 21)
+    """The network drops mid-job (the server keeps running): the plugin reconnects, resumes, the result lands.
+    Sent compressed, as to a remote server: PNG tiles encoded by Qt, zlib results."""
+    yield from _over_the_link(ctx, "linkdrop", "cut", 21, transfer="compressed")
 
 
 def server_restart(ctx: Context):
