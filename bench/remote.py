@@ -137,10 +137,12 @@ def _client_process(ns: str | None, url: str, side: int, mode: str, steps: int, 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench(sides: list[int], reps: int, steps: int, rate: str, rtt_ms: float, log=print) -> dict:
-    results: dict = {"rate": rate, "rtt_ms": rtt_ms, "steps": steps, "reps": reps, "sides": {}}
+def bench(sides: list[int], reps: int, steps: int, rate: str, rtt_ms: float, model_pixels: int, log=print) -> dict:
+    results: dict = {"rate": rate, "rtt_ms": rtt_ms, "steps": steps, "reps": reps, "model_pixels": model_pixels,
+                     "sides": {}}
     with tempfile.TemporaryDirectory(prefix="underpaint-remote-") as tmp, \
-            common.bench_server(Path(tmp), "--preload", "demo") as server, emulated_link(rate) as (ns, host_ip):
+            common.bench_server(Path(tmp), "--preload", "demo", "--max-model-pixels", str(model_pixels)) as server, \
+            emulated_link(rate) as (ns, host_ip):
         with Relay(server.port, host=host_ip, delay=rtt_ms / 2000) as relay:
             _client_process(None, server.url, 256, "raw", steps, 1)  # warm-up: the first job pays for lazy loads
             for side in sides:
@@ -173,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rate", default="50mbit")
     parser.add_argument("--rtt-ms", type=float, default=40.0)
+    parser.add_argument("--model-pixels", type=int, default=256 * 256,
+                        help="the model works at this area (the server scales in and out): a GPU-like denoise")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "remote.json")
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)  # the plugin side, in the namespace
     parser.add_argument("--mode", choices=MODES, default="raw", help=argparse.SUPPRESS)
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.client:
         print(json.dumps(client_run(args.client, sides[0], args.mode, args.steps, args.reps)))
         return 0
-    results = bench(sides, args.reps, args.steps, args.rate, args.rtt_ms,
+    results = bench(sides, args.reps, args.steps, args.rate, args.rtt_ms, args.model_pixels,
                     log=lambda m: print(f"[remote] {m}", file=sys.stderr, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-unet", action="store_true")
     parser.add_argument("--preload", default="", help="model id to load before serving")
     parser.add_argument("--max-pixels", type=int, default=8192 * 8192)
+    parser.add_argument("--max-model-pixels", type=int, default=None, help="cap on the model-side image area")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.preload:
         engine.pipelines(args.preload)
     config = ServerConfig(port=0, log_level="warning", max_pixels=args.max_pixels,
-                          max_frame_bytes=args.max_pixels * 16 + 4096)
+                          max_frame_bytes=args.max_pixels * 16 + 4096, max_model_pixels=args.max_model_pixels)
     server, sock = make_server(config, engine)
     tmp = args.port_file.with_suffix(".tmp")
     tmp.write_text(f"{sock.getsockname()[1]}\n")

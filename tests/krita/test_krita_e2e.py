@@ -386,7 +386,6 @@ def test_server_down_gives_a_clear_error(session: KritaRun) -> None:
 @needs("link_drop")
 def test_a_dropped_link_mid_job_still_lands_the_result(session: KritaRun) -> None:
     rec = scenario(session, "link_drop")
-    assert rec["transfer"] == "compressed"  # Qt's PNG tiles up, zlib down: the server took them
     assert rec["step_at_drop"] >= 2 and int(rec["link"]) >= 1  # a live connection was cut mid-job
     assert int(rec["connections"]) >= 2, rec["statuses"]  # the plugin came back on its own
     assert rec["jobs_left"] == 0 and not rec["status_error"], rec["statuses"]

@@ -98,10 +98,10 @@ def test_the_server_takes_host_png_tiles_and_returns_zlib_results(tmp_path) -> N
     with running_server(tmp_path) as url:
         client = Client(url)
         client.connect()
-        client.wait_connected()
+        client.wait_connected(timeout=120)
         submit = Submit(job="png-job", kind="img2img", prompt="p", strength=0.5, steps=2, seed=1,
                         result_format="rgba8", result_encoding=enc.result, result_tile=result_tile)
-        result = client.run_job(submit, frames, timeout=120)
+        result = client.run_job(submit, frames, timeout=600)  # a loaded CI box
         client.close()
     (frame,) = result.frames
     assert (frame.width, frame.height) == (width, height)

@@ -486,9 +486,8 @@ def _over_the_link(ctx: Context, name: str, command: str, seed: int, transfer: s
 
 
 def link_drop(ctx: Context):
-    """The network drops mid-job (the server keeps running): the plugin reconnects, resumes, the result lands.
-    Sent compressed, as to a remote server: PNG tiles encoded by Qt, zlib results."""
-    yield from _over_the_link(ctx, "linkdrop", "cut", 21, transfer="compressed")
+    """The network drops mid-job (the server keeps running): the plugin reconnects, resumes, the result lands."""
+    yield from _over_the_link(ctx, "linkdrop", "cut", 21)
 
 
 def server_restart(ctx: Context):
