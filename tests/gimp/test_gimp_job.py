@@ -343,3 +343,29 @@ def test_without_resume_a_dropped_link_fails_the_job() -> None:
     assert not holder["client"].submitted[0][0].keep_result
     with pytest.raises(job.JobFailed, match="connection to the server was lost"):
         runner.result()
+
+
+@pytest.mark.parametrize("url, transfer, image, result", [
+    ("ws://127.0.0.1:7860/v1/ws", "auto", "raw", "raw"), ("ws://10.0.0.2:7860/v1/ws", "auto", "zlib", "zlib"),
+    ("ws://10.0.0.2:7860/v1/ws", "raw", "raw", "raw"), ("ws://localhost:7860/v1/ws", "compressed", "zlib", "zlib"),
+])
+def test_the_transfer_setting_picks_the_encodings(url, transfer, image, result) -> None:
+    enc = job.encodings(url, transfer)
+    p = parse_params(INPAINT, {"prompt": "p", "seed": 5})
+    submit = job.build_submit("j", p, SPEC, enc=enc)
+    area = PLAN_MASKED.region.width * PLAN_MASKED.region.height
+    image_frame, mask_frame = job.build_frames("j", PLAN_MASKED, SPEC, bytes(area * 4), bytes(area), enc)
+    assert (image_frame.encoding, mask_frame.encoding, submit.result_encoding) == (image, image, result)
+
+
+PLAN_MASKED = plan_region(INPAINT, Rect(0, 0, 32, 32), Rect(4, 4, 8, 8), 4)
+
+
+def test_the_transfer_setting_is_remembered(tmp_path) -> None:
+    from underpaint.plugin_gimp import settings
+
+    (tmp_path / settings.FILE_NAME).write_text('{"url": "ws://10.0.0.2:7860", "transfer": "raw"}')
+    assert settings.load(tmp_path).transfer == "raw"
+    (tmp_path / settings.FILE_NAME).write_text('{"url": "ws://10.0.0.2:7860", "transfer": "fast"}')
+    assert settings.load(tmp_path).transfer == "auto"  # a bad value falls back to the default
+    assert settings.resolve("ws://10.0.0.3:7860", None, settings.ServerSettings(transfer="raw")).transfer == "raw"
