@@ -137,7 +137,8 @@ def _client_process(ns: str | None, url: str, side: int, mode: str, steps: int, 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench(sides: list[int], reps: int, steps: int, rate: str, rtt_ms: float, model_pixels: int, log=print) -> dict:
+def bench(sides: list[int], reps: int, steps: int, rate: str, rtt_ms: float, model_pixels: int,
+          modes: tuple[str, ...] = MODES, log=print) -> dict:
     results: dict = {"rate": rate, "rtt_ms": rtt_ms, "steps": steps, "reps": reps, "model_pixels": model_pixels,
                      "sides": {}}
     with tempfile.TemporaryDirectory(prefix="underpaint-remote-") as tmp, \
@@ -151,7 +152,7 @@ def bench(sides: list[int], reps: int, steps: int, rate: str, rtt_ms: float, mod
                 row["loopback_raw"] = local
                 log(f"{side}² loopback raw: {local['total_s']:.2f} s (up {local['upload_s']:.2f} s, denoise "
                     f"{local['denoise_s']:.2f} s, down {local['download_s']:.2f} s)")
-                for mode in MODES:
+                for mode in modes:
                     up0, down0 = relay.bytes_up, relay.bytes_down
                     runs = _client_process(ns, f"ws://{host_ip}:{relay.port}", side, mode, steps, reps)
                     best = min(runs, key=lambda r: r["total_s"])
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-pixels", type=int, default=256 * 256,
                         help="the model works at this area (the server scales in and out): a GPU-like denoise")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "remote.json")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: raw,zlib,png")
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)  # the plugin side, in the namespace
     parser.add_argument("--mode", choices=MODES, default="raw", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(client_run(args.client, sides[0], args.mode, args.steps, args.reps)))
         return 0
     results = bench(sides, args.reps, args.steps, args.rate, args.rtt_ms, args.model_pixels,
+                    tuple(m for m in args.modes.split(",") if m),
                     log=lambda m: print(f"[remote] {m}", file=sys.stderr, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
