@@ -166,10 +166,10 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
             babl = gimp_image.mask_babl(spec)
             layer_mask = (babl, gimp_image.read_selection(image, the_plan.region, babl))
     job_id = job.pclient.new_job_id("gimp")
-    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None)
-    return _Request(job_params, server, the_plan, result_plan, spec, layer,
-                    job.build_submit(job_id, job_params, spec, previews=kind not in canvas_jobs.KINDS), frames,
-                    layer_mask)
+    enc = job.encodings(server.url, remembered.transfer)  # raw on loopback, compressed to a remote server
+    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None, enc)
+    submit = job.build_submit(job_id, job_params, spec, previews=kind not in canvas_jobs.KINDS, enc=enc)
+    return _Request(job_params, server, the_plan, result_plan, spec, layer, submit, frames, layer_mask)
 
 
 def _execute(image: Gimp.Image, request: _Request, kind: str, window_wanted: bool) -> job.JobRunner:

@@ -20,6 +20,9 @@ from .settings import Settings, SettingsError
 MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"),
          ("Expand canvas", "outpaint"), ("Upscale", "upscale"))
 SOURCES = (("Active layer", "layer"), ("Visible image", "visible"))
+# the pixels' encoding on the wire (``core.transfer``): auto = raw on this machine, compressed to a remote server
+TRANSFER_CHOICES = (("auto", "Auto (compress for a remote server)"), ("raw", "Raw (fastest on a LAN)"),
+                    ("compressed", "Compressed (PNG)"))
 
 
 def _named(widget: qt.QWidget, name: str) -> qt.QWidget:
@@ -169,9 +172,12 @@ class UnderpaintDocker(DockWidget):
         self.padding = _spin("padding", *_bounds(vocabulary.CONTEXT))
         self.feather = _spin("feather", *_bounds(vocabulary.FEATHER))
         self.grow = _spin("grow", *_bounds(vocabulary.GROW))
+        self.transfer = _named(qt.QComboBox(), "transfer")
+        for mode, text in TRANSFER_CHOICES:
+            self.transfer.addItem(text, mode)
         for label, widget in (("Server URL", self.server_url), ("Token", self.token), ("", self.preview),
                               ("Context padding (px)", self.padding), ("Feather (px)", self.feather),
-                              ("Grow (px)", self.grow)):
+                              ("Grow (px)", self.grow), ("Transfer", self.transfer)):
             form.addRow(label, widget)
         page = qt.QWidget()  # the settings scroll; Apply and its outcome stay in view below them
         col = qt.QVBoxLayout(page)
@@ -225,7 +231,8 @@ class UnderpaintDocker(DockWidget):
 
     def settings(self) -> Settings:
         return Settings(server_url=self.server_url.text(), token=self.token.text(), preview=self.preview.isChecked(),
-                        context_padding=self.padding.value(), feather=self.feather.value(), grow=self.grow.value())
+                        context_padding=self.padding.value(), feather=self.feather.value(), grow=self.grow.value(),
+                        transfer=self.transfer.currentData() or "auto")
 
     def load_settings(self, settings: Settings) -> None:
         self.server_url.setText(settings.server_url)
@@ -234,6 +241,7 @@ class UnderpaintDocker(DockWidget):
         self.padding.setValue(settings.context_padding)
         self.feather.setValue(settings.feather)
         self.grow.setValue(settings.grow)
+        self.transfer.setCurrentIndex(max(self.transfer.findData(settings.transfer), 0))
 
     # ---------------------------------------------------------------- actions
     def request_generate(self) -> None:

@@ -296,6 +296,55 @@ def scenario_cancel_kills_plugin():
             "killed": found.get("killed"), "source_unchanged": digest(read(paint, "R'G'B'A u8")) == source_digest}
 
 
+def link_command(command):
+    """Tell the test's flaky link (support/link.py) to ``cut`` the connection or ``restart`` its server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", DATA["link_control"]), timeout=5) as sock:
+        sock.sendall(command.encode() + b"\n")
+        return sock.makefile().readline().strip()
+
+
+def on_the_link_when_generating(seen_runs, found, command):
+    """Once the new run reports progress, drop its link (``cut``) or restart the server behind it."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        records = plugin_log()
+        starts = [r for r in records if r["event"] == "run_start"]
+        if len(starts) > seen_runs:
+            pid = starts[-1]["pid"]
+            if any(r["event"] == "progress" and r["pid"] == pid and r["fraction"] > 0 for r in records):
+                found["link"] = link_command(command)
+                return
+        time.sleep(0.05)
+
+
+def over_the_link(command, seed):
+    img = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+    paint = new_layer(img, "paint", 64, 48, Gimp.ImageType.RGB_IMAGE, 0, 0, babl="R'G'B' u8", channels=3)
+    before, source_digest = describe(img), digest(read(paint, "R'G'B'A u8"))
+    found = {}
+    runs = sum(1 for r in plugin_log() if r["event"] == "run_start")
+    watcher = threading.Thread(target=on_the_link_when_generating, args=(runs, found, command), daemon=True)
+    watcher.start()
+    status, message = call(IMG2IMG, img, paint, server_url=DATA["link_url"], prompt="over a flaky link", steps=12,
+                           strength=1.0, seed=seed)
+    watcher.join(5)
+    return {"status": status, "message": message, "before": before, "after": describe(img),
+            "new": new_result(before, img), "link": found.get("link"), "connections": link_command("count"),
+            "source_unchanged": digest(read(paint, "R'G'B'A u8")) == source_digest}
+
+
+def scenario_link_drop():
+    """The network drops mid-job (the server keeps running): the result still lands."""
+    return over_the_link("cut", 21)
+
+
+def scenario_server_restart():
+    """The server restarts mid-job: one clear sentence, the image untouched."""
+    return over_the_link("restart", 22)
+
+
 def scenario_dialogs():
     """The real parameter dialog and progress window of the installed plug-in, built on the Xvfb display."""
     plug_in = os.path.join(Gimp.directory(), "plug-ins", "underpaint")
@@ -435,7 +484,8 @@ def scenario_upscale():
 SCENARIOS = [scenario_img2img_rgb8, scenario_inpaint_rgb8, scenario_inpaint_rgb16,
              scenario_img2img_gray_selection, scenario_with_last_vals_window, scenario_cancel_kills_plugin,
              scenario_server_down, scenario_refusals, scenario_dialogs, scenario_headless,
-             scenario_full_resolution_inpaint, scenario_expand_canvas, scenario_upscale]
+             scenario_full_resolution_inpaint, scenario_expand_canvas, scenario_upscale, scenario_link_drop,
+             scenario_server_restart]
 results = {}
 for scenario in SCENARIOS:
     name = scenario.__name__.replace("scenario_", "")

@@ -155,12 +155,16 @@ def dead_url() -> str:
 
 
 def run_session(host: Host, tmp: Path, script: str, timeout: float,
-                extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+                extra_env: dict[str, str] | None = None, link: bool = False) -> dict[str, Any]:
     """One gimp-console session running ``script`` against a real server; its facts, plug-in log and run.
 
+    ``link``: also a second server behind a flaky link (support/link.py: ``link_url``, ``link_control``).
     A missing host skips, or fails under CI=true.
     """
+    import contextlib
+
     import pytest
+    from support.link import flaky_link
     from support.server import running_process
 
     reason = unavailable_reason(host)
@@ -168,9 +172,14 @@ def run_session(host: Host, tmp: Path, script: str, timeout: float,
         if os.environ.get("CI") == "true":
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
-    with running_process(tmp) as (url, server):  # server_pid: a live scenario stops the server (runs last)
-        run = run_batch(script, {"url": url, "dead_url": dead_url(), "server_pid": server.pid}, tmp / "out",
-                        timeout=timeout, host=host, extra_env=extra_env)
+    with running_process(tmp) as (url, server), \
+            (flaky_link(tmp) if link else contextlib.nullcontext()) as flaky:
+        data = {"url": url, "dead_url": dead_url(), "server_pid": server.pid}  # a live scenario stops the server
+        if flaky is not None:
+            data.update(link_url=flaky.url, link_control=flaky.control_port)
+        if os.environ.get("UNDERPAINT_GIMP_SCENARIOS"):  # while developing: only these batch scenarios
+            data["only"] = os.environ["UNDERPAINT_GIMP_SCENARIOS"].split(",")
+        run = run_batch(script, data, tmp / "out", timeout=timeout, host=host, extra_env=extra_env)
     assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"

@@ -33,7 +33,7 @@ def host(request: pytest.FixtureRequest) -> Host:
 @pytest.fixture(scope="module")
 def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return gimp_harness.run_session(host, tmp_path_factory.mktemp(f"gimp-e2e-{host.id}"), BATCH.read_text(),
-                                    SESSION_TIMEOUT, IDLE_TIMEOUT)
+                                    SESSION_TIMEOUT, IDLE_TIMEOUT, link=True)
 
 
 def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:
@@ -262,3 +262,19 @@ def test_upscale_x2_lands_a_layer_of_twice_the_size(session) -> None:
     events = [r["event"] for r in runs["upscale:grow"]]
     assert events.count("undo_group_start") >= 1 and "image_scaled" in events
     assert events.index("undo_group_start") < events.index("image_scaled") < events.index("result_inserted")
+
+
+def test_a_dropped_link_mid_job_still_lands_the_result(session) -> None:
+    facts = scenario(session, "link_drop")
+    assert facts["link"] and int(facts["link"]) >= 1  # a live connection was cut while the job ran
+    assert int(facts["connections"]) >= 2  # the plug-in came back on its own
+    new = succeeded(facts)
+    assert new["name"] == "over a flaky link [img2img, seed 21]" and facts["source_unchanged"]
+    no_temporary_layers(facts)
+
+
+def test_a_server_restart_mid_job_is_one_sentence_and_an_untouched_image(session) -> None:
+    facts = scenario(session, "server_restart")
+    assert facts["link"] == "ok" and facts["status"] == "execution-error"
+    assert facts["message"].startswith("The server no longer has this job") and "unchanged" in facts["message"]
+    assert facts["new"] == [] and facts["after"] == facts["before"] and facts["source_unchanged"]

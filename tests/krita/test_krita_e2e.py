@@ -8,6 +8,7 @@ a test runs on each host that ran the scenarios it reads, with an id naming it (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from kra import Kra
 from krita_harness import Krita, KritaRun, require_krita, run_krita
 from PIL import Image
 from support.hosts import KRITA_HOSTS, Host, params
+from support.link import flaky_link
 from support.server import running_process
 from underpaint.protocol.geometry import Rect, context_region
 
@@ -34,6 +36,8 @@ SETTINGS = {"preview": "true", "feather": "4", "grow": "0", "context_padding": "
 SCREEN = (1366, 768)  # a laptop: the docker must fit it
 KRITA_TIMEOUT_S = 1200  # hard limit for the whole Krita run (the driver's own watchdog fires earlier); the
 # full-resolution (tiled) refine of 1536x1024 alone takes minutes on a CPU
+# while developing: run only these driver scenarios (comma-separated), e.g. "link_drop,server_restart"
+ONLY = [name for name in os.environ.get("UNDERPAINT_KRITA_SCENARIOS", "").split(",") if name]
 
 
 def closed_port_url() -> str:
@@ -54,8 +58,12 @@ def needs(*scenarios: str):
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "session" in metafunc.fixturenames:
         wanted = set(getattr(metafunc.function, "scenarios", ()))
-        hosts = tuple(host for host in KRITA_HOSTS if wanted <= set(host.scenarios))
+        hosts = tuple(host for host in KRITA_HOSTS if wanted <= set(_scenarios(host)))
         metafunc.parametrize("session", params(hosts), indirect=True, scope="module")
+
+
+def _scenarios(host: Host) -> tuple[str, ...]:
+    return tuple(name for name in host.scenarios if not ONLY or name in ONLY)
 
 
 KRITA_ATTEMPTS = int(os.environ.get("UNDERPAINT_KRITA_ATTEMPTS", "2"))
@@ -86,10 +94,14 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             roots.append(root)
             out = root / "out"
             out.mkdir()
-            with running_process(server_dir) as (url, server):
-                config = {"scenarios": list(host.scenarios), "dead_url": closed_port_url(), "out": str(out),
+            flaky = {"link_drop", "server_restart"} & set(_scenarios(host))
+            with running_process(server_dir) as (url, server), \
+                    (flaky_link(server_dir) if flaky else contextlib.nullcontext()) as link:
+                config = {"scenarios": list(_scenarios(host)), "dead_url": closed_port_url(), "out": str(out),
                           "timeout": KRITA_TIMEOUT_S - 30, "close_documents": "close_document" in host.scenarios,
                           "server_pid": server.pid}  # live_server_down (the last scenario) stops the server
+                if link is not None:  # a second server behind a relay that scenarios cut or restart
+                    config.update(link_url=link.url, link_control=link.control_port)
                 run = run_krita(root, config, {"server_url": url, **SETTINGS}, timeout=KRITA_TIMEOUT_S,
                                 krita=krita, screen="x".join(map(str, SCREEN)))
                 run.results["server_url"] = url
@@ -146,7 +158,7 @@ def test_krita_run_is_clean(session: KritaRun) -> None:
     assert results.get("finished"), f"driver did not finish; log:\n{session.tail()}"
     assert results["exceptions"] == []
     assert results["dialogs"] == [], "a modal dialog opened"
-    assert results["order"] == list(results["host"].scenarios)
+    assert results["order"] == list(_scenarios(results["host"]))
     assert session.returncode == 0
 
 
@@ -483,3 +495,29 @@ def test_server_down_while_live_gives_one_message(session: KritaRun) -> None:
     assert len(live_errors) == 1, rec["errors"]
     assert len(rec["errors"]) <= 2, f"repeated error messages: {rec['errors']}"  # the connection's and live's
     assert rec["stopped_after_s"] < 15
+
+
+@needs("link_drop")
+def test_a_dropped_link_mid_job_still_lands_the_result(session: KritaRun) -> None:
+    rec = scenario(session, "link_drop")
+    assert rec["step_at_drop"] >= 2 and int(rec["link"]) >= 1  # a live connection was cut mid-job
+    assert int(rec["connections"]) >= 2, rec["statuses"]  # the plugin came back on its own
+    assert rec["jobs_left"] == 0 and not rec["status_error"], rec["statuses"]
+    assert rec["status"].startswith("Added 1 layer(s)"), rec["statuses"]
+    said = [s[0] for s in rec["statuses"]]
+    assert sum("reconnecting" in s for s in said) <= 2 and any("Resuming" in s for s in said), said
+    kra = Kra.open(Path(rec["kra"]))
+    assert names(kra) == ["over a flaky link [img2img, seed 21]", "source", "Background"]
+
+
+@needs("server_restart")
+def test_a_server_restart_mid_job_is_one_sentence_and_an_untouched_document(session: KritaRun) -> None:
+    rec = scenario(session, "server_restart")
+    assert rec["step_at_drop"] >= 2 and rec["link"] == "ok"
+    assert rec["status_error"] is True and rec["jobs_left"] == 0
+    assert rec["status"].startswith("The server no longer has this job"), rec["statuses"]
+    assert "unchanged" in rec["status"]
+    errors = [s[0] for s in rec["statuses"] if s[1]]
+    assert len(errors) <= 3, errors  # "connection lost / reconnecting", then the one sentence: no spam
+    assert [la["name"] for la in rec["layers"]] == [la["name"] for la in rec["before"]]
+    assert names(Kra.open(Path(rec["kra"]))) == ["source", "Background"]

@@ -132,6 +132,8 @@ class Context:
                 widgets[key].setText(value)
             elif key == "preview":
                 d.preview.setChecked(value)
+            elif key == "transfer":
+                d.transfer.setCurrentIndex(d.transfer.findData(value))
             else:
                 getattr(d, {"context_padding": "padding"}.get(key, key)).setValue(value)
         d.findChild(type(d.generate_button), "underpaint_apply_settings").click()
@@ -694,3 +696,44 @@ def live_server_down(ctx: Context):
     ctx.record["errors"] = errors
     ctx.record["checked"] = ctx.docker.live.toggle.isChecked()
     ctx.finish_record(doc)
+
+
+def _link(ctx: Context, command: str) -> str:
+    """Tell the test's flaky link (support/link.py) to ``cut`` the connection or ``restart`` its server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ctx.config["link_control"]), timeout=5) as sock:
+        sock.sendall(command.encode() + b"\n")
+        return sock.makefile().readline().strip()
+
+
+def _over_the_link(ctx: Context, name: str, command: str, seed: int, transfer: str = "auto"):
+    live = ctx.docker.server_url.text()
+    ctx.apply_settings(server_url=ctx.config["link_url"], transfer=transfer)
+    ctx.record["transfer"] = ctx.controller.settings.transfer
+    doc = ctx.new_doc(name, 96, 64, "U8")
+    ctx.add_layer(doc, "source", 96, 64, seed=seed)
+    ctx.record["before"] = ctx.layers(doc)
+    yield ctx.sleep(0.2)
+    ctx.set_params(prompt="over a flaky link", steps=12, strength=1.0, seed=seed)
+    ctx.docker.generate_button.click()
+    yield (lambda: ctx.running_step() >= 2), 120, "the job to run two steps"
+    ctx.record["step_at_drop"] = ctx.running_step()
+    ctx.record["link"] = _link(ctx, command)
+    yield ctx.idle(doc, 240)
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    ctx.record["status_error"] = ctx.controller.error
+    ctx.record["connections"] = _link(ctx, "count")
+    ctx.save(doc, name)
+    ctx.apply_settings(server_url=live, transfer="auto")
+
+
+def link_drop(ctx: Context):
+    """The network drops mid-job (the server keeps running): the plugin reconnects, resumes, the result lands."""
+    yield from _over_the_link(ctx, "linkdrop", "cut", 21)
+
+
+def server_restart(ctx: Context):
+    """The server restarts mid-job: one clear sentence, the document untouched."""
+    yield from _over_the_link(ctx, "restart", "restart", 22)
