@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=8192 * 8192)
     parser.add_argument("--live-abandon", type=float, default=None, help="share of a live frame's steps before "
                         "which a newer frame abandons it (server.jobs.live.ABANDON_BEFORE; 0: never)")
+    parser.add_argument("--max-model-pixels", type=int, default=None, help="cap on the model-side image area")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.preload:
         engine.pipelines(args.preload)
     config = ServerConfig(port=0, log_level="warning", max_pixels=args.max_pixels,
-                          max_frame_bytes=args.max_pixels * 16 + 4096)
+                          max_frame_bytes=args.max_pixels * 16 + 4096, max_model_pixels=args.max_model_pixels)
     server, sock = make_server(config, engine)
     tmp = args.port_file.with_suffix(".tmp")
     tmp.write_text(f"{sock.getsockname()[1]}\n")

@@ -7,6 +7,7 @@ the ``JobSink`` - so every host call happens on the main thread.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._protocol import client as pclient
-from ._protocol import core, errors, messages, pixels
+from ._protocol import core, errors, messages, pixels, vocabulary
 from .params import INPAINT, JobParams
 from .pixels import MASK_FORMAT, PixelSpec
 
@@ -24,7 +25,7 @@ CLIENT_NAME = "underpaint-gimp"
 CLIENT_VERSION = "0.1.0"
 PREVIEW_MAX_SIZE = 256
 PREVIEW_FORMATS = ("rgba8", "rgb8", "graya8", "gray8", "rgba16", "graya16", "gray16")
-FEATURES = core.params.client_features(lora=True)  # previews come raw: GIMP shows no jpeg/webp frames
+FEATURES = core.params.client_features(resume=True, lora=True)  # previews come raw/zlib: GIMP shows no jpeg/webp frames
 # wire field names as the dialog labels them (for the error sentences)
 LABELS = {"steps": "Steps", "batch": "Images", "guidance": "Guidance", "strength": "Strength", "seed": "Seed",
           "negative_prompt": "Negative prompt", "prompt": "Prompt", "model": "Model", "sampler": "Sampler"}
@@ -67,27 +68,42 @@ class Outcome:
         return self.images[0].seed
 
 
-def build_submit(job: str, params: JobParams, spec: PixelSpec, previews: bool = True) -> Any:
+def encodings(url: str, transfer: str = core.transfer.DEFAULT_MODE) -> Any:
+    """How a job's pixels travel to ``url`` (``core.transfer``: raw on loopback, zlib to a remote server)."""
+    return core.transfer.choose(transfer, url, native_png=False)
+
+
+LEGACY = core.transfer.Encodings("zlib", "zlib", "zlib", ("raw",))  # without a server URL: zlib, raw previews
+
+
+def build_submit(job: str, params: JobParams, spec: PixelSpec, previews: bool = True, enc: Any = None) -> Any:
     """The protocol ``Submit`` for a run: results come back in the host's own pixel format."""
-    preview = messages.PreviewOptions(enabled=previews, max_size=PREVIEW_MAX_SIZE, encoding="raw",
+    enc = enc or LEGACY
+    preview = messages.PreviewOptions(enabled=previews, max_size=PREVIEW_MAX_SIZE, encoding=enc.preview[0],
                                       min_interval_ms=200)
     # The selection's grey levels are the feathering: the server must not grow or feather it again.
-    inpaint = messages.InpaintOptions(feather=0, grow=0, context=params.context)
+    # Expand canvas has no selection: the feather is the width of the soft seam into the old image.
+    seam = int(vocabulary.FEATHER.default) if params.kind == "outpaint" else 0
+    inpaint = messages.InpaintOptions(feather=seam, grow=0, context=params.context)
+    extra = {"upscale": messages.UpscaleOptions(**params.upscale_fields())} if params.kind == "upscale" else {}
     loras = tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(params.loras))
     return messages.Submit(job=job, **params.submit_fields(), preview=preview, inpaint=inpaint,
-                           result_format=spec.wire_format, result_encoding="zlib", loras=loras)
+                           result_format=spec.wire_format, result_encoding=enc.result, loras=loras, **extra)
 
 
-def build_frames(job: str, plan: Plan, spec: PixelSpec, image: bytes, mask: bytes | None) -> tuple[Any, Any]:
-    """Image frame (and inpaint mask frame) of ``plan.region``, zlib-compressed, at document offsets."""
+def build_frames(job: str, plan: Plan, spec: PixelSpec, image: bytes, mask: bytes | None,
+                 enc: Any = None) -> tuple[Any, Any]:
+    """Image frame (and inpaint mask frame) of ``plan.region`` in ``enc``, at document offsets."""
     r = plan.region
-    image_frame = pixels.make_frame(job, "image", image, r.width, r.height, spec.wire_format, "zlib", r.x,
+    enc = enc or LEGACY
+    image_enc, mask_enc = ("zlib" if enc.image == "png" else enc.image), enc.mask
+    image_frame = pixels.make_frame(job, "image", image, r.width, r.height, spec.wire_format, image_enc, r.x,
                                     r.y)
     mask_frame = None
     if plan.kind == INPAINT:
         if mask is None:
             raise JobFailed("Inpaint needs the selection mask.")
-        mask_frame = pixels.make_frame(job, "mask", mask, r.width, r.height, MASK_FORMAT, "zlib", r.x, r.y)
+        mask_frame = pixels.make_frame(job, "mask", mask, r.width, r.height, MASK_FORMAT, mask_enc, r.x, r.y)
     return image_frame, mask_frame
 
 
@@ -102,6 +118,9 @@ def server_problem(welcome: Any, submit: Any, pixels: int) -> str | None:
     problem = (core.params.limit_problem(welcome.limits, submit.steps, submit.batch, pixels)
                or core.params.model_problem(welcome, submit.model)
                or core.params.kind_problem(offer.kinds, submit.kind))
+    if problem is None and submit.resolution != "auto" and not offer.tiled:
+        problem = ("This server cannot refine at full resolution or choose the fit (it has no tiled refine): "
+                   "set the resolution to auto, or update the server.")
     if problem is None and submit.sampler not in offer.samplers:
         problem = (f"This server does not offer the sampler {submit.sampler!r} (it offers "
                    f"{', '.join(offer.samplers)}): pick another sampler.")
@@ -133,6 +152,9 @@ class JobRunner:
         self._submitted = False
         self._cancelled = False
         self.track = core.jobs.Tracker(submit.job, labels=dict(LABELS))
+        self.backoff = core.reconnect.Backoff(clock=clock)  # reconnects after a dropped link (kept job)
+        self._retry_at: float | None = None
+        self._resume_key: str | None = None
 
     @property
     def done(self) -> bool:
@@ -140,6 +162,9 @@ class JobRunner:
 
     def start(self) -> None:
         self.sink.status(f"Connecting to {self.url}")
+        self._connect()
+
+    def _connect(self) -> None:
         self._last_event = self.clock()
         self.client = self.client_factory(self.url, token=self.token, client_name=CLIENT_NAME,
                                           client_version=CLIENT_VERSION, on_event=self.events.put,
@@ -152,6 +177,9 @@ class JobRunner:
             event = self.events.get(timeout=wait) if wait > 0 else self.events.get_nowait()
         except queue.Empty:
             event = None
+        if self._retry_at is not None and self.clock() >= self._retry_at and not self.done:
+            self._retry_at = None
+            self._connect()
         while event is not None and not self.done:
             self._last_event = self.clock()
             self._handle(event)
@@ -159,7 +187,7 @@ class JobRunner:
                 event = self.events.get_nowait()
             except queue.Empty:
                 event = None
-        if not self.done and self.clock() - self._last_event > self.idle_timeout:
+        if not self.done and self._retry_at is None and self.clock() - self._last_event > self.idle_timeout:
             self._fail(f"The server at {self.url} sent nothing for {self.idle_timeout:g} s; giving up.")
         if self.done:
             self.close()
@@ -179,7 +207,7 @@ class JobRunner:
         """Cancel on the server (when submitted) and finish as cancelled; safe from any main-loop callback."""
         if self.done:
             return
-        if self.client is not None and self._submitted:
+        if self.client is not None and self._submitted and not self.track.detached:
             self.client.cancel(self.submit_msg.job)
         self._cancelled = True
         self.error = "Cancelled."
@@ -200,6 +228,11 @@ class JobRunner:
         return self.track.total
 
     def _handle(self, event: object) -> None:
+        if isinstance(event, pclient.Connected) and self.track.detached:
+            self.backoff.reset()
+            self.client.resume(self.submit_msg.job, self._resume_key)
+            self.sink.status(self.track.resuming().text)
+            return
         if isinstance(event, pclient.Connected):
             self.welcome = event.welcome
             r = self.plan.region
@@ -211,6 +244,9 @@ class JobRunner:
             return
         if isinstance(event, pclient.Disconnected):
             err = event.error
+            if err is not None and self.track.detached:
+                self._reconnect_later()
+                return
             self._fail(describe_error(err.code, err.message) if err else "The connection was closed.")
             return
         if isinstance(event, messages.Error) and event.job is None:
@@ -228,8 +264,23 @@ class JobRunner:
         elif isinstance(update, core.jobs.Finished):
             self._fail("The server cancelled the job." if update.state == "cancelled" else update.text)
 
+    def _reconnect_later(self) -> None:
+        """The link dropped while the server keeps the job: try again after the shared backoff, or give up."""
+        self._resume_key = getattr(self.client, "resume_keys", {}).get(self.submit_msg.job) or self._resume_key
+        first = not self.backoff.active
+        delay = self.backoff.next_delay()
+        if delay is None:
+            self._fail(core.reconnect.gave_up_text(self.url, self.backoff.budget))
+            return
+        self._retry_at = self.clock() + delay
+        if first:
+            self.sink.status(core.reconnect.reconnecting_text(self.url, 1))
+
     def _submit(self) -> None:
         self.sink.status("Sending the image")
+        if core.params.offer(self.welcome.features, FEATURES).resume:
+            self.submit_msg = dataclasses.replace(self.submit_msg, keep_result=True)
+            self.track.kept = True
         try:
             self.client.submit(self.submit_msg, {"image": self.image, "mask": self.mask})
         except errors.ProtocolError as exc:

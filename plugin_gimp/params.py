@@ -15,8 +15,10 @@ from typing import Any
 
 from ._protocol import core, vocabulary
 
-IMG2IMG, INPAINT = core.params.PLUGIN_KINDS
+IMG2IMG, INPAINT, OUTPAINT, UPSCALE = core.params.PLUGIN_KINDS
 KINDS = core.params.PLUGIN_KINDS
+REFINE_KINDS = (IMG2IMG, INPAINT, OUTPAINT)  # the kinds with a resolution choice (fit / full in tiles)
+SIDES = core.canvas.SIDES
 DEFAULT_URL = core.settings.DEFAULT_URL
 SAMPLERS = tuple(vocabulary.SAMPLERS)  # the dialog narrows them to what the server offers
 GIMP_INT_MAX = 2**31 - 1  # PDB int arguments are signed 32-bit
@@ -27,7 +29,7 @@ ParamError = core.params.ParamsError  # an argument out of range or malformed; t
 
 @dataclass(frozen=True)
 class ArgSpec:
-    """One PDB argument: ``kind`` is "string", "int", "double" or "choice"."""
+    """One PDB argument: ``kind`` is "string", "int", "double", "boolean" or "choice"."""
 
     name: str
     kind: str
@@ -38,6 +40,7 @@ class ArgSpec:
     hi: float = 0
     choices: tuple[str, ...] = ()
     kinds: tuple[str, ...] = KINDS  # the procedures that take this argument
+    labels: tuple[str, ...] = ()  # what a choice menu shows for each of ``choices`` (default: the choice)
 
 
 def _range(r: vocabulary.Range) -> tuple[float, float, float]:
@@ -57,7 +60,7 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("seed", "int", "S_eed", "Random seed; -1 picks one at random", RANDOM_SEED, RANDOM_SEED,
             min(GIMP_INT_MAX, vocabulary.MAX_SEED)),
     ArgSpec("batch", "int", "_Images", "How many images to make; each becomes its own layer",
-            *_range(vocabulary.BATCH)),
+            *_range(vocabulary.BATCH), kinds=(IMG2IMG, INPAINT)),
     ArgSpec("sampler", "choice", "S_ampler", "Sampler; 'default' lets the server decide", "default",
             choices=SAMPLERS),
     ArgSpec("model", "string", "_Model", "Model id; empty uses the server's default model", ""),
@@ -68,6 +71,30 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("server-url", "string", "Server _URL",
             "Underpaint server, e.g. ws://127.0.0.1:7860/v1/ws; empty uses the last server", ""),
     ArgSpec("token", "string", "To_ken", "Access token of a remote server; empty for none", ""),
+    # issue 14: appended, so the earlier arguments keep their positions
+    ArgSpec("resolution", "choice", "_Fit or full resolution",
+            "fit: scale to the model's size and back (fast); full: refine at the layer's own resolution in "
+            "overlapping tiles (sharp, slower); auto: full when the area is over 2x the model's and strength "
+            "is below 0.6", "auto", choices=vocabulary.RESOLUTIONS, kinds=REFINE_KINDS,
+            labels=tuple({"auto": "Auto (full resolution for large layers at strength below 0.6)",
+                          **core.canvas.RESOLUTION_LABELS}[r] for r in vocabulary.RESOLUTIONS)),
+    ArgSpec("expand-left", "int", "E_xtend left (px)", "Pixels added to the left of the canvas", 0, 0,
+            core.canvas.MAX_EXPAND, kinds=(OUTPAINT,)),
+    ArgSpec("expand-top", "int", "Extend abo_ve (px)", "Pixels added above the canvas", 0, 0,
+            core.canvas.MAX_EXPAND, kinds=(OUTPAINT,)),
+    ArgSpec("expand-right", "int", "Extend r_ight (px)", "Pixels added to the right of the canvas", 128, 0,
+            core.canvas.MAX_EXPAND, kinds=(OUTPAINT,)),
+    ArgSpec("expand-bottom", "int", "Extend _below (px)", "Pixels added below the canvas", 0, 0,
+            core.canvas.MAX_EXPAND, kinds=(OUTPAINT,)),
+    ArgSpec("factor", "choice", "Upscale _by", "x2 or x4", "x2",
+            choices=tuple(f"x{f}" for f in vocabulary.UPSCALE_FACTORS), kinds=(UPSCALE,)),
+    ArgSpec("upscaler", "string", "Upscaler model (_if any)",
+            "Id of one of the server's upscaler models; empty: a plain resize", "", kinds=(UPSCALE,)),
+    ArgSpec("refine", "boolean", "Re_fine after upscaling", "Refine the upscaled image at Strength (tiled)",
+            True, kinds=(UPSCALE,)),
+    ArgSpec("grow-canvas", "boolean", "Upscale the _whole image",
+            "Scale the image (every layer) by the factor first, so the new layer lies over its scaled source; "
+            "off: the new layer is placed at the scaled position in the canvas as it is", False, kinds=(UPSCALE,)),
 )
 # Access keys of the buttons GIMP 3.0's procedure dialog adds (_Load Saved Settings, _Save Settings, _Help,
 # _Cancel, _OK; Reset) and of the progress window: no argument may use them.
@@ -106,6 +133,12 @@ class JobParams:
     context: int = CONTEXT_DEFAULT
     batch: int = 1
     loras: str = ""  # as typed: "id:weight, id" (core.params.loras)
+    resolution: str = "auto"
+    expand: core.canvas.Expansion = core.canvas.Expansion()  # outpaint
+    factor: int = 2  # upscale
+    upscaler: str | None = None  # upscale: None = a plain resize
+    refine: bool = True  # upscale
+    grow_canvas: bool = False  # upscale: scale the whole image first
 
     def submit_fields(self) -> dict[str, Any]:
         """The fields of a protocol ``Submit`` these parameters decide (not job id or formats)."""
@@ -121,7 +154,13 @@ class JobParams:
             "sampler": self.sampler,
             "batch": self.batch,
         }
+        if self.kind in REFINE_KINDS:
+            fields["resolution"] = self.resolution
         return fields
+
+    def upscale_fields(self) -> dict[str, Any]:
+        """``submit.upscale`` of an upscale job (plain values: the record keeps them too)."""
+        return {"factor": self.factor, "upscaler": self.upscaler, "refine": self.refine}
 
     def record(self) -> dict[str, Any]:
         """What the result layer remembers (no token: parasites are saved in .xcf files)."""
@@ -130,6 +169,10 @@ class JobParams:
             data.update(loras=self.loras)
         if self.kind == INPAINT:
             data.update(context=self.context)
+        if self.kind == OUTPAINT:
+            data.update(expand=[getattr(self.expand, side) for side in SIDES])
+        if self.kind == UPSCALE:
+            data.update(self.upscale_fields(), grow_canvas=self.grow_canvas)
         return data
 
 
@@ -140,6 +183,10 @@ def _number(spec: ArgSpec, value: Any) -> float | int:
 def _check(spec: ArgSpec, value: Any) -> Any:
     if spec.kind in ("int", "double"):
         return _number(spec, value)
+    if spec.kind == "boolean":
+        if not isinstance(value, bool):
+            raise ParamError(f"{spec.name} must be true or false (got {value!r})")
+        return value
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -177,9 +224,22 @@ def parse_params(kind: str, values: Mapping[str, Any]) -> JobParams:
         server_url=url,
         token=v["token"].strip() or None,
         context=v.get("context", CONTEXT_DEFAULT),
-        batch=v["batch"],
-        loras=v["loras"].strip(),
+        batch=v.get("batch", 1),
+        loras=str(v.get("loras", "")).strip(),
+        resolution=v.get("resolution", "auto"),
+        expand=_expansion(v) if kind == OUTPAINT else core.canvas.Expansion(),
+        factor=int(v.get("factor", "x2")[1:]),
+        upscaler=(v.get("upscaler") or "").strip() or None,
+        refine=v.get("refine", True),
+        grow_canvas=v.get("grow-canvas", False),
     )
+
+
+def _expansion(values: Mapping[str, Any]) -> core.canvas.Expansion:
+    expansion = core.canvas.Expansion(*(values[f"expand-{side}"] for side in SIDES))
+    if expansion.is_empty:
+        raise ParamError("Expand canvas needs at least one side to grow: set how many pixels to add.")
+    return expansion
 
 
 def normalize_url(text: str) -> str:
@@ -192,7 +252,9 @@ def normalize_url(text: str) -> str:
 
 _RECORD_FIELDS = {"prompt": "prompt", "negative_prompt": "negative-prompt", "strength": "strength",
                   "steps": "steps", "guidance": "cfg", "seed": "seed", "sampler": "sampler", "model": "model",
-                  "context": "context", "batch": "batch", "loras": "loras"}
+                  "context": "context", "batch": "batch", "loras": "loras",
+                  "resolution": "resolution", "upscaler": "upscaler",
+                  "refine": "refine", "grow_canvas": "grow-canvas"}
 
 
 def values_from_record(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,6 +277,10 @@ def values_from_record(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
             values[name] = _check(specs[name], value)
         except ParamError:
             continue
+    recorded = {"factor": f"x{record.get('factor')}"}
+    if isinstance(record.get("expand"), list) and len(record["expand"]) == len(SIDES):
+        recorded.update({f"expand-{side}": v for side, v in zip(SIDES, record["expand"], strict=True)})
+    values.update(clean_values(kind, {k: v for k, v in recorded.items() if k in specs}))
     return values
 
 

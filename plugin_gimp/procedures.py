@@ -13,7 +13,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
-from . import gimp_image, job, naming, params, reuse, settings, ui  # noqa: E402
+from . import canvas_jobs, gimp_image, job, live, naming, params, reuse, settings, ui  # noqa: E402
 from . import pixels as px  # noqa: E402
 from ._protocol import core, geometry  # noqa: E402
 from .canvas_preview import CanvasPreview, remove_stale  # noqa: E402
@@ -21,14 +21,22 @@ from .trace import log  # noqa: E402
 
 Plan, RegionError = core.regions.Plan, core.regions.RegionError
 
-PROCEDURES = {"plug-in-underpaint-img2img": params.IMG2IMG, "plug-in-underpaint-inpaint": params.INPAINT}
-LABELS = {params.IMG2IMG: "_Image to Image…", params.INPAINT: "_Inpaint Selection…"}
-TITLES = {params.IMG2IMG: "Underpaint: Image to Image", params.INPAINT: "Underpaint: Inpaint Selection"}
+PROCEDURES = {"plug-in-underpaint-img2img": params.IMG2IMG, "plug-in-underpaint-inpaint": params.INPAINT,
+              "plug-in-underpaint-expand": params.OUTPAINT, "plug-in-underpaint-upscale": params.UPSCALE}
+LABELS = {params.IMG2IMG: "_Image to Image…", params.INPAINT: "_Inpaint Selection…",
+          params.OUTPAINT: "_Expand Canvas…", params.UPSCALE: "_Upscale…"}
+TITLES = {params.IMG2IMG: "Underpaint: Image to Image", params.INPAINT: "Underpaint: Inpaint Selection",
+          params.OUTPAINT: "Underpaint: Expand Canvas", params.UPSCALE: "Underpaint: Upscale"}
 BLURBS = {
     params.IMG2IMG: "Repaint the layer (or the selected part of it) from a prompt with an Underpaint server; "
                     "the result becomes a new layer above it.",
     params.INPAINT: "Repaint only the selection from a prompt with an Underpaint server; the result "
                     "becomes a new layer above the source, masked to the selection.",
+    params.OUTPAINT: "Grow the canvas on the chosen sides and paint the new area from the layer with an "
+                     "Underpaint server; the canvas grows when the result arrives, with the result as a new "
+                     "layer (one undo step).",
+    params.UPSCALE: "Upscale the layer (or the selected part of it) x2 or x4 with the server's upscaler model or "
+                    "a plain resize, then refine it; the result becomes a new layer of the new size.",
 }
 MENU_PATHS = ("<Image>/Filters/Underpaint", "<Layers>/Layers Menu/Underpaint")
 IDLE_TIMEOUT_ENV = "UNDERPAINT_IDLE_TIMEOUT"
@@ -42,12 +50,15 @@ def _add_argument(procedure: Gimp.Procedure, spec: params.ArgSpec) -> None:
     elif spec.kind == "int":
         procedure.add_int_argument(spec.name, spec.nick, spec.blurb, int(spec.lo), int(spec.hi), spec.default,
                                    flags)
+    elif spec.kind == "boolean":
+        procedure.add_boolean_argument(spec.name, spec.nick, spec.blurb, spec.default, flags)
     elif spec.kind == "double":
         procedure.add_double_argument(spec.name, spec.nick, spec.blurb, spec.lo, spec.hi, spec.default, flags)
     elif spec.kind == "choice":
         choice = Gimp.Choice.new()
-        for index, value in enumerate(spec.choices):
-            choice.add(value, index, value.replace("_", " "), "")
+        labels = spec.labels or tuple(value.replace("_", " ") for value in spec.choices)
+        for index, (value, label) in enumerate(zip(spec.choices, labels, strict=True)):
+            choice.add(value, index, label, "")
         procedure.add_choice_argument(spec.name, spec.nick, spec.blurb, choice, spec.default, flags)
     else:
         raise ValueError(f"unknown argument kind {spec.kind!r}")
@@ -124,6 +135,7 @@ class _Request:
     params: params.JobParams
     server: settings.ServerSettings
     plan: Plan
+    result_plan: Plan  # what the results cover: the plan, except for upscale (the region x factor)
     spec: px.PixelSpec
     layer: Gimp.Layer
     submit: object
@@ -137,11 +149,14 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
     values = {arg.name: config.get_property(arg.name) for arg in params.arguments_for(kind)}
     job_params = params.parse_params(kind, values)
     server = settings.resolve(job_params.server_url, job_params.token, remembered)
-    the_plan = core.regions.plan_region(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image),
-                                        job_params.context)
+    if kind in canvas_jobs.KINDS:
+        the_plan, result_plan = canvas_jobs.plans(kind, image, layer, job_params)
+    else:
+        the_plan = result_plan = core.regions.plan_region(kind, gimp_image.layer_rect(layer),
+                                                          gimp_image.selection_rect(image), job_params.context)
     pixels = gimp_image.read_layer(layer, the_plan, spec)
     wire_mask = layer_mask = None
-    if the_plan.masked:
+    if the_plan.masked and kind not in canvas_jobs.KINDS:
         wire_mask = gimp_image.read_selection(image, the_plan.region)
         if geometry.bounding_box(wire_mask, the_plan.region.width, the_plan.region.height) is None:
             raise RegionError("The selection is empty on this layer: select the area to repaint.")
@@ -151,9 +166,10 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
             babl = gimp_image.mask_babl(spec)
             layer_mask = (babl, gimp_image.read_selection(image, the_plan.region, babl))
     job_id = job.pclient.new_job_id("gimp")
-    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None)
-    return _Request(job_params, server, the_plan, spec, layer, job.build_submit(job_id, job_params, spec),
-                    frames, layer_mask)
+    enc = job.encodings(server.url, remembered.transfer)  # raw on loopback, compressed to a remote server
+    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None, enc)
+    submit = job.build_submit(job_id, job_params, spec, previews=kind not in canvas_jobs.KINDS, enc=enc)
+    return _Request(job_params, server, the_plan, result_plan, spec, layer, submit, frames, layer_mask)
 
 
 def _execute(image: Gimp.Image, request: _Request, kind: str, window_wanted: bool) -> job.JobRunner:
@@ -161,13 +177,14 @@ def _execute(image: Gimp.Image, request: _Request, kind: str, window_wanted: boo
     window: ui.ProgressWindow | None = None
     canvas: CanvasPreview | None = None
     runner = job.JobRunner(request.server.url, request.server.token, request.submit, *request.frames,
-                           request.plan, _Progress(None), idle_timeout=_idle_timeout())
+                           request.result_plan, _Progress(None), idle_timeout=_idle_timeout())
     if not window_wanted:
         Gimp.progress_init(f"Underpaint: {TITLES[kind].split(': ', 1)[1]}")
     try:
         if window_wanted:
             window = ui.ProgressWindow(TITLES[kind], runner.cancel)
-            canvas = CanvasPreview(image, request.layer, request.plan, request.spec.gray)
+            if kind not in canvas_jobs.KINDS:  # canvas jobs: the window shows the progress, the image waits
+                canvas = CanvasPreview(image, request.layer, request.plan, request.spec.gray)
             runner.sink = _Progress(window, canvas)
             log("window_opened")
         runner.start()
@@ -196,6 +213,9 @@ def _insert(image: Gimp.Image, request: _Request, kind: str, outcome: job.Outcom
         payload = naming.parasite_payload(request.params.record(), result.seed, outcome.model, request.server.url,
                                           (r.x, r.y, r.width, r.height))
         results.append((result.pixels, name, payload))
+    if kind in canvas_jobs.KINDS:
+        canvas_jobs.insert(image, request.layer, request.params, request.result_plan, request.spec, results)
+        return
     gimp_image.insert_results(image, request.layer, request.plan, request.spec, results, request.layer_mask)
 
 
@@ -206,8 +226,9 @@ def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
     try:
         spec = gimp_image.pixel_spec(image)
         layer = gimp_image.source_layer(list(drawables))
-        core.regions.plan_region(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image),
-                                 params.CONTEXT_DEFAULT)  # fail before the dialog
+        if kind not in canvas_jobs.KINDS:
+            core.regions.plan_region(kind, gimp_image.layer_rect(layer), gimp_image.selection_rect(image),
+                                     params.CONTEXT_DEFAULT)  # fail before the dialog
     except (px.UnsupportedImage, RegionError, ValueError) as exc:
         return _error(procedure, str(exc))
     remembered = settings.load(profile)
@@ -225,6 +246,10 @@ def run_job(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
             config.set_property("token", remembered.token)
         welcome = _welcome(config, remembered)
         specs = params.arguments_for(kind)
+        if welcome is not None and kind in params.REFINE_KINDS and not core.params.offer(
+                welcome.features, job.FEATURES).tiled:
+            specs = tuple(spec for spec in specs if spec.name != "resolution")  # the server has one way
+            config.set_property("resolution", "auto")
         if not ui.ask(procedure, config, TITLES[kind], specs, welcome):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         settings.save_values(profile, kind, {spec.name: config.get_property(spec.name) for spec in specs})
@@ -254,7 +279,7 @@ def _welcome(config: Gimp.ProcedureConfig, remembered: settings.ServerSettings):
 
 class Underpaint(Gimp.PlugIn):
     def do_query_procedures(self) -> list[str]:
-        return [*PROCEDURES, reuse.NAME]
+        return [*PROCEDURES, reuse.NAME, live.NAME]
 
     def do_set_i18n(self, name: str) -> bool:
         return False
@@ -262,6 +287,8 @@ class Underpaint(Gimp.PlugIn):
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
         if name == reuse.NAME:
             return self._reuse_procedure()
+        if name == live.NAME:
+            return self._live_procedure()
         kind = PROCEDURES[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self._run, kind)
         procedure.set_image_types("*")
@@ -285,6 +312,34 @@ class Underpaint(Gimp.PlugIn):
         procedure.set_documentation(reuse.TITLE, reuse.BLURB, reuse.NAME)
         procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
         return procedure
+
+    def _live_procedure(self) -> Gimp.Procedure:
+        procedure = Gimp.ImageProcedure.new(self, live.NAME, Gimp.PDBProcType.PLUGIN, self._run_live, None)
+        procedure.set_image_types("*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label(live.LABEL)
+        for path in MENU_PATHS:
+            procedure.add_menu_path(path)
+        procedure.set_documentation(live.TITLE, live.BLURB, live.NAME)
+        procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
+        for spec in params.arguments_for(params.IMG2IMG):
+            _add_argument(procedure, spec)
+        return procedure
+
+    def _run_live(self, procedure, run_mode, image, drawables, config, data):
+        log("run_start", procedure=procedure.get_name(), run_mode=run_mode.value_nick)
+        try:
+            status, problem = live.run(procedure, run_mode, image, list(drawables), config)
+        except Exception as exc:  # noqa: BLE001 - any bug still ends as a clear PDB error
+            log("run_crashed", error=traceback.format_exc())
+            status, problem = "execution-error", f"Underpaint failed unexpectedly: {type(exc).__name__}: {exc}"
+        if status == "execution-error":
+            result = _error(procedure, problem or "Live painting failed.")
+        else:
+            result = procedure.new_return_values(Gimp.PDBStatusType.CANCEL if status == "cancel"
+                                                 else Gimp.PDBStatusType.SUCCESS, None)
+        log("run_end", status=result.index(0).value_nick)
+        return result
 
     def _run_reuse(self, procedure, run_mode, image, drawables, config, data):
         log("run_start", procedure=procedure.get_name(), run_mode=run_mode.value_nick)

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._protocol import core
 from .params import DEFAULT_URL, ParamError, clean_values, normalize_url
 
 FILE_NAME = "underpaint.json"
@@ -21,6 +22,7 @@ NOT_REMEMBERED = ("token",)  # secrets stay in FILE_NAME, and only after a succe
 class ServerSettings:
     url: str = DEFAULT_URL
     token: str | None = None
+    transfer: str = core.transfer.DEFAULT_MODE  # auto (raw on loopback, else compressed) | raw | compressed
 
 
 def load(directory: Path) -> ServerSettings:
@@ -37,12 +39,17 @@ def load(directory: Path) -> ServerSettings:
         url = normalize_url(url) if isinstance(url, str) and url.strip() else DEFAULT_URL
     except ParamError:
         url = DEFAULT_URL
-    return ServerSettings(url, token if isinstance(token, str) and token else None)
+    try:
+        transfer = core.transfer.mode(data.get("transfer", core.transfer.DEFAULT_MODE))
+    except core.settings.SettingsError:
+        transfer = core.transfer.DEFAULT_MODE
+    return ServerSettings(url, token if isinstance(token, str) and token else None, transfer)
 
 
 def save(directory: Path, settings: ServerSettings) -> Path:
     """Write atomically with mode 0600; returns the file path."""
-    return _write(Path(directory) / FILE_NAME, {"url": settings.url, "token": settings.token})
+    return _write(Path(directory) / FILE_NAME, {"url": settings.url, "token": settings.token,
+                                                "transfer": settings.transfer})
 
 
 def _read(path: Path) -> dict:
@@ -87,5 +94,6 @@ def resolve(arg_url: str, arg_token: str | None, remembered: ServerSettings) -> 
     if arg_url:
         token = arg_token if arg_token is not None else (
             remembered.token if arg_url == remembered.url else None)
-        return ServerSettings(arg_url, token)
-    return ServerSettings(remembered.url, arg_token if arg_token is not None else remembered.token)
+        return ServerSettings(arg_url, token, remembered.transfer)
+    return ServerSettings(remembered.url, arg_token if arg_token is not None else remembered.token,
+                          remembered.transfer)

@@ -7,25 +7,25 @@ must deliver each posted event to ``Controller.handle`` on the GUI thread (Krita
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from . import canvas_jobs
 from .jobs import LABELS, Capture, Job, JobBook, UserError
 from .params import GenerationParams, ParamsError
 from .pixels import UnsupportedDocument
 from .proto import client as pclient
 from .proto import core, errors, frames, messages
-from .proto import pixels as ppixels
 from .results import ResultImage, result_images
 from .settings import Settings
+from .transfer import PREVIEW_ENCODINGS, wire_job
 
 CLIENT_NAME = "underpaint-krita"
 PLUGIN_VERSION = "0.1.0"
-PREVIEW_MAX_SIZE = 512
-PREVIEW_INTERVAL_MS = 200
-PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
-FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True, lora=True)
+# live: plugin_krita/live.py
+FEATURES = core.params.client_features(PREVIEW_ENCODINGS, resume=True, live=True, lora=True)
 _explain = core.sentences.explain
 
 
@@ -55,6 +55,11 @@ class Tagged:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """Time for the next reconnect attempt (posted by a timer thread, tagged with its connection)."""
+
+
+@dataclass(frozen=True)
 class Status:
     connection: str  # disconnected | connecting | connected
     server: str  # "device, version" once connected
@@ -80,6 +85,7 @@ class Controller:
         self.docs: dict[int, HostDocument] = {}
         self._waiting: list[str] = []  # ids of jobs captured before the connection was ready
         self._resuming: dict[str, str | None] = {}  # kept jobs to re-attach once reconnected -> resume key
+        self._backoff = core.reconnect.Backoff()  # the reconnect episode after a dropped connection
         self.message, self.error = "Not connected", False
         self.last_seed: int | None = None
         self.listeners: list[Callable[[Status], None]] = []
@@ -95,6 +101,11 @@ class Controller:
             where = self._client.url if self._client is not None else self.settings.server_url
             server = f"{where} · {w.device} · server {w.server_version} · default model {default}"
         return Status(self.connection, server, self.message, self.error, progress, len(self.jobs), self.limits())
+
+    @property
+    def client(self) -> Any:
+        """The protocol client of the current connection (None while disconnected); live painting shares it."""
+        return self._client
 
     def models(self) -> list[messages.ModelInfo]:
         return list(self.welcome.models) if self.welcome else []
@@ -130,7 +141,8 @@ class Controller:
                                          features=FEATURES,
                                          on_event=lambda event: self._post(Tagged(generation, event)))
         self.connection = "connecting"
-        self._notify(f"Connecting to {self._client.url} …")
+        if not self._backoff.active:  # reconnect attempts are announced once (``_on_disconnected``)
+            self._notify(f"Connecting to {self._client.url} …")
         self._client.connect()
 
     def disconnect(self) -> None:
@@ -140,6 +152,7 @@ class Controller:
         if client is not None:
             client.close()
         self.connection, self.welcome, self._resuming = "disconnected", None, {}
+        self._backoff.reset()
         self._fail_waiting("Disconnected before the job was sent.")
         for job in self.jobs.all():
             self._finish(job, "failed", "Disconnected: the job was dropped.", error=True)
@@ -173,6 +186,9 @@ class Controller:
         capture = doc.capture(params, self.settings)
         if self.welcome is not None:
             self._check_server(params, capture.kind)
+            problem = canvas_jobs.limit_problem(capture, self.welcome.limits)
+            if problem:
+                raise UserError(problem)
         params = dataclasses.replace(params, seed=params.resolved_seed())
         return Job(pclient.new_job_id("krita"), doc.key, doc.name, capture, params)
 
@@ -197,24 +213,10 @@ class Controller:
         if problem:
             raise UserError(problem)
 
-    def _wire(self, job: Job) -> tuple[messages.Submit, dict[str, frames.Frame | None]]:
-        p, s, cap = job.params, self.settings, job.capture
-        region = cap.region
-        preview = messages.PreviewOptions(enabled=s.preview, max_size=PREVIEW_MAX_SIZE,
-                                          min_interval_ms=PREVIEW_INTERVAL_MS,
-                                          encoding=self.offer().preview_encoding(PREVIEW_ENCODINGS))
-        submit = messages.Submit(
-            job=job.id, kind=cap.kind, model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
-            strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch, preview=preview,
-            inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
-            result_format=cap.pixel_format, result_encoding="zlib", keep_result=self.offer().resume,
-            loras=tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(p.loras)))
+    def _wire(self, job: Job) -> tuple[messages.Submit, dict[str, frames.Frame | tuple[frames.Frame, ...]]]:
+        tile_side = getattr(self._client, "tile_side", 0) or pclient.DEFAULT_TILE_SIDE
+        submit, inputs = wire_job(job, self.settings, self.offer(), self._client.url, tile_side)
         job.track.kept = submit.keep_result
-        inputs: dict[str, frames.Frame | None] = {"image": ppixels.make_frame(
-            job.id, "image", cap.pixels, region.width, region.height, cap.pixel_format, "zlib", region.x, region.y)}
-        if cap.mask is not None:
-            inputs["mask"] = ppixels.make_frame(job.id, "mask", cap.mask, region.width, region.height, "gray8",
-                                                "zlib", region.x, region.y)
         return submit, inputs
 
     def _send(self, job: Job) -> None:
@@ -283,7 +285,11 @@ class Controller:
             if event.generation != self._generation:
                 return  # from a connection that was closed since
             event = event.event
-        if isinstance(event, pclient.Connected):
+        if isinstance(event, Retry):
+            if self.connection == "connecting" and self._client is None:
+                self.connection = "disconnected"
+                self.connect()
+        elif isinstance(event, pclient.Connected):
             self._on_connected(event.welcome)
         elif isinstance(event, pclient.Disconnected):
             self._on_disconnected(event.error)
@@ -296,6 +302,7 @@ class Controller:
 
     def _on_connected(self, welcome: messages.Welcome) -> None:
         self.connection, self.welcome = "connected", welcome
+        self._backoff.reset()
         self._notify(f"Connected: {welcome.device}")
         waiting, self._waiting = self._waiting, []
         for job_id in waiting:
@@ -318,19 +325,27 @@ class Controller:
     def _on_disconnected(self, error: errors.ProtocolError | None) -> None:
         old, self._client, self.connection, self.welcome = self._client, None, "disconnected", None
         why = _explain(error.code, error.message, LABELS) if error else "Disconnected"
-        self._fail_waiting(why)
-        # a dropped connection (not a failed reconnect) is retried once for the jobs the server keeps
-        retry = error is not None and error.code != errors.CONNECTION_FAILED and not self._resuming
-        detached = [job for job in self.jobs.all() if job.track.detached] if retry else []
-        for job in self.jobs.all():  # the client reports orphans first; this is a safety net
-            if job not in detached:
-                self._finish(job, "failed", why, error=True)
+        # jobs the server keeps survive a dropped link: reconnect with backoff (shared policy) and resume them
+        detached = [job for job in self.jobs.all() if job.track.detached] if error is not None else []
         if detached:
             keys = getattr(old, "resume_keys", {})  # a new client is made on reconnect: carry the keys over
-            self._resuming = {job.id: keys.get(job.id) for job in detached}
-            self.connect()
-            self._notify(f"{why} Reconnecting to resume {len(detached)} job(s) …", error=True)
-            return
+            self._resuming = {job.id: keys.get(job.id) or self._resuming.get(job.id) for job in detached}
+            first = not self._backoff.active
+            delay = self._backoff.next_delay()
+            url = getattr(old, "url", self.settings.server_url)
+            if delay is not None:
+                self.connection, generation = "connecting", self._generation
+                timer = threading.Timer(delay, lambda: self._post(Tagged(generation, Retry())))
+                timer.daemon = True
+                timer.start()
+                if first:
+                    self._notify(core.reconnect.reconnecting_text(url, len(detached)), error=True)
+                return
+            why = core.reconnect.gave_up_text(url, self._backoff.budget)
+        self._backoff.reset()
+        self._fail_waiting(why)
+        for job in self.jobs.all():  # the client reports orphans first; this is a safety net
+            self._finish(job, "failed", why, error=True)
         self._resuming = {}
         self._notify(why, error=error is not None)
 
@@ -347,7 +362,8 @@ class Controller:
 
     def _on_preview(self, job: Job, frame: frames.Frame) -> None:
         doc = self.docs.get(job.doc_key)
-        if not self.settings.preview or doc is None or not doc.is_open():
+        in_document = job.capture.kind not in canvas_jobs.CANVAS_KINDS
+        if not self.settings.preview or doc is None or not doc.is_open() or not in_document:
             return
         try:
             doc.show_preview(job, frame)

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from krita import DockWidget
+from krita import DockWidget, Krita
 
 from . import qt
+from .canvas_panel import CanvasPanel, source_area
 from .controller import Controller, Status
+from .live import LiveControls
 from .params import MAX_SEED, GenerationParams, ParamsError
-from .proto import vocabulary
+from .proto import core, vocabulary
 from .settings import Settings, SettingsError
 
-MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"))
+MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"),
+         ("Expand canvas", "outpaint"), ("Upscale", "upscale"))
 SOURCES = (("Active layer", "layer"), ("Visible image", "visible"))
+# the pixels' encoding on the wire (``core.transfer``): auto = raw on this machine, compressed to a remote server
+TRANSFER_CHOICES = (("auto", "Auto (compress for a remote server)"), ("raw", "Raw (fastest on a LAN)"),
+                    ("compressed", "Compressed (PNG)"))
 
 
 def _named(widget: qt.QWidget, name: str) -> qt.QWidget:
@@ -130,6 +136,11 @@ class UnderpaintDocker(DockWidget):
                               ("Images", self.batch)):
             form.addRow(label, widget)
         form.addRow("Seed", seed_row)
+        self.canvas = CanvasPanel()
+        self.canvas.add_to(form)
+        for signal in (self.mode.currentIndexChanged, self.source.currentIndexChanged,
+                       self.model.currentIndexChanged, self.strength.valueChanged):
+            signal.connect(lambda *_: self._sync_canvas())
         col.addWidget(_scrolled(form_page, "generate_scroll"), 1)
         buttons = qt.QHBoxLayout()
         self.generate_button = _named(qt.QPushButton("Generate"), "generate")
@@ -140,6 +151,8 @@ class UnderpaintDocker(DockWidget):
         buttons.addWidget(self.generate_button)
         buttons.addWidget(self.cancel_button)
         col.addLayout(buttons)
+        self.live = LiveControls(self)
+        col.addLayout(self.live.row)
         self.progress = _named(qt.QProgressBar(), "progress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -159,9 +172,12 @@ class UnderpaintDocker(DockWidget):
         self.padding = _spin("padding", *_bounds(vocabulary.CONTEXT))
         self.feather = _spin("feather", *_bounds(vocabulary.FEATHER))
         self.grow = _spin("grow", *_bounds(vocabulary.GROW))
+        self.transfer = _named(qt.QComboBox(), "transfer")
+        for mode, text in TRANSFER_CHOICES:
+            self.transfer.addItem(text, mode)
         for label, widget in (("Server URL", self.server_url), ("Token", self.token), ("", self.preview),
                               ("Context padding (px)", self.padding), ("Feather (px)", self.feather),
-                              ("Grow (px)", self.grow)):
+                              ("Grow (px)", self.grow), ("Transfer", self.transfer)):
             form.addRow(label, widget)
         page = qt.QWidget()  # the settings scroll; Apply and its outcome stay in view below them
         col = qt.QVBoxLayout(page)
@@ -187,7 +203,8 @@ class UnderpaintDocker(DockWidget):
             prompt=self.prompt.toPlainText().strip(), negative_prompt=self.negative.toPlainText().strip(),
             model=self.model.currentData(), mode=self.mode.currentData(), source=self.source.currentData(),
             strength=round(self.strength.value(), 4), steps=self.steps.value(), guidance=round(self.cfg.value(), 4),
-            seed=seed, batch=self.batch.value(), loras=self.loras.text().strip()).validated()
+            seed=seed, batch=self.batch.value(), loras=self.loras.text().strip(),
+            **self.canvas.values()).validated()
 
     def set_params(self, params: GenerationParams) -> None:
         self.prompt.setPlainText(params.prompt)
@@ -209,10 +226,13 @@ class UnderpaintDocker(DockWidget):
         self.seed_random.setChecked(params.seed is None)
         if params.seed is not None:
             self.seed.setText(str(params.seed))
+        self.canvas.set_values(params)
+        self._sync_canvas()
 
     def settings(self) -> Settings:
         return Settings(server_url=self.server_url.text(), token=self.token.text(), preview=self.preview.isChecked(),
-                        context_padding=self.padding.value(), feather=self.feather.value(), grow=self.grow.value())
+                        context_padding=self.padding.value(), feather=self.feather.value(), grow=self.grow.value(),
+                        transfer=self.transfer.currentData() or "auto")
 
     def load_settings(self, settings: Settings) -> None:
         self.server_url.setText(settings.server_url)
@@ -221,6 +241,7 @@ class UnderpaintDocker(DockWidget):
         self.padding.setValue(settings.context_padding)
         self.feather.setValue(settings.feather)
         self.grow.setValue(settings.grow)
+        self.transfer.setCurrentIndex(max(self.transfer.findData(settings.transfer), 0))
 
     # ---------------------------------------------------------------- actions
     def request_generate(self) -> None:
@@ -271,6 +292,7 @@ class UnderpaintDocker(DockWidget):
         self.connection.setText(server.get(status.connection, "Not connected"))
         self._sync_models()
         self._sync_modes()
+        self._sync_canvas()
         self._apply_limits(status)
         if status.progress:
             self.progress.setRange(0, max(1, status.progress[1]))
@@ -297,6 +319,14 @@ class UnderpaintDocker(DockWidget):
             self.mode.addItem(text, value)
         self.mode.setCurrentIndex(max(self.mode.findData(selected), 0))
 
+    def _sync_canvas(self) -> None:
+        """Resolution, upscale and expand controls for the mode and what the server offers."""
+        welcome = self.controller.welcome
+        self.canvas.set_upscalers(getattr(welcome, "upscalers", ()) if welcome is not None else ())
+        area = source_area(Krita.instance().activeDocument(), self.source.currentData() or "layer")
+        self.canvas.update(self.mode.currentData() or "auto", self.controller.offer().tiled, area,
+                           core.canvas.model_side(welcome, self.model.currentData()), self.strength.value())
+
     def _sync_models(self) -> None:
         models = self.controller.models()
         current = [self.model.itemData(i) for i in range(1, self.model.count())]
@@ -315,5 +345,5 @@ class UnderpaintDocker(DockWidget):
                               f"On this server: {offered}")
 
     def canvasChanged(self, canvas: object) -> None:  # noqa: N802 - Krita's API name
-        pass
+        self._sync_canvas()  # Auto's label follows the active document
 

@@ -9,7 +9,7 @@ import math
 import time
 from typing import Any
 
-from . import qt
+from . import canvas_jobs, qt
 from .jobs import Capture, Job, UserError
 from .params import (
     ANNOTATION_DESCRIPTION,
@@ -87,6 +87,8 @@ class KritaDocument:
     def capture(self, params: GenerationParams, settings: Settings) -> Capture:
         fmt = pixel_format(self.doc.colorModel(), self.doc.colorDepth())
         self.doc.waitForDone()
+        if params.mode in canvas_jobs.CANVAS_KINDS:
+            return canvas_jobs.capture(self, params, fmt)
         canvas = Rect(0, 0, self.doc.width(), self.doc.height())
         sel_rect, sel = self.selection(canvas)
         node, bounds = None, None
@@ -226,6 +228,36 @@ class KritaDocument:
             node.remove()
             self.doc.refreshProjection()
 
+    def show_layer(self, key: str, name: str, source_id: str, data: bytes, rect: Rect) -> None:
+        """Pixels (document format) into the temporary layer ``key`` (the live layer): locked, guarded like a
+        preview, made directly above ``source_id`` (and its results) on first use; never an undo step."""
+        node = self._previews.get(key)
+        if node is not None and self.node_by_id(node.uniqueId().toString()) is None:  # the painter deleted it
+            self._previews.pop(key, None)
+            self._guards.pop(node.uniqueId().toString(), None)
+            node = None
+        if node is None:
+            node = self.doc.createNode(name, "paintlayer")
+            node.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
+            node.setLocked(True)
+            self._previews[key] = node
+            self._insert(node, self._anchor(source_id))
+            self._watch_previews()
+        else:
+            node.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
+            self._restore_painter()
+        self.doc.refreshProjection()
+
+    def remove_layer(self, key: str) -> None:
+        """Take the temporary layer ``key`` out (safe when it is gone already)."""
+        node = self._previews.pop(key, None)
+        if node is None:
+            return
+        self._guards.pop(node.uniqueId().toString(), None)
+        if self.is_open() and self.node_by_id(node.uniqueId().toString()) is not None:
+            node.remove()
+            self.doc.refreshProjection()
+
     def _take_preview(self, job: Job) -> Any:
         """The job's preview layer, emptied, to become its first result layer (or None)."""
         node = self._previews.pop(job.id, None)
@@ -243,12 +275,16 @@ class KritaDocument:
         The first image takes over the preview layer when there is one (pixels rewritten, renamed), so the
         undo history holds exactly one step per result layer: the layer's creation.
         """
+        canvas_job = job.capture.kind in canvas_jobs.CANVAS_KINDS
+        if canvas_job:  # its layer is made now, after the canvas grew; previews never showed in the document
+            self.clear_preview(job)
+            dx, dy = canvas_jobs.grow_canvas(self.doc, job.capture, job.params)
         above = self._anchor(job.capture.source_id)
         records = self.records(prune=True)
-        reused = self._take_preview(job)
+        reused = None if canvas_job else self._take_preview(job)
         names = []
         for image in images:
-            r = image.rect
+            r = image.rect.translate(dx, dy) if canvas_job else image.rect
             if reused is not None:
                 node, reused = reused, None
                 node.setPixelData(image.pixels, r.x, r.y, r.width, r.height)

@@ -30,6 +30,8 @@ class Capture:
     mask: bytes | None  # gray8 selection of the region, inpaint only
     source_id: str  # the source layer's unique id, "" for the visible image
     source_name: str
+    result_region: Rect | None = None  # where results lie when not in the region sent (upscale)
+    expand: core.canvas.ExpandPlan | None = None  # outpaint: the canvas grows by this when the result arrives
 
     @property
     def kind(self) -> str:
@@ -38,6 +40,13 @@ class Capture:
     @property
     def region(self) -> Rect:
         return self.plan.region
+
+    @property
+    def result_plan(self) -> Plan:
+        """What results are checked against: the plan, or the upscaled region for upscale jobs."""
+        if self.result_region is None:
+            return self.plan
+        return Plan(self.kind, self.result_region, self.result_region, self.plan.masked)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from .proto import core, vocabulary
 
 ANNOTATION_TYPE = "underpaint"
 ANNOTATION_DESCRIPTION = "Underpaint generation parameters"
-MODES = core.regions.MODES
+MODES = core.regions.MODES + core.params.CANVAS_KINDS  # outpaint: "Expand canvas"; upscale
 SOURCES = ("layer", "visible")
 MAX_SEED = vocabulary.MAX_SEED
 ParamsError = core.params.ParamsError  # a generation parameter out of range or of the wrong type
@@ -34,9 +34,28 @@ class GenerationParams:
     seed: int | None = None  # None: random
     batch: int = int(vocabulary.BATCH.default)
     loras: str = ""  # as typed: "id:weight, id" (core.params.loras); "" = none
+    resolution: str = "auto"  # fit | full | auto (servers with the ``tiled`` feature)
+    upscale_factor: int = 2
+    upscaler: str | None = None  # a server upscaler id; None: a plain resize
+    refine: bool = True  # upscale: refine the upscaled image (at strength) afterwards
+    grow_canvas: bool = False  # upscale: scale the whole image by the factor first
+    expand: tuple[int, int, int, int] = (0, 0, 0, 0)  # expand canvas: pixels left, top, right, bottom
 
     def validated(self) -> GenerationParams:
         _choice("mode", self.mode, MODES)
+        _choice("resolution", self.resolution, vocabulary.RESOLUTIONS)
+        _choice("upscale_factor", self.upscale_factor, vocabulary.UPSCALE_FACTORS)
+        if self.upscaler is not None and (not isinstance(self.upscaler, str) or not self.upscaler):
+            raise ParamsError("upscaler must be a non-empty upscaler id or None for a plain resize")
+        for name in ("refine", "grow_canvas"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParamsError(f"{name} must be true or false")
+        try:
+            if not isinstance(self.expand, tuple) or len(self.expand) != 4:
+                raise TypeError(f"got {self.expand!r}")
+            core.canvas.Expansion(*self.expand)
+        except (TypeError, core.canvas.CanvasError) as exc:
+            raise ParamsError(f"expand must be 4 pixel counts (left, top, right, bottom): {exc}") from None
         _choice("source", self.source, SOURCES)
         _number("strength", self.strength, vocabulary.STRENGTH, float)
         _number("steps", self.steps, vocabulary.STEPS, int)
@@ -71,12 +90,14 @@ class GenerationParams:
         for key in ("strength", "guidance"):
             if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])
+        if isinstance(values.get("expand"), list):
+            values["expand"] = tuple(values["expand"])
         return cls(**values).validated()
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ParamsError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+        raise ParamsError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r})")
 
 
 def _number(name: str, value: object, bounds: Any, kind: type) -> None:
@@ -90,7 +111,7 @@ class ResultRecord:
     """What produced one result layer: the parameters with the seed that was actually used."""
 
     params: GenerationParams
-    kind: str  # img2img | inpaint
+    kind: str  # a job kind: img2img | inpaint | outpaint | upscale
     seed: int
     region: tuple[int, int, int, int]  # x, y, width, height in document pixels
     server_version: str = ""

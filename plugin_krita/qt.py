@@ -84,3 +84,16 @@ def decode_image_bgra(data: bytes, width: int, height: int) -> bytes | None:
     if stride == row:
         return raw
     return b"".join(raw[y * stride : y * stride + row] for y in range(height))
+
+
+PNG_QUALITY = 85  # Qt maps PNG "quality" to zlib level: 85 -> level 1 (fast, with libpng's row filters)
+
+
+def encode_png_bgra8(data: bytes, width: int, height: int) -> tuple[bytes, str]:
+    """Tightly packed BGRA8 (Krita's 8-bit ``pixelData``, straight alpha) as an RGBA8 PNG, encoded by Qt."""
+    image = QImage(data, width, height, width * 4, ARGB32)  # little-endian ARGB32 = B, G, R, A; not premultiplied
+    buffer = QBuffer()
+    buffer.open(QBuffer.OpenModeFlag.WriteOnly if QT_API == "PyQt6" else QIODevice.WriteOnly)
+    if not image.save(buffer, "PNG", PNG_QUALITY):
+        raise ValueError("Qt could not encode the image as PNG")
+    return bytes(buffer.data()), "rgba8"

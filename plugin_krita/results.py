@@ -29,7 +29,7 @@ def result_images(job: Job, result: messages.Result, result_frames: tuple[frames
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     region = (cap.region.x, cap.region.y, cap.region.width, cap.region.height)
     images = []
-    for decoded in core.jobs.decode_results(cap.plan, cap.pixel_format, result, result_frames, params.seed):
+    for decoded in core.jobs.decode_results(cap.result_plan, cap.pixel_format, result, result_frames, params.seed):
         rect, data, seed = decoded.rect, decoded.pixels, decoded.seed
         if cap.kind == "inpaint":
             local = rect.translate(-cap.region.x, -cap.region.y)

@@ -31,6 +31,7 @@ class Settings:
     context_padding: int = int(vocabulary.CONTEXT.default)
     feather: int = int(vocabulary.FEATHER.default)
     grow: int = int(vocabulary.GROW.default)
+    transfer: str = core.transfer.DEFAULT_MODE  # auto (raw on loopback, else compressed) | raw | compressed
 
     def validated(self) -> Settings:
         """Return a cleaned copy (URL trimmed) or raise SettingsError naming the first bad setting."""
@@ -39,7 +40,8 @@ class Settings:
         _check_range("Feather", self.feather, vocabulary.FEATHER)
         _check_range("Grow", self.grow, vocabulary.GROW)
         token = core.settings.token(self.token) or ""
-        return dataclasses.replace(self, server_url=url, token=token)
+        transfer = core.transfer.mode(self.transfer, "Transfer")
+        return dataclasses.replace(self, server_url=url, token=token, transfer=transfer)
 
 
 def _check_range(name: str, value: object, bounds: vocabulary.Range) -> None:

@@ -4,8 +4,11 @@
 - ``params``: generation values checked against the vocabulary's ranges and the server's ``welcome.limits``;
   what a plugin advertises and which kinds/samplers/preview encodings its UI may offer.
 - ``regions``: which document region a job sends, and the check that a result fits it.
+- ``canvas``: jobs that change the canvas (expand canvas, upscale) and the resolution menu.
 - ``naming``: result layer names and the JSON record of a result's parameters (parasite / annotation).
 - ``sentences``: a protocol error code turned into a sentence a painter can act on.
+- ``reconnect``: the backoff after a dropped connection and its sentences.
+- ``transfer``: which encodings a job's pixels travel in (raw on loopback, compressed to a remote server).
 - ``jobs``: the event reducer: client events of one job -> host-neutral updates, and decoding of results.
 - ``live``: ``LiveSession``, live painting for a host timer: push the canvas, poll the newest frame.
 
@@ -13,6 +16,7 @@ The host adapters (``plugin_krita``, ``plugin_gimp``) keep only what touches the
 layers, progress widgets, dialogs.
 """
 
-from . import jobs, live, naming, params, regions, sentences, settings
+from . import canvas, jobs, live, naming, params, reconnect, regions, sentences, settings, transfer
 
-__all__ = ["jobs", "live", "naming", "params", "regions", "sentences", "settings"]
+__all__ = ["canvas", "jobs", "live", "naming", "params", "reconnect", "regions", "sentences", "settings",
+           "transfer"]

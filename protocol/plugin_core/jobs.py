@@ -5,7 +5,8 @@ A host feeds every event of a job to ``Tracker.update`` (on its main thread) and
 job's one terminal update: ``done`` with its result, ``failed`` with a sentence, or ``cancelled``).
 
 Reconnect and resume: a job submitted with ``keep_result`` (``kept``) that loses its connection is
-``detached``, not failed; the host reconnects once and calls ``client.resume(job)`` then ``resuming()``.
+``detached``, not failed; the host reconnects (``reconnect.Backoff``) and calls ``client.resume(job)``
+then ``resuming()``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from .. import connection, errors, geometry, messages, pixels
 from ..vocabulary import BYTES_PER_PIXEL
+from .reconnect import LOST_TEXT
 from .regions import Plan, RegionError, check_result
 from .sentences import explain
 
@@ -108,8 +110,7 @@ class Tracker:
                 self.state = "detached"
                 return Status("Connection lost: the server keeps the job; reconnecting …")
             if event.code == errors.UNKNOWN_JOB and self.resumed:
-                return self.fail("The server no longer has this job (it was not kept, or it expired while the "
-                                 "connection was down): generate again.")
+                return self.fail(LOST_TEXT)
             return self.fail(explain(event.code, event.message, self.labels))
         if isinstance(event, messages.Cancelled):
             self.state = "cancelled"

@@ -10,7 +10,7 @@ from typing import Any
 from .. import vocabulary
 from ..vocabulary import Range
 
-PLUGIN_KINDS = ("img2img", "inpaint")  # what the host adapters can capture and place today
+PLUGIN_KINDS = ("img2img", "inpaint", "outpaint", "upscale")  # what the host adapters can capture and place
 
 
 class ParamsError(ValueError):
@@ -59,15 +59,19 @@ def model_problem(welcome: Any, model: str | None) -> str | None:
 
 
 RESUME_FLAGS = ("resume", "resume_key")
+CANVAS_KINDS = ("outpaint", "upscale")  # offered only once a server advertised them (they have their own UI)
+TILED_FLAG = "tiled"  # submit.resolution: fit to the model or full resolution in tiles
 
 
 def client_features(preview_encodings: Iterable[str] = (), resume: bool = False, live: bool = False,
                     lora: bool = False) -> tuple[str, ...]:
     """What a plugin advertises in ``hello``: the kinds it implements, every sampler, the preview encodings
-    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), ``resume`` +
-    ``resume_key`` when it re-attaches its jobs after a dropped connection (``jobs.Tracker.kept``), ``live``
-    when it has a live mode (``live.LiveSession``) and ``lora`` when its UI lets the painter pick LoRAs."""
-    flags = (RESUME_FLAGS if resume else ()) + (("live",) if live else ()) + (("lora",) if lora else ())
+    its host can show beyond the core ones (e.g. ``("jpeg",)`` where Qt decodes JPEG), ``tiled`` (it sends
+    ``submit.resolution``), ``resume`` + ``resume_key`` when it re-attaches its jobs after a dropped connection
+    (``jobs.Tracker.kept``), ``live`` when it has a live mode (``live.LiveSession``) and ``lora`` when its UI
+    lets the painter pick LoRAs."""
+    flags = (RESUME_FLAGS if resume else ()) + (TILED_FLAG,)
+    flags += (("live",) if live else ()) + (("lora",) if lora else ())
     return vocabulary.features(kinds=PLUGIN_KINDS, roles=(), samplers=None, encodings=tuple(preview_encodings),
                                flags=flags)
 
@@ -122,6 +126,7 @@ class Offer:
     resume: bool = False  # submit with keep_result and resume after a dropped connection
     live: bool = False  # live painting streams (``live.LiveSession``)
     lora: bool = False  # submit.loras
+    tiled: bool = False  # offer the resolution choice (fit to model / full resolution in tiles)
 
     def preview_encoding(self, preferred: Iterable[str]) -> str:
         """The first of ``preferred`` on offer, else lossless ``png`` (core)."""
@@ -129,8 +134,8 @@ class Offer:
 
 
 def offer(common: Iterable[str] | None, client: Iterable[str] | None = None) -> Offer:
-    """The ``Offer`` for ``common`` features (``welcome.features``; None: not connected, offer nothing
-    optional); ``client``: what this plugin advertised, when it is narrower than the welcome."""
+    """The ``Offer`` for ``common`` features (``welcome.features``; None: not connected, offer img2img and
+    inpaint, nothing optional); ``client``: what this plugin advertised, when it is narrower than the welcome."""
     names = set(common or ())
     if client is not None:
         names &= set(client)
@@ -138,10 +143,11 @@ def offer(common: Iterable[str] | None, client: Iterable[str] | None = None) -> 
     def usable(table: dict) -> tuple[str, ...]:
         return tuple(n for n, row in table.items() if row.feature is None or row.feature in names)
 
-    kinds = tuple(k for k in PLUGIN_KINDS if common is None or vocabulary.KINDS[k].feature in names)
+    kinds = tuple(k for k in PLUGIN_KINDS if vocabulary.KINDS[k].feature in names
+                  or (common is None and k not in CANVAS_KINDS))
     resume = names.issuperset(RESUME_FLAGS)  # a server without resume keys answers every resume unknown_job
     return Offer(kinds, usable(vocabulary.SAMPLERS), usable(vocabulary.ENCODINGS), resume, "live" in names,
-                 "lora" in names)
+                 "lora" in names, TILED_FLAG in names)
 
 
 def kind_problem(kinds: tuple[str, ...], kind: str) -> str | None:

@@ -8,6 +8,7 @@ memory) ends as one event for that job; nothing here can stop the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import random
@@ -22,7 +23,7 @@ from underpaint.protocol.geometry import Rect
 from underpaint.protocol.messages import Cancelled, Error, Progress, Result, Started, Submit
 from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.pixels import make_frame
-from underpaint.protocol.tiles import split
+from underpaint.protocol.tiles import assemble, split
 from underpaint.protocol.vocabulary import ENCODINGS, MAX_SEED, PIXEL_FORMATS, PNG_FORMATS, ROLES
 
 from .. import imaging
@@ -36,6 +37,7 @@ from ..engine.interface import (
     StepInfo,
     denoising_steps,
 )
+from ..imaging.png import decode_png
 from .handlers import HANDLERS, Inputs, Model, plan
 from .queue import Job
 
@@ -73,17 +75,31 @@ def result_frames(job: str, pixels: bytes, region: Rect, submit: Submit, index: 
 
 
 def _decode(frame: Frame) -> np.ndarray:
-    return imaging.decode_pixels(decode_payload(frame), frame.width, frame.height, frame.pixel_format)
+    data = decode_png(frame)  # 8-bit PNG in C; everything else through the protocol's checked decoder
+    return imaging.decode_pixels(data if data is not None else decode_payload(frame), frame.width, frame.height,
+                                 frame.pixel_format)
+
+
+def _frame(job: Job, role: str) -> Frame | None:
+    """``request.frame(role)`` with 8-bit PNG tiles decoded in C first (assembling decodes them otherwise)."""
+    tiles = job.request.tiles(role)
+    if len(tiles) < 2:
+        return job.request.frame(role)
+    raw = []
+    for tile in tiles:
+        data = decode_png(tile)
+        raw.append(tile if data is None else dataclasses.replace(tile, payload=data, encoding="raw"))
+    return assemble(raw)
 
 
 def decode_inputs(job: Job) -> Inputs:
     """Every input of the job as arrays; tiles are assembled here, off the event loop. A role whose formats are
     all single-channel (the mask) becomes an (H, W) uint8 array, others (H, W, 4) RGBA."""
     request = job.request
-    image_frame = request.image()
+    image_frame = _frame(job, "image") or request.image()  # no image input: request.image() raises its error
     channels: dict[str, np.ndarray] = {}
     for role in request.inputs:
-        frame = request.frame(role)
+        frame = _frame(job, role)
         if role == "image" or frame is None:
             continue
         pixels = _decode(frame)

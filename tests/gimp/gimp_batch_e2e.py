@@ -25,6 +25,7 @@ with open(os.path.join(WORK, "data.json")) as _f:
     DATA = json.load(_f)
 PDB = Gimp.get_pdb()
 IMG2IMG, INPAINT = "plug-in-underpaint-img2img", "plug-in-underpaint-inpaint"
+EXPAND, UPSCALE = "plug-in-underpaint-expand", "plug-in-underpaint-upscale"
 COMMON = {"prompt": "a red barn at dusk", "steps": 6, "strength": 0.5}
 
 
@@ -295,6 +296,55 @@ def scenario_cancel_kills_plugin():
             "killed": found.get("killed"), "source_unchanged": digest(read(paint, "R'G'B'A u8")) == source_digest}
 
 
+def link_command(command):
+    """Tell the test's flaky link (support/link.py) to ``cut`` the connection or ``restart`` its server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", DATA["link_control"]), timeout=5) as sock:
+        sock.sendall(command.encode() + b"\n")
+        return sock.makefile().readline().strip()
+
+
+def on_the_link_when_generating(seen_runs, found, command):
+    """Once the new run reports progress, drop its link (``cut``) or restart the server behind it."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        records = plugin_log()
+        starts = [r for r in records if r["event"] == "run_start"]
+        if len(starts) > seen_runs:
+            pid = starts[-1]["pid"]
+            if any(r["event"] == "progress" and r["pid"] == pid and r["fraction"] > 0 for r in records):
+                found["link"] = link_command(command)
+                return
+        time.sleep(0.05)
+
+
+def over_the_link(command, seed):
+    img = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+    paint = new_layer(img, "paint", 64, 48, Gimp.ImageType.RGB_IMAGE, 0, 0, babl="R'G'B' u8", channels=3)
+    before, source_digest = describe(img), digest(read(paint, "R'G'B'A u8"))
+    found = {}
+    runs = sum(1 for r in plugin_log() if r["event"] == "run_start")
+    watcher = threading.Thread(target=on_the_link_when_generating, args=(runs, found, command), daemon=True)
+    watcher.start()
+    status, message = call(IMG2IMG, img, paint, server_url=DATA["link_url"], prompt="over a flaky link", steps=12,
+                           strength=1.0, seed=seed)
+    watcher.join(5)
+    return {"status": status, "message": message, "before": before, "after": describe(img),
+            "new": new_result(before, img), "link": found.get("link"), "connections": link_command("count"),
+            "source_unchanged": digest(read(paint, "R'G'B'A u8")) == source_digest}
+
+
+def scenario_link_drop():
+    """The network drops mid-job (the server keeps running): the result still lands."""
+    return over_the_link("cut", 21)
+
+
+def scenario_server_restart():
+    """The server restarts mid-job: one clear sentence, the image untouched."""
+    return over_the_link("restart", 22)
+
+
 def scenario_dialogs():
     """The real parameter dialog and progress window of the installed plug-in, built on the Xvfb display."""
     plug_in = os.path.join(Gimp.directory(), "plug-ins", "underpaint")
@@ -358,9 +408,84 @@ def scenario_headless():
             "before": before, "after": describe(img)}
 
 
+def fast_pattern(w, h):
+    """An opaque R'G'B'A u8 pattern, quick to make at 1536x1024 (rows built with bytes arithmetic)."""
+    rows = []
+    for y in range(h):
+        rows.append(bytes(b for x in range(w) for b in ((x * 9 + y) % 256, (y * 5) % 256, (x + 3 * y) % 256,
+                                                          255)))
+    return b"".join(rows)
+
+
+def size(img):
+    return [img.get_width(), img.get_height()]
+
+
+def scenario_full_resolution_inpaint():
+    """Issue 14: a 1536x1024 layer refined at full resolution (tiled) through a selection: a 1536x1024 result,
+    pixels outside the selection untouched."""
+    img = Gimp.Image.new(1536, 1024, Gimp.ImageBaseType.RGB)
+    paint = new_layer(img, "paint", 1536, 1024, Gimp.ImageType.RGBA_IMAGE, 0, 0)
+    write(paint, "R'G'B'A u8", fast_pattern(1536, 1024))
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 16, 16, 1504, 992)
+    before, flat_before = describe(img), flat(img, "R'G'B'A u8")
+    status, message = call(INPAINT, img, paint, seed=14, context=16, server_url=DATA["url"], prompt="refine",
+                           steps=4, strength=0.3, resolution="full")
+    facts = {"status": status, "message": message, "before": before, "after": describe(img),
+             "new": new_result(before, img)}
+    if status == "success":
+        result = [layer for layer, _ in all_layers(img) if layer.get_id() == facts["new"][0]["id"]][0]
+        facts.update(region_facts(img, paint, result, "R'G'B'A u8", 4, "Y u8"))
+        facts.update(composite_facts(img, result, "R'G'B'A u8", 4, flat_before))
+    return facts
+
+
+def scenario_expand_canvas():
+    """Expand by 128 px right and bottom: the canvas grows with the result layer (one undo group); a failed
+    run (no server) leaves the canvas and the layers as they were."""
+    img = Gimp.Image.new(128, 96, Gimp.ImageBaseType.RGB)
+    paint = new_layer(img, "paint", 128, 96, Gimp.ImageType.RGBA_IMAGE, 0, 0, babl="R'G'B'A u8", seed=6)
+    source = digest(read(paint, "R'G'B'A u8"))
+    before, size_before = describe(img), size(img)
+    failed = call(EXPAND, img, paint, server_url=DATA["dead_url"], expand_right=128, expand_bottom=128)
+    facts = {"failed": list(failed), "after_failed": describe(img), "size_after_failed": size(img),
+             "before": before, "size_before": size_before}
+    status, message = call(EXPAND, img, paint, seed=8, server_url=DATA["url"], prompt="more meadow", steps=4,
+                           strength=1.0, expand_right=128, expand_bottom=128)
+    facts.update(status=status, message=message, after=describe(img), new=new_result(before, img),
+                 size_after=size(img), source_unchanged=digest(read(paint, "R'G'B'A u8")) == source)
+    if status == "success":
+        result = [layer for layer, _ in all_layers(img) if layer.get_id() == facts["new"][0]["id"]][0]
+        alpha = read(result, "R'G'B'A u8")[3::4]
+        width = result.get_width()
+        facts["new_area_opaque"] = all(a == 255 for i, a in enumerate(alpha) if i % width >= 136
+                                       or i // width >= 104)
+        facts["old_area_alpha_max_far_from_seam"] = max(a for i, a in enumerate(alpha)
+                                                        if i % width < 64 and i // width < 48)
+    return facts
+
+
+def scenario_upscale():
+    """x2 upscale of a 64x48 layer: a 128x96 layer at (0, 0) in the canvas as it was; with "Upscale the whole
+    image" the image is scaled first (one undo group)."""
+    out = {}
+    for grow in (False, True):
+        img = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+        paint = new_layer(img, "paint", 64, 48, Gimp.ImageType.RGBA_IMAGE, 0, 0, babl="R'G'B'A u8", seed=9)
+        before = describe(img)
+        status, message = call(UPSCALE, img, paint, seed=3, server_url=DATA["url"], prompt="sharper", steps=4,
+                               strength=0.3, factor="x2", refine=True, grow_canvas=grow)
+        out["grow" if grow else "keep"] = {"status": status, "message": message, "before": before,
+                                           "after": describe(img), "new": new_result(before, img),
+                                           "size": size(img)}
+    return out
+
+
 SCENARIOS = [scenario_img2img_rgb8, scenario_inpaint_rgb8, scenario_inpaint_rgb16,
              scenario_img2img_gray_selection, scenario_with_last_vals_window, scenario_cancel_kills_plugin,
-             scenario_server_down, scenario_refusals, scenario_dialogs, scenario_headless]
+             scenario_server_down, scenario_refusals, scenario_dialogs, scenario_headless,
+             scenario_full_resolution_inpaint, scenario_expand_canvas, scenario_upscale, scenario_link_drop,
+             scenario_server_restart]
 results = {}
 for scenario in SCENARIOS:
     name = scenario.__name__.replace("scenario_", "")

@@ -154,21 +154,32 @@ def dead_url() -> str:
         return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
 
 
-def run_session(host: Host, tmp: Path, script: str, timeout: float) -> dict[str, Any]:
+def run_session(host: Host, tmp: Path, script: str, timeout: float,
+                extra_env: dict[str, str] | None = None, link: bool = False) -> dict[str, Any]:
     """One gimp-console session running ``script`` against a real server; its facts, plug-in log and run.
 
+    ``link``: also a second server behind a flaky link (support/link.py: ``link_url``, ``link_control``).
     A missing host skips, or fails under CI=true.
     """
+    import contextlib
+
     import pytest
-    from support.server import running_server
+    from support.link import flaky_link
+    from support.server import running_process
 
     reason = unavailable_reason(host)
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
-    with running_server(tmp) as url:
-        run = run_batch(script, {"url": url, "dead_url": dead_url()}, tmp / "out", timeout=timeout, host=host)
+    with running_process(tmp) as (url, server), \
+            (flaky_link(tmp) if link else contextlib.nullcontext()) as flaky:
+        data = {"url": url, "dead_url": dead_url(), "server_pid": server.pid}  # a live scenario stops the server
+        if flaky is not None:
+            data.update(link_url=flaky.url, link_control=flaky.control_port)
+        if os.environ.get("UNDERPAINT_GIMP_SCENARIOS"):  # while developing: only these batch scenarios
+            data["only"] = os.environ["UNDERPAINT_GIMP_SCENARIOS"].split(",")
+        run = run_batch(script, data, tmp / "out", timeout=timeout, host=host, extra_env=extra_env)
     assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"

@@ -17,7 +17,10 @@ from underpaint.plugin_gimp import naming
 
 pytestmark = pytest.mark.host
 BATCH = Path(__file__).with_name("gimp_batch_e2e.py")
-SESSION_TIMEOUT = 420  # the whole GIMP session; each run of the plug-in also has an idle timeout
+SESSION_TIMEOUT = 1200  # the whole GIMP session (a 1536x1024 full-resolution refine takes minutes on a CPU)
+# each run of the plug-in gives up after this long without a word from the server; the tiled refine's final
+# VAE decode of 1536x1024 on a busy CPU is silent for minutes
+IDLE_TIMEOUT = {"UNDERPAINT_IDLE_TIMEOUT": "600"}
 
 
 @pytest.fixture(scope="module", params=params(GIMP_HOSTS))
@@ -30,7 +33,7 @@ def host(request: pytest.FixtureRequest) -> Host:
 @pytest.fixture(scope="module")
 def session(host: Host, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return gimp_harness.run_session(host, tmp_path_factory.mktemp(f"gimp-e2e-{host.id}"), BATCH.read_text(),
-                                    SESSION_TIMEOUT)
+                                    SESSION_TIMEOUT, IDLE_TIMEOUT, link=True)
 
 
 def scenario(session: dict[str, Any], name: str) -> dict[str, Any]:
@@ -148,7 +151,8 @@ def runs_by_scenario(session) -> dict[str, list[dict[str, Any]]]:
 
 
 RUN_ORDER = ["img2img_rgb8", "inpaint_rgb8", "inpaint_rgb16", "img2img_gray_selection", "with_last_vals_window",
-             "cancel_kills_plugin", "server_down", "refusals:no_selection", "refusals:indexed"]
+             "cancel_kills_plugin", "server_down", "refusals:no_selection", "refusals:indexed",
+             "full_resolution_inpaint", "expand_canvas:failed", "expand_canvas", "upscale:keep", "upscale:grow"]
 
 
 def test_one_undo_group_per_run_and_image_untouched_until_the_result(session) -> None:
@@ -161,7 +165,7 @@ def test_one_undo_group_per_run_and_image_untouched_until_the_result(session) ->
         changes = [i for i, e in enumerate(events) if e in ("result_inserted", "mask_added", "parasite_attached")]
         assert changes and all(start < i < end for i in changes), events
         assert "progress" in events[:start]  # progress was reported while the job ran
-    for name in RUN_ORDER[6:]:
+    for name in RUN_ORDER[6:9]:
         events = {r["event"] for r in runs[name]}
         assert runs[name][-1].get("status") == "execution-error", (name, runs[name])
         assert not events & {"undo_group_start", "result_inserted"}
@@ -204,3 +208,73 @@ def test_dialogs_build_on_a_real_display(session) -> None:
     window = facts["window"]
     assert window == {"previews": 1, "cancelled": [True], "label": "Cancelling", "fraction": 0.5,
                       "has_pixbuf": True}
+
+
+# ------------------------------------------------------------------------------------------- issue 14
+def test_full_resolution_refine_of_a_1536x1024_layer(session) -> None:
+    facts = scenario(session, "full_resolution_inpaint")
+    new = succeeded(facts)
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, 1536, 1024)  # not shrunk to the model
+    assert facts["changed_outside"] == 0 and facts["outside"] > 0  # outside the selection: byte-identical
+    assert facts["changed_inside"] > 0 and facts["flat_changed_outside"] == 0
+    params = naming.read_parasite_payload(new["parasites"][naming.PARASITE_NAME].encode())["params"]
+    assert params["resolution"] == "full"
+    no_temporary_layers(facts)
+
+
+def test_expand_canvas_grows_with_the_result_in_one_undo_group(session) -> None:
+    facts = scenario(session, "expand_canvas")
+    assert facts["size_before"] == [128, 96] and facts["size_after"] == [256, 224]
+    new = succeeded(facts)
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, 256, 224)
+    assert new["name"] == "more meadow [outpaint, seed 8]"
+    paint = layer_named(facts["after"], "paint")
+    assert (paint["x"], paint["y"], paint["width"], paint["height"]) == (0, 0, 128, 96) and facts["source_unchanged"]
+    assert facts["new_area_opaque"] and facts["old_area_alpha_max_far_from_seam"] == 0
+    events = [r["event"] for r in runs_by_scenario(session)["expand_canvas"]]
+    start, end = events.index("undo_group_start"), len(events) - 1 - events[::-1].index("undo_group_end")
+    inside = events[start:end]
+    assert "canvas_grown" in inside and "result_inserted" in inside  # one undo step: growth and layer together
+    assert events.index("canvas_grown") < events.index("result_inserted")
+    assert "progress" in events[:start]  # the canvas grew only once the result was there
+
+
+def test_a_failed_expand_leaves_the_canvas_alone(session) -> None:
+    facts = scenario(session, "expand_canvas")
+    status, message = facts["failed"]
+    assert status == "execution-error" and "Cannot reach the Underpaint server" in message
+    assert facts["size_after_failed"] == facts["size_before"] and facts["after_failed"] == facts["before"]
+    assert "undo_group_start" not in {r["event"] for r in runs_by_scenario(session)["expand_canvas:failed"]}
+
+
+def test_upscale_x2_lands_a_layer_of_twice_the_size(session) -> None:
+    facts = scenario(session, "upscale")
+    keep, grow = facts["keep"], facts["grow"]
+    for run in (keep, grow):
+        new = succeeded(run)
+        assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, 128, 96)
+        assert new["name"] == "sharper [upscale, seed 3]"
+    assert keep["size"] == [64, 48]  # the canvas as it was: the layer reaches past it
+    assert grow["size"] == [128, 96]  # the whole image scaled first
+    paint = layer_named(grow["after"], "paint")
+    assert (paint["width"], paint["height"]) == (128, 96)
+    runs = runs_by_scenario(session)
+    events = [r["event"] for r in runs["upscale:grow"]]
+    assert events.count("undo_group_start") >= 1 and "image_scaled" in events
+    assert events.index("undo_group_start") < events.index("image_scaled") < events.index("result_inserted")
+
+
+def test_a_dropped_link_mid_job_still_lands_the_result(session) -> None:
+    facts = scenario(session, "link_drop")
+    assert facts["link"] and int(facts["link"]) >= 1  # a live connection was cut while the job ran
+    assert int(facts["connections"]) >= 2  # the plug-in came back on its own
+    new = succeeded(facts)
+    assert new["name"] == "over a flaky link [img2img, seed 21]" and facts["source_unchanged"]
+    no_temporary_layers(facts)
+
+
+def test_a_server_restart_mid_job_is_one_sentence_and_an_untouched_image(session) -> None:
+    facts = scenario(session, "server_restart")
+    assert facts["link"] == "ok" and facts["status"] == "execution-error"
+    assert facts["message"].startswith("The server no longer has this job") and "unchanged" in facts["message"]
+    assert facts["new"] == [] and facts["after"] == facts["before"] and facts["source_unchanged"]

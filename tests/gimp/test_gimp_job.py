@@ -243,3 +243,150 @@ def test_inpaint_frames_need_a_mask() -> None:
     the_plan = plan_region(INPAINT, Rect(0, 0, 16, 16), Rect(2, 2, 4, 4), 0)
     with pytest.raises(job.JobFailed, match="needs the selection mask"):
         job.build_frames("j", the_plan, SPEC, bytes(the_plan.region.area * 4), None)
+
+
+def test_canvas_jobs_submit_their_options() -> None:
+    spec = px.choose_spec("rgb", "u8")
+    out = job.build_submit("j1", parse_params("outpaint", {"expand-right": 64, "resolution": "full"}), spec, False)
+    assert out.kind == "outpaint" and out.resolution == "full" and out.inpaint.feather > 0  # a soft seam
+    up = job.build_submit("j2", parse_params("upscale", {"factor": "x4", "refine": False}), spec, False)
+    assert up.upscale == messages.UpscaleOptions(factor=4, upscaler=None, refine=False)
+    assert "resolution" not in up.to_dict()
+
+
+def test_full_resolution_on_a_server_without_tiles_is_refused_with_a_sentence() -> None:
+    spec = px.choose_spec("rgb", "u8")
+    submit = job.build_submit("j3", parse_params(IMG2IMG, {"resolution": "full"}), spec)
+    welcome = messages.Welcome(protocol=2, server_version="t", device="cpu", features=("kind:img2img",),
+                               defaults=messages.Defaults(model="m"),
+                               limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**7, max_queued_jobs=2,
+                                                      max_batch=2, max_steps=50))
+    assert "cannot refine at full resolution" in job.server_problem(welcome, submit, 64)
+    tiled = messages.Welcome(**{**welcome.__dict__, "features": ("kind:img2img", "tiled")})
+    assert job.server_problem(tiled, submit, 64) is None
+
+
+# ------------------------------------------------------------------ dropped links: reconnect and resume
+RESUMING = messages.Welcome(protocol=2, server_version="t", device="cpu",
+                            features=("kind:img2img", "kind:inpaint", "resume", "resume_key"),
+                            defaults=messages.Defaults(model="demo"), limits=WELCOME.limits)
+LOST = ProtocolError(errors.CONNECTION_LOST, "socket closed")
+
+
+class Link:
+    """Scripts for the clients a runner makes: the first drops the link mid-job, later ones ``answers``."""
+
+    def __init__(self, answers, reachable=lambda attempt: True) -> None:
+        self.clients: list = []
+        self.answers, self.reachable = answers, reachable
+
+    def factory(self, url, **kw):
+        attempt = len(self.clients)
+        client = FakeClient(self.script(attempt), url, **kw)
+        client.resumed = []
+
+        def resume(job_id, key=None):
+            client.resumed.append((job_id, key))
+            for event in self.answers(job_id):
+                client.on_event(event)
+        client.resume = resume
+        client.resume_keys = {}
+        self.clients.append(client)
+        return client
+
+    def script(self, attempt):
+        def play(client, stage):
+            if stage == "connect":
+                if attempt and not self.reachable(attempt):
+                    return [pclient.Disconnected(ProtocolError(errors.CONNECTION_FAILED, "refused"))]
+                return [pclient.Connected(RESUMING)]
+            job_id = client.submitted[-1][0].job
+            client.resume_keys[job_id] = "secret"
+            return [messages.Queued(job=job_id, position=0), messages.Started(job=job_id),
+                    messages.Error(code=errors.CONNECTION_LOST, message="socket closed", job=job_id),
+                    pclient.Disconnected(LOST)]
+        return play
+
+
+def link_runner(link, clock=None):
+    runner, sink, _ = make_runner(lambda c, s: [], clock=clock)
+    runner.client_factory = link.factory
+    return runner, sink
+
+
+def test_a_dropped_link_reconnects_and_resumes_the_kept_job_with_its_key() -> None:
+    link = Link(lambda j: [connection.ResultReceived(j, messages.Result(job=j, images=1, seeds=(9,)),
+                                                     (result_frame(j),))])
+    runner, sink = link_runner(link)
+    drive(runner)
+    assert runner.result().seed == 9
+    first, second = link.clients
+    assert first.submitted[0][0].keep_result and second.resumed == [(first.submitted[0][0].job, "secret")]
+    texts = [c[1] for c in sink.calls if c[0] == "status"]
+    assert sum("reconnecting" in t for t in texts) <= 2 and any("Resuming" in t for t in texts)
+
+
+def test_a_job_the_restarted_server_no_longer_knows_is_lost_with_one_sentence() -> None:
+    link = Link(lambda j: [messages.Error(code=errors.UNKNOWN_JOB, message="no such job", job=j)])
+    runner, _ = link_runner(link)
+    drive(runner)
+    with pytest.raises(job.JobFailed, match="The server no longer has this job .* unchanged"):
+        runner.result()
+
+
+def test_reconnects_back_off_then_give_up_with_one_sentence() -> None:
+    now = [0.0]
+
+    def clock():
+        now[0] += 1.0  # every look at the clock is a second later: the backoff waits pass quickly
+        return now[0]
+
+    link = Link(lambda j: [], reachable=lambda attempt: False)
+    runner, sink = link_runner(link, clock=clock)
+    drive(runner, limit=2000)
+    with pytest.raises(job.JobFailed, match="Could not reconnect to ws://x:1/v1/ws within 120 s"):
+        runner.result()
+    assert 5 <= len(link.clients) <= 40  # several tries with growing delays, not one and not a busy loop
+    texts = [c[1] for c in sink.calls if c[0] == "status"]
+    assert sum("reconnecting" in t for t in texts) <= 2
+
+
+def test_without_resume_a_dropped_link_fails_the_job() -> None:
+    def script(client, stage):
+        if stage == "connect":
+            return [pclient.Connected(WELCOME)]
+        job_id = client.submitted[-1][0].job
+        return [messages.Error(code=errors.CONNECTION_LOST, message="socket closed", job=job_id),
+                pclient.Disconnected(LOST)]
+
+    runner, _, holder = make_runner(script)
+    drive(runner)
+    assert not holder["client"].submitted[0][0].keep_result
+    with pytest.raises(job.JobFailed, match="connection to the server was lost"):
+        runner.result()
+
+
+@pytest.mark.parametrize("url, transfer, image, result", [
+    ("ws://127.0.0.1:7860/v1/ws", "auto", "raw", "raw"), ("ws://10.0.0.2:7860/v1/ws", "auto", "zlib", "zlib"),
+    ("ws://10.0.0.2:7860/v1/ws", "raw", "raw", "raw"), ("ws://localhost:7860/v1/ws", "compressed", "zlib", "zlib"),
+])
+def test_the_transfer_setting_picks_the_encodings(url, transfer, image, result) -> None:
+    enc = job.encodings(url, transfer)
+    p = parse_params(INPAINT, {"prompt": "p", "seed": 5})
+    submit = job.build_submit("j", p, SPEC, enc=enc)
+    area = PLAN_MASKED.region.width * PLAN_MASKED.region.height
+    image_frame, mask_frame = job.build_frames("j", PLAN_MASKED, SPEC, bytes(area * 4), bytes(area), enc)
+    assert (image_frame.encoding, mask_frame.encoding, submit.result_encoding) == (image, image, result)
+
+
+PLAN_MASKED = plan_region(INPAINT, Rect(0, 0, 32, 32), Rect(4, 4, 8, 8), 4)
+
+
+def test_the_transfer_setting_is_remembered(tmp_path) -> None:
+    from underpaint.plugin_gimp import settings
+
+    (tmp_path / settings.FILE_NAME).write_text('{"url": "ws://10.0.0.2:7860", "transfer": "raw"}')
+    assert settings.load(tmp_path).transfer == "raw"
+    (tmp_path / settings.FILE_NAME).write_text('{"url": "ws://10.0.0.2:7860", "transfer": "fast"}')
+    assert settings.load(tmp_path).transfer == "auto"  # a bad value falls back to the default
+    assert settings.resolve("ws://10.0.0.3:7860", None, settings.ServerSettings(transfer="raw")).transfer == "raw"

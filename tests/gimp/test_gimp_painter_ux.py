@@ -89,7 +89,8 @@ def test_recorded_parameters_become_argument_values() -> None:
     record = naming.read_parasite_payload(payload)["params"]
     values = params.values_from_record(params.INPAINT, record)
     assert values == {"prompt": "fox", "negative-prompt": "blur", "strength": 0.7, "steps": 9, "cfg": 3.5,
-                      "seed": 1234, "sampler": "euler", "model": "demo", "context": 12, "batch": 2}
+                      "seed": 1234, "sampler": "euler", "model": "demo", "context": 12, "batch": 2,
+                      "resolution": "auto"}
     again = params.parse_params(params.INPAINT, values)
     assert again.record() == dict(p.record(), seed=1234)
     assert "context" not in params.values_from_record(params.IMG2IMG, record)

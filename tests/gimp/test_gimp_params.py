@@ -51,8 +51,8 @@ def test_bad_values_name_the_argument(values: dict, message: str) -> None:
 
 
 def test_unknown_kind() -> None:
-    with pytest.raises(ParamError, match="unknown job kind 'outpaint'"):
-        parse_params("outpaint", {})
+    with pytest.raises(ParamError, match="unknown job kind 'txt2img'"):
+        parse_params("txt2img", {})
 
 
 @pytest.mark.parametrize(("text", "url"), [
@@ -90,3 +90,33 @@ def test_parasite_round_trip_has_no_token() -> None:
         naming.read_parasite_payload(b"\xff")
     with pytest.raises(ValueError, match="version 99"):
         naming.read_parasite_payload(json.dumps({"version": 99}).encode())
+
+
+def test_expand_canvas_and_upscale_arguments() -> None:
+    out = params.parse_params(params.OUTPAINT, {"expand-right": 128, "expand-bottom": 128, "resolution": "full"})
+    assert (out.expand.right, out.expand.bottom, out.expand.left, out.expand.top) == (128, 128, 0, 0)
+    assert out.submit_fields()["resolution"] == "full" and out.record()["expand"] == [0, 0, 128, 128]
+    assert "batch" not in {a.name for a in params.arguments_for(params.OUTPAINT)}
+    with pytest.raises(params.ParamError, match="at least one side"):
+        params.parse_params(params.OUTPAINT, {"expand-right": 0})
+    with pytest.raises(params.ParamError, match="expand-left must be between 0 and"):
+        params.parse_params(params.OUTPAINT, {"expand-left": -4})
+    up = params.parse_params(params.UPSCALE, {"factor": "x4", "upscaler": " esrgan ", "refine": False})
+    assert up.upscale_fields() == {"factor": 4, "upscaler": "esrgan", "refine": False}
+    assert "resolution" not in up.submit_fields() and not up.grow_canvas
+    assert params.parse_params(params.UPSCALE, {}).upscale_fields() == {"factor": 2, "upscaler": None,
+                                                                        "refine": True}
+    with pytest.raises(params.ParamError, match="refine must be true or false"):
+        params.parse_params(params.UPSCALE, {"refine": "yes"})
+    with pytest.raises(params.ParamError, match="factor must be one of x2, x4"):
+        params.parse_params(params.UPSCALE, {"factor": "x3"})
+
+
+def test_canvas_jobs_parameters_come_back_from_their_record() -> None:
+    out = params.parse_params(params.OUTPAINT, {"expand-left": 8, "expand-bottom": 64, "resolution": "fit"})
+    values = params.values_from_record(params.OUTPAINT, json.loads(json.dumps(out.record())))
+    assert (values["expand-left"], values["expand-bottom"], values["expand-right"]) == (8, 64, 128)
+    assert values["resolution"] == "fit"
+    up = params.parse_params(params.UPSCALE, {"factor": "x4", "grow-canvas": True, "refine": False})
+    values = params.values_from_record(params.UPSCALE, json.loads(json.dumps(up.record())))
+    assert (values["factor"], values["grow-canvas"], values["refine"]) == ("x4", True, False)

@@ -206,9 +206,13 @@ WELCOME = messages.Welcome(
     limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**8, max_queued_jobs=8, max_batch=2, max_steps=50))
 
 
+POSTED: list = []  # what the fake controller's timers posted (``Retry``)
+
+
 def fake_controller(connected: bool = False, **settings) -> Controller:
     FakeClient.instances.clear()
-    c = Controller(Settings(**settings), post=lambda e: None, make_client=FakeClient)
+    POSTED.clear()
+    c = Controller(Settings(**settings), post=POSTED.append, make_client=FakeClient)
     if connected:
         c.connect()
         c.handle(pclient.Connected(WELCOME))
@@ -226,8 +230,24 @@ def test_jobs_wait_for_the_connection_then_go_out_with_the_document_format() -> 
     assert submit.job == job_id and submit.result_format == "rgbaf16" and submit.seed == 9
     assert (submit.inpaint.feather, submit.inpaint.grow, submit.inpaint.context) == (3, 1, 10)
     assert submit.preview.enabled is False and mask is None
-    assert (image.pixel_format, image.width, image.height, image.encoding) == ("rgbaf16", 64, 48, "zlib")
+    assert (image.pixel_format, image.width, image.height, image.encoding) == ("rgbaf16", 64, 48, "raw")
+    assert submit.result_encoding == "raw"  # loopback: compressing costs more than it saves
     assert c.status().server == "ws://127.0.0.1:7860/v1/ws · fake · server 9.9 · default model Model"
+
+
+@pytest.mark.parametrize("url, transfer, image, result", [
+    ("ws://192.0.2.7:7860/v1/ws", "auto", "zlib", "zlib"),  # remote: compressed (no Qt here: zlib, not PNG)
+    ("ws://192.0.2.7:7860/v1/ws", "raw", "raw", "raw"),  # the painter's override
+    ("ws://localhost:7860/v1/ws", "compressed", "zlib", "zlib"),
+    ("ws://[::1]:7860/v1/ws", "auto", "raw", "raw"),
+])
+def test_the_transfer_setting_picks_the_encodings(url: str, transfer: str, image: str, result: str) -> None:
+    c = fake_controller(connected=True, server_url=url, transfer=transfer, context_padding=0)
+    mask = bytes(255 if 8 <= i % 64 < 24 and 8 <= i // 64 < 24 else 0 for i in range(64 * 48))
+    doc = FakeDocument(mask=mask)  # inpaint: the mask travels too
+    c.generate(doc, GenerationParams(mode="inpaint"))
+    (submit, frame, mask), = FakeClient.instances[0].submitted
+    assert (frame.encoding, mask.encoding, submit.result_encoding) == (image, image, result)
 
 
 def test_limits_and_unknown_models_are_refused_before_sending() -> None:
@@ -376,7 +396,24 @@ def test_cancel_stops_only_the_current_documents_jobs() -> None:
 RESUMING = dataclasses.replace(WELCOME, features=WELCOME.features + ("resume", "resume_key"))
 
 
-def test_a_dropped_connection_reconnects_once_and_resumes_the_kept_jobs() -> None:
+def _retry(c: Controller, timeout: float = 3.0) -> None:
+    """Deliver the reconnect timer's ``Retry`` once it fires."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not POSTED:
+        assert time.monotonic() < deadline, "no reconnect was scheduled"
+        time.sleep(0.02)
+    c.handle(POSTED.pop(0))
+
+
+def _drop(c: Controller, *jobs: str) -> None:
+    for job_id in jobs:
+        c.handle(messages.Error(code="connection_lost", message="socket closed", job=job_id))
+    c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_lost", "socket closed")))
+
+
+def test_a_dropped_connection_reconnects_after_a_backoff_and_resumes_the_kept_jobs() -> None:
     c = fake_controller()
     c.connect()
     c.handle(pclient.Connected(RESUMING))
@@ -384,10 +421,11 @@ def test_a_dropped_connection_reconnects_once_and_resumes_the_kept_jobs() -> Non
     job_id = c.generate(doc, GenerationParams(seed=3))
     (submit, _, _), = FakeClient.instances[0].submitted
     assert submit.keep_result and "resume" in FakeClient.instances[0].features
-    lost = pclient.errors.ProtocolError("connection_lost", "socket closed")
-    c.handle(messages.Error(code="connection_lost", message="socket closed", job=job_id))
-    c.handle(pclient.Disconnected(lost))
-    assert c.jobs.get(job_id) is not None and "Reconnecting to resume 1 job" in c.message
+    FakeClient.instances[0].resume_keys[job_id] = "key-1"
+    _drop(c, job_id)
+    assert c.jobs.get(job_id) is not None and "reconnecting" in c.message and "keeps 1 job" in c.message
+    assert c.status().connection == "connecting" and len(FakeClient.instances) == 1  # waits first (backoff)
+    _retry(c)
     assert len(FakeClient.instances) == 2  # a new connection
     c.handle(pclient.Connected(RESUMING))
     assert FakeClient.instances[1].resumed == [job_id] and c.jobs.get(job_id).state == "queued"
@@ -396,16 +434,78 @@ def test_a_dropped_connection_reconnects_once_and_resumes_the_kept_jobs() -> Non
     assert len(doc.results) == 1 and len(c.jobs) == 0
 
 
-def test_a_failed_reconnect_fails_the_kept_jobs_with_a_sentence() -> None:
+def test_failed_reconnects_back_off_quietly_then_give_up_with_one_sentence() -> None:
+    from underpaint.protocol.plugin_core.reconnect import Backoff
+
+    c = fake_controller()
+    now = [0.0]
+    c._backoff = Backoff(first=0.01, cap=0.02, budget=60.0, clock=lambda: now[0])
+    c.connect()
+    c.handle(pclient.Connected(RESUMING))
+    doc = FakeDocument()
+    job_id = c.generate(doc, GenerationParams())
+    FakeClient.instances[0].resume_keys[job_id] = "key-1"
+    messages_seen: list[str] = []
+    c.listeners.append(lambda status: messages_seen.append(status.message))
+    _drop(c, job_id)
+    for _ in range(4):  # the server is unreachable for a while: every try fails
+        _retry(c)
+        now[0] += 5
+        c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_failed", "refused")))
+    assert len(FakeClient.instances) == 5 and c.jobs.get(job_id) is not None  # kept while retrying
+    assert len(set(messages_seen)) <= 2, messages_seen  # "connection lost … reconnecting", no line per attempt
+    _retry(c)
+    now[0] += 60  # past the budget
+    c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_failed", "refused")))
+    assert len(c.jobs) == 0 and c.error and "Could not reconnect" in c.message and "unchanged" in c.message
+    assert doc.results == [] and not POSTED
+
+
+def test_the_resume_key_survives_failed_attempts() -> None:
     c = fake_controller()
     c.connect()
     c.handle(pclient.Connected(RESUMING))
     job_id = c.generate(FakeDocument(), GenerationParams())
-    c.handle(messages.Error(code="connection_lost", message="socket closed", job=job_id))
-    c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_lost", "socket closed")))
+    FakeClient.instances[0].resume_keys[job_id] = "key-1"
+    _drop(c, job_id)
+    _retry(c)
     c.handle(pclient.Disconnected(pclient.errors.ProtocolError("connection_failed", "refused")))
-    assert len(c.jobs) == 0 and c.error and "Cannot reach the Underpaint server" in c.message
-    assert len(FakeClient.instances) == 2  # one try, no loop
+    _retry(c)
+    keys = []
+    FakeClient.instances[-1].resume = lambda job, key=None: keys.append((job, key))
+    c.handle(pclient.Connected(RESUMING))
+    assert keys == [(job_id, "key-1")]
+
+
+def test_a_job_the_restarted_server_no_longer_knows_is_lost_with_one_sentence() -> None:
+    c = fake_controller()
+    c.connect()
+    c.handle(pclient.Connected(RESUMING))
+    doc = FakeDocument()
+    job_id = c.generate(doc, GenerationParams())
+    c.handle(messages.Started(job=job_id))
+    preview = Frame(job=job_id, role="preview", width=2, height=2, pixel_format="rgb8", payload=b"x",
+                    encoding="jpeg")
+    from underpaint.protocol.connection import PreviewReceived
+
+    c.handle(PreviewReceived(job_id, preview))
+    _drop(c, job_id)
+    _retry(c)
+    c.handle(pclient.Connected(RESUMING))
+    c.handle(messages.Error(code="unknown_job", message="no such job", job=job_id))
+    assert len(c.jobs) == 0 and doc.results == [] and doc.cleared == [job_id]
+    assert c.error and c.message.startswith("The server no longer has this job") and "unchanged" in c.message
+
+
+def test_disconnect_during_the_backoff_stops_reconnecting() -> None:
+    c = fake_controller()
+    c.connect()
+    c.handle(pclient.Connected(RESUMING))
+    job_id = c.generate(FakeDocument(), GenerationParams())
+    _drop(c, job_id)
+    c.disconnect()
+    _retry(c)  # the timer's event arrives late: ignored
+    assert len(FakeClient.instances) == 1 and len(c.jobs) == 0 and c.status().connection == "disconnected"
 
 
 def test_without_resume_on_both_sides_jobs_are_not_kept() -> None:

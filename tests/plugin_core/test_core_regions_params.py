@@ -92,7 +92,10 @@ def test_the_ui_offers_only_what_both_peers_advertised() -> None:
     assert offer.kinds == ("img2img",) and offer.samplers == ("default", "euler")
     assert offer.preview_encoding(("webp", "jpeg")) == "jpeg"  # webp: this client did not advertise it
     assert params.offer(("kind:inpaint",)).preview_encoding(("jpeg",)) == "png"
-    assert params.offer(None).kinds == params.PLUGIN_KINDS  # not connected: nothing to narrow yet
+    assert params.offer(None).kinds == ("img2img", "inpaint")  # not connected: the canvas kinds wait for a server
+    assert params.offer(("kind:upscale", "kind:img2img")).kinds == ("img2img", "upscale")
     assert "does not offer inpaint (it offers img2img)" in params.kind_problem(offer.kinds, "inpaint")
     assert params.kind_problem(offer.kinds, "img2img") is None
-    assert "kind:outpaint" not in params.client_features() and "resume" not in params.client_features()
+    assert "resume" not in params.client_features() and "tiled" in params.client_features()
+    assert {"kind:outpaint", "kind:upscale"} <= set(params.client_features())
+    assert params.offer(("tiled",), params.client_features()).tiled and not params.offer(("resume",)).tiled

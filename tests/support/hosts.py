@@ -18,9 +18,12 @@ from pathlib import Path
 
 CACHE = Path("/var/cache/underpaint")
 CI_DIR = Path(__file__).resolve().parents[2] / ".ci"
-_CORE = ("img2img", "reuse", "inpaint", "batch_visible_u16", "cancel", "strokes", "server_down")
+_LIVE = ("live", "live_server_down")  # live_server_down stops the e2e server: always last
+_CANVAS = ("expand_canvas", "upscale")  # the full-resolution refine takes minutes on a CPU: full-list hosts only
+_CORE = ("img2img", "reuse", "inpaint", "batch_visible_u16", "cancel", "strokes", *_CANVAS, "server_down", *_LIVE)
 _FULL = ("img2img", "reuse", "docker_ui", "inpaint", "float_big_layer", "batch_visible_u16", "cancel", "strokes",
-         "cancel_one_document", "close_document", "server_down")
+         "cancel_one_document", "close_document", "full_resolution", *_CANVAS, "link_drop", "server_restart",
+         "server_down", *_LIVE)
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def support_table() -> str:
             "|---|---|---|---|---|---|---|"]
     for host in KRITA_HOSTS + GIMP_HOSTS:
         if host.app == "gimp":
-            tested = "full GIMP suite (harness, e2e, UX e2e)"
+            tested = "full GIMP suite (harness, e2e, UX e2e, live e2e)"
         elif set(host.scenarios) == full:
             tested = "full Krita suite"
         else:

@@ -8,6 +8,7 @@ Pure Python only (Krita's interpreter has no numpy).
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import time
 
@@ -131,6 +132,8 @@ class Context:
                 widgets[key].setText(value)
             elif key == "preview":
                 d.preview.setChecked(value)
+            elif key == "transfer":
+                d.transfer.setCurrentIndex(d.transfer.findData(value))
             else:
                 getattr(d, {"context_padding": "padding"}.get(key, key)).setValue(value)
         d.findChild(type(d.generate_button), "underpaint_apply_settings").click()
@@ -361,7 +364,8 @@ def docker_ui(ctx: Context):
     ctx.record["window"] = [frame.x(), frame.y(), frame.width(), frame.height()]
     ctx.record["on_screen"] = {name: ctx.geometry(widget) for name, widget in (
         ("generate", d.generate_button), ("cancel", d.cancel_button), ("status", d.status),
-        ("progress", d.progress), ("prompt", d.prompt), ("docker", d))}
+        ("progress", d.progress), ("prompt", d.prompt), ("live", d.live.toggle), ("live_apply", d.live.apply),
+        ("docker", d))}
     ctx.record["limits"] = {"steps": d.steps.maximum(), "batch": d.batch.maximum()}
     tabs = d.widget()
     tabs.setCurrentIndex(1)
@@ -450,3 +454,286 @@ def cancel_one_document(ctx: Context):
     ctx.record["status"] = ctx.docker.status.text()
     ctx.controller.cancel_all()
     yield ctx.idle(keeps, 60)
+
+
+# ==================================================================== issue 14: resolution, expand canvas, upscale
+def canvas_options(ctx: Context, resolution: str | None = None, factor: int | None = None,
+                   expand: tuple[int, int, int, int] | None = None, grow_canvas: bool | None = None,
+                   refine: bool | None = None) -> None:
+    panel = ctx.docker.canvas
+    if resolution is not None:
+        panel.resolution.setCurrentIndex(panel.resolution.findData(resolution))
+    if factor is not None:
+        panel.factor.setCurrentIndex(panel.factor.findData(factor))
+    if expand is not None:
+        for side, value in zip(("left", "top", "right", "bottom"), expand, strict=True):
+            panel.sides[side].setValue(value)
+    if grow_canvas is not None:
+        panel.grow_canvas.setChecked(grow_canvas)
+    if refine is not None:
+        panel.refine.setChecked(refine)
+
+
+def size(doc) -> list[int]:
+    return [doc.width(), doc.height()]
+
+
+def connected(ctx: Context):
+    """Connect (the docker's Connect button) and wait: the canvas modes appear once the server offers them."""
+    if ctx.controller.connection != "connected":
+        ctx.docker.reconnect()  # what its Connect button does
+    return (lambda: ctx.controller.connection == "connected"), 60, "the connection"
+
+
+def strips(rect: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The parts of ``outer`` outside ``rect`` as (x, y, w, h) strips: above, below, left, right."""
+    x, y, w, h = rect
+    ox, oy, ow, oh = outer
+    return [s for s in ((ox, oy, ow, y - oy), (ox, y + h, ow, oy + oh - y - h), (ox, y, x - ox, h),
+                        (x + w, y, ox + ow - x - w, h)) if s[2] > 0 and s[3] > 0]
+
+
+def full_resolution(ctx: Context):
+    """A 1536x1024 layer refined at full resolution through a selection (inpaint): the region sent is the
+    whole layer; outside the selection the result is transparent and the image is the source (checked here:
+    saving a document this big opens Krita's progress dialog)."""
+    doc = ctx.new_doc("full resolution", 1536, 1024, "U8")
+    source = ctx.add_layer(doc, "source", 1536, 1024)
+    ctx.select(doc, 16, 16, 1504, 992)
+    yield ctx.sleep(0.3)
+    yield connected(ctx)
+    ctx.set_params(prompt="refine", mode="inpaint", steps=4, strength=0.3, seed=14)
+    ctx.docker._sync_canvas()
+    panel = ctx.docker.canvas
+    ctx.record["resolution_menu"] = [panel.resolution.itemText(i) for i in range(panel.resolution.count())]
+    ctx.record["resolution_shown"] = not panel._resolution_row.isHidden()
+    canvas_options(ctx, resolution="full")
+    ctx.docker.generate_button.click()
+    yield ctx.idle(doc, 900)  # tiled at 1536x1024 on a CPU: minutes
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    result = next((n for n in doc.rootNode().childNodes() if n.name() == "refine [inpaint, seed 14]"), None)
+    checks = ctx.record["checks"] = {"result": result is not None}
+    grown = (11, 11, 1514, 1002)  # the selection and the settings' 4 px feather
+    if result is not None:
+        doc.waitForDone()
+        outside = strips(grown, (0, 0, 1536, 1024))
+        checks["outside_transparent"] = all(not bytes(result.pixelData(*s))[3::4].strip(b"\0") for s in outside)
+        checks["outside_unchanged"] = all(bytes(doc.pixelData(*s)) == bytes(source.pixelData(*s)) for s in outside)
+        checks["source_is_pattern"] = bytes(source.pixelData(0, 0, 1536, 8)) == pattern("U8", 1536, 8)
+        core = bytes(result.pixelData(40, 40, 1456, 944))[3::4]
+        checks["core_opaque"] = round(core.count(255) / len(core), 3)
+        tracked = next((t for t in ctx.ext.documents if t.doc == doc), None)
+        records = tracked.records() if tracked is not None else {}
+        record = records.get(result.uniqueId().toString())
+        checks["region"] = list(record.region) if record else None
+        checks["resolution"] = record.params.resolution if record else None
+    ctx.set_params(mode="auto")
+    canvas_options(ctx, resolution="auto")
+
+
+def expand_canvas(ctx: Context):
+    """Expand by 128 px right and bottom: a cancelled job leaves the canvas alone; a finished one grows it with
+    the result layer; undo gives back the size and the layers."""
+    doc = ctx.new_doc("expand", 256, 192, "U8")
+    ctx.add_layer(doc, "source", 256, 192)
+    ctx.record["before"] = ctx.layers(doc)
+    ctx.record["size_before"] = size(doc)
+    yield ctx.sleep(0.3)
+    yield connected(ctx)
+    ctx.record["modes"] = [ctx.docker.mode.itemData(i) for i in range(ctx.docker.mode.count())]
+    ctx.set_params(prompt="more meadow", mode="outpaint", steps=150, strength=1.0, seed=15)
+    canvas_options(ctx, expand=(0, 0, 128, 128))
+    ctx.record["expand_shown"] = not ctx.docker.canvas._expand.isHidden()
+    ctx.docker.generate_button.click()
+    yield (lambda: ctx.running_step() >= 1), 120, "the expand job to run"
+    ctx.docker.cancel_button.click()
+    yield ctx.idle(doc, 60)
+    yield ctx.sleep(0.3)
+    ctx.record["size_after_cancel"] = size(doc)
+    ctx.record["layers_after_cancel"] = ctx.layers(doc)
+    ctx.set_params(prompt="more meadow", mode="outpaint", steps=4, strength=1.0, seed=16)
+    ctx.docker.generate_button.click()
+    yield ctx.idle(doc, 300)
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    ctx.record["size_after"] = size(doc)
+    ctx.save(doc, "expand")
+    undo = Krita.instance().action("edit_undo")
+    undo.trigger()
+    yield ctx.sleep(0.8)
+    ctx.record["after_undo"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
+    undo.trigger()
+    yield ctx.sleep(0.8)
+    ctx.record["after_undo2"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
+    ctx.set_params(mode="auto")
+    canvas_options(ctx, expand=(0, 0, 0, 0))
+
+
+def upscale(ctx: Context):
+    """x2 upscale: a layer of twice the size at the scaled offset, the canvas as it was; with "Upscale canvas"
+    the image is scaled first."""
+    out = ctx.record["runs"] = {}
+    for grow in (False, True):
+        doc = ctx.new_doc(f"upscale {'grow' if grow else 'keep'}", 96, 64, "U8")
+        ctx.add_layer(doc, "source", 96, 64)
+        yield ctx.sleep(0.3)
+        yield connected(ctx)
+        ctx.set_params(prompt="sharper", mode="upscale", steps=4, strength=0.3, seed=17)
+        canvas_options(ctx, factor=2, grow_canvas=grow, refine=True)
+        ctx.docker.generate_button.click()
+        yield ctx.idle(doc, 300)
+        yield ctx.settle()
+        out["grow" if grow else "keep"] = {"size": size(doc), "layers": ctx.layers(doc),
+                                           "status": ctx.docker.status.text()}
+    ctx.set_params(mode="auto")
+    canvas_options(ctx, grow_canvas=False)
+
+
+# ==================================================================== live painting
+LIVE = "Underpaint live"
+
+
+def live_layer(doc):
+    return next((n for n in doc.rootNode().childNodes() if n.name() == LIVE), None)
+
+
+def _live_frame(live) -> int:
+    state = live.state
+    return state.frame.number if state is not None and state.frame is not None else -1
+
+
+def _start_live(ctx, name: str, size: int = 128):
+    doc = ctx.new_doc(name, size, size, "U8")
+    source = ctx.add_layer(doc, "source", size, size)
+    yield ctx.sleep(0.3)
+    ctx.set_params(prompt="live fox", strength=0.4, steps=4, seed=4242, mode="img2img")
+    ctx.docker.live.toggle.click()
+    return doc, source
+
+
+def live(ctx: Context):
+    """Live on: a frame lands in a locked live layer above the painter's layer, which stays active; painting
+    brings a new frame within a bound; Apply keeps the frame as a result layer; Live off removes the live
+    layer and nothing more is sent. The watch's cost per timer tick on the GUI thread is recorded."""
+    live = ctx.ext.live
+    doc, source = yield from _start_live(ctx, "live")
+    source_id = source.uniqueId().toString()
+    started = time.monotonic()
+    yield (lambda: live_layer(doc) is not None), 120, "the first live frame"
+    rec = ctx.record
+    rec["first_frame_s"] = round(time.monotonic() - started, 3)
+    rec["widgets_locked"] = {"strength": ctx.docker.strength.isEnabled(), "seed": ctx.docker.seed.isEnabled()}
+    rec["live_locked"] = live_layer(doc).locked()
+    yield ctx.sleep(0.5)
+    idle_from = live.stats()
+    yield ctx.sleep(2.0)  # nothing painted: idle ticks only
+    idle_to = live.stats()
+    rec["idle_stats"] = idle_to
+    rec["idle_window"] = {"ticks": idle_to["tick_ms"]["idle"]["n"] - idle_from["tick_ms"]["idle"]["n"],
+                          "busy_ticks": idle_to["tick_ms"]["busy"]["n"] - idle_from["tick_ms"]["busy"]["n"],
+                          "read_bytes": idle_to["read_bytes"] - idle_from["read_bytes"]}
+    latencies, painted_on = [], []
+    for i in range(3):
+        before = _live_frame(live)
+        t0 = time.monotonic()
+        painted_on.append(ctx.paint(doc, 10 + 40 * i, 60))
+        yield (lambda b=before: _live_frame(live) > b), 60, f"a live frame after stroke {i}"
+        latencies.append(round(time.monotonic() - t0, 3))
+        yield ctx.sleep(0.3)
+    rec["stroke_to_frame_s"] = latencies
+    rec["painted_on"] = painted_on
+    active = doc.activeNode()
+    rec["active_is_source"] = active is not None and active.uniqueId().toString() == source_id
+    rec["stats"] = live.stats()
+    rec["layers_live"] = ctx.layers(doc)
+    rec["applied_frame"] = _live_frame(live)
+    rec["apply_enabled"] = ctx.docker.live.apply.isEnabled()
+    ctx.docker.live.apply.click()
+    yield ctx.sleep(0.5)
+    rec["layers_applied"] = ctx.layers(doc)
+    rec["status_applied"] = ctx.docker.status.text()
+    session = live.state.session
+    ctx.docker.live.toggle.click()  # off
+    yield ctx.sleep(0.5)
+    rec["off"] = {"active": live.active, "checked": ctx.docker.live.toggle.isChecked(),
+                  "layers": ctx.layers(doc), "status": ctx.docker.status.text(),
+                  "session_status": getattr(session, "status", None),
+                  "widgets": {"strength": ctx.docker.strength.isEnabled()}}
+    sent = _sent(session)
+    ctx.paint(doc, 100, 100)
+    yield ctx.sleep(2.0)
+    rec["sent_at_off"], rec["sent_later"] = sent, _sent(session)
+    rec["stats_final"] = live.stats()
+    active = doc.activeNode()
+    rec["active_final"] = active.name() if active is not None else None
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    ctx.save(doc, "live")
+
+
+def _sent(session) -> object:
+    """How many frames the live session has encoded for sending (its delta encoder's frame number)."""
+    encoder = getattr(session, "_encoder", None)
+    return getattr(encoder, "frame", None)
+
+
+def live_server_down(ctx: Context):
+    """The server goes away while live: live stops with one clear message, no repeats, no live layer left.
+    Kills the e2e server: runs last."""
+    live = ctx.ext.live
+    errors = []
+    ctx.controller.listeners.append(lambda status: errors.append(status.message) if status.error else None)
+    doc, _ = yield from _start_live(ctx, "live down", 128)
+    yield (lambda: live_layer(doc) is not None), 120, "the first live frame"
+    os.kill(ctx.config["server_pid"], signal.SIGTERM)
+    killed = time.monotonic()
+    yield (lambda: not live.active), 30, "live to stop after the server went away"
+    ctx.record["stopped_after_s"] = round(time.monotonic() - killed, 3)
+    yield ctx.sleep(3.0)
+    ctx.paint(doc, 10, 10)
+    yield ctx.sleep(1.0)
+    ctx.record["errors"] = errors
+    ctx.record["checked"] = ctx.docker.live.toggle.isChecked()
+    ctx.finish_record(doc)
+
+
+def _link(ctx: Context, command: str) -> str:
+    """Tell the test's flaky link (support/link.py) to ``cut`` the connection or ``restart`` its server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ctx.config["link_control"]), timeout=5) as sock:
+        sock.sendall(command.encode() + b"\n")
+        return sock.makefile().readline().strip()
+
+
+def _over_the_link(ctx: Context, name: str, command: str, seed: int, transfer: str = "auto"):
+    live = ctx.docker.server_url.text()
+    ctx.apply_settings(server_url=ctx.config["link_url"], transfer=transfer)
+    ctx.record["transfer"] = ctx.controller.settings.transfer
+    doc = ctx.new_doc(name, 96, 64, "U8")
+    ctx.add_layer(doc, "source", 96, 64, seed=seed)
+    ctx.record["before"] = ctx.layers(doc)
+    yield ctx.sleep(0.2)
+    ctx.set_params(prompt="over a flaky link", steps=12, strength=1.0, seed=seed)
+    ctx.docker.generate_button.click()
+    yield (lambda: ctx.running_step() >= 2), 120, "the job to run two steps"
+    ctx.record["step_at_drop"] = ctx.running_step()
+    ctx.record["link"] = _link(ctx, command)
+    yield ctx.idle(doc, 240)
+    yield ctx.settle()
+    ctx.finish_record(doc)
+    ctx.record["status_error"] = ctx.controller.error
+    ctx.record["connections"] = _link(ctx, "count")
+    ctx.save(doc, name)
+    ctx.apply_settings(server_url=live, transfer="auto")
+
+
+def link_drop(ctx: Context):
+    """The network drops mid-job (the server keeps running): the plugin reconnects, resumes, the result lands."""
+    yield from _over_the_link(ctx, "linkdrop", "cut", 21)
+
+
+def server_restart(ctx: Context):
+    """The server restarts mid-job: one clear sentence, the document untouched."""
+    yield from _over_the_link(ctx, "restart", "restart", 22)
