@@ -2,7 +2,8 @@
 spandrel from tiny ESRGAN-architecture weights made here, run in tiles without seams; plain resize without them.
 
 spandrel imports torchvision, which cannot sit beside this project's CPU torch 2.13.0: the spandrel tests run
-in a separate venv (``.ci/test_spandrel.sh``, torch 2.14.1 + torchvision 0.29.1), which sets
+in a separate venv (``.ci/provision_spandrel.sh``, torch 2.14.1 + torchvision 0.29.1;
+test_engine_spandrel_venv.py runs this module there), which sets
 UNDERPAINT_REQUIRE_SPANDREL=1 so that a missing spandrel fails there; the main run skips them.
 """
 
@@ -19,7 +20,7 @@ from underpaint.server.engine.upscalers import Upscalers, run_model, scale_from_
 
 REQUIRED = os.environ.get("UNDERPAINT_REQUIRE_SPANDREL") == "1"
 needs_spandrel = pytest.mark.skipif(not spandrel_available() and not REQUIRED,
-                                    reason="spandrel is not installed (run .ci/test_spandrel.sh)")
+                                    reason="no spandrel here (test_engine_spandrel_venv.py runs these in its venv)")
 
 
 def tiny_esrgan(path: Path, scale: int, seed: int = 0) -> None:
