@@ -152,7 +152,8 @@ def runs_by_scenario(session) -> dict[str, list[dict[str, Any]]]:
 
 RUN_ORDER = ["img2img_rgb8", "inpaint_rgb8", "inpaint_rgb16", "img2img_gray_selection", "with_last_vals_window",
              "cancel_kills_plugin", "server_down", "refusals:no_selection", "refusals:indexed",
-             "full_resolution_inpaint", "expand_canvas:failed", "expand_canvas", "upscale:keep", "upscale:grow"]
+             "full_resolution_inpaint", "expand_canvas:failed", "expand_canvas", "upscale:keep", "upscale:grow",
+             "link_drop", "server_restart"]
 
 
 def test_one_undo_group_per_run_and_image_untouched_until_the_result(session) -> None:
