@@ -521,3 +521,12 @@ def test_a_server_restart_mid_job_is_one_sentence_and_an_untouched_document(sess
     assert len(errors) <= 3, errors  # "connection lost / reconnecting", then the one sentence: no spam
     assert [la["name"] for la in rec["layers"]] == [la["name"] for la in rec["before"]]
     assert names(Kra.open(Path(rec["kra"]))) == ["source", "Background"]
+
+
+@needs("compressed_transfer")
+def test_a_compressed_transfer_gives_the_same_result_as_raw(session: KritaRun) -> None:
+    runs = scenario(session, "compressed_transfer")["runs"]
+    assert runs["raw"]["setting"] == "raw" and runs["compressed"]["setting"] == "compressed"
+    for run in runs.values():
+        assert run["pixels"] is not None and not run["error"], run
+    assert runs["compressed"]["pixels"] == runs["raw"]["pixels"]  # PNG tiles up, zlib down: lossless

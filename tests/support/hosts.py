@@ -22,8 +22,8 @@ _LIVE = ("live", "live_server_down")  # live_server_down stops the e2e server: a
 _CANVAS = ("expand_canvas", "upscale")  # the full-resolution refine takes minutes on a CPU: full-list hosts only
 _CORE = ("img2img", "reuse", "inpaint", "batch_visible_u16", "cancel", "strokes", *_CANVAS, "server_down", *_LIVE)
 _FULL = ("img2img", "reuse", "docker_ui", "inpaint", "float_big_layer", "batch_visible_u16", "cancel", "strokes",
-         "cancel_one_document", "close_document", "full_resolution", *_CANVAS, "link_drop", "server_restart",
-         "server_down", *_LIVE)
+         "cancel_one_document", "close_document", "full_resolution", *_CANVAS, "compressed_transfer", "link_drop",
+         "server_restart", "server_down", *_LIVE)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Pure Python only (Krita's interpreter has no numpy).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import struct
@@ -737,3 +738,24 @@ def link_drop(ctx: Context):
 def server_restart(ctx: Context):
     """The server restarts mid-job: one clear sentence, the document untouched."""
     yield from _over_the_link(ctx, "restart", "restart", 22)
+
+
+def compressed_transfer(ctx: Context):
+    """The same img2img sent raw and compressed (what a remote server gets: PNG tiles by Qt, zlib results):
+    the result layers are byte-identical, so the compressed path loses nothing."""
+    out = ctx.record["runs"] = {}
+    for transfer in ("raw", "compressed"):
+        ctx.apply_settings(transfer=transfer)
+        doc = ctx.new_doc(f"transfer {transfer}", 200, 136, "U8")
+        ctx.add_layer(doc, "source", 200, 136, seed=31)
+        yield ctx.sleep(0.2)
+        ctx.set_params(prompt="over the wire", steps=4, strength=0.6, seed=31, mode="img2img")
+        ctx.docker.generate_button.click()
+        yield ctx.idle(doc, 240)
+        yield ctx.settle()
+        result = next((n for n in doc.rootNode().childNodes() if "seed 31" in n.name()), None)
+        out[transfer] = {"setting": ctx.controller.settings.transfer, "status": ctx.docker.status.text(),
+                         "error": ctx.controller.error, "layers": ctx.layers(doc),
+                         "pixels": hashlib.sha256(bytes(result.pixelData(0, 0, 200, 136))).hexdigest()
+                         if result is not None else None}
+    ctx.apply_settings(transfer="auto")
