@@ -64,8 +64,8 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("sampler", "choice", "S_ampler", "Sampler; 'default' lets the server decide", "default",
             choices=SAMPLERS),
     ArgSpec("model", "string", "_Model", "Model id; empty uses the server's default model", ""),
-    ArgSpec("loras", "string", "LoRAs (st_yle, speed)", "LoRA ids, comma-separated, each with an optional :weight from -4 to 4 "
-            "(e.g. styles/ink:0.6); empty for none", ""),
+    ArgSpec("loras", "string", "LoRAs (st_yle, speed)", "LoRA ids, comma-separated, each with an optional :weight "
+            "from -4 to 4 (e.g. styles/ink:0.6); empty for none", ""),
     ArgSpec("context", "int", "Conte_xt", "Pixels of surrounding image sent along as context",
             *_range(vocabulary.CONTEXT), kinds=(INPAINT,)),
     ArgSpec("server-url", "string", "Server _URL",
