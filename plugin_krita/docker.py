@@ -21,6 +21,7 @@ MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("
          ("Expand canvas", "outpaint"), ("Upscale", "upscale"))
 SOURCES = (("Active layer", "layer"), ("Visible image", "visible"))
 # the pixels' encoding on the wire (``core.transfer``): auto = raw on this machine, compressed to a remote server
+CANVAS_SYNC_MS = 200  # after a canvas change, before the docker reads the (new) active document
 TRANSFER_CHOICES = (("auto", "Auto (compress for a remote server)"), ("raw", "Raw (fastest on a LAN)"),
                     ("compressed", "Compressed (PNG)"))
 
@@ -345,5 +346,13 @@ class UnderpaintDocker(DockWidget):
                               f"On this server: {offered}")
 
     def canvasChanged(self, canvas: object) -> None:  # noqa: N802 - Krita's API name
-        self._sync_canvas()  # Auto's label follows the active document
+        # Auto's label follows the active document, read once Krita has settled: this is called while a closing
+        # document's view is torn down, and reading that document then crashed Krita 6
+        qt.QTimer.singleShot(CANVAS_SYNC_MS, self._sync_canvas_later)
+
+    def _sync_canvas_later(self) -> None:
+        try:
+            self._sync_canvas()
+        except RuntimeError:  # the docker went away first (Krita quitting)
+            pass
 

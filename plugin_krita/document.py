@@ -224,6 +224,7 @@ class KritaDocument:
         node = self._previews.pop(job.id, None)
         if node is not None:
             self._guards.pop(node.uniqueId().toString(), None)
+            self.doc.waitForDone()  # an insertion Krita has not applied yet would be missed and stay behind
         if node is not None and self.node_by_id(node.uniqueId().toString()) is not None:
             node.remove()
             self.doc.refreshProjection()
