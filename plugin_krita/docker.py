@@ -293,7 +293,6 @@ class UnderpaintDocker(DockWidget):
         self.connection.setText(server.get(status.connection, "Not connected"))
         self._sync_models()
         self._sync_modes()
-        self._sync_canvas()
         self._apply_limits(status)
         if status.progress:
             self.progress.setRange(0, max(1, status.progress[1]))
@@ -306,6 +305,7 @@ class UnderpaintDocker(DockWidget):
         self.cancel_button.setEnabled(status.jobs > 0)
         self.show_message(status.message + (f"  ({status.jobs} job(s) in flight)" if status.jobs else ""),
                           status.error)
+        self._sync_canvas_safely()  # last: the status line is up to date whatever the canvas controls find
 
     def _sync_modes(self) -> None:
         """Offer only the job kinds both this plugin and the server advertised (Auto needs both)."""
@@ -348,11 +348,11 @@ class UnderpaintDocker(DockWidget):
     def canvasChanged(self, canvas: object) -> None:  # noqa: N802 - Krita's API name
         # Auto's label follows the active document, read once Krita has settled: this is called while a closing
         # document's view is torn down, and reading that document then crashed Krita 6
-        qt.QTimer.singleShot(CANVAS_SYNC_MS, self._sync_canvas_later)
+        qt.QTimer.singleShot(CANVAS_SYNC_MS, self._sync_canvas_safely)
 
-    def _sync_canvas_later(self) -> None:
+    def _sync_canvas_safely(self) -> None:
         try:
             self._sync_canvas()
-        except RuntimeError:  # the docker went away first (Krita quitting)
-            pass
+        except Exception as exc:  # noqa: BLE001 - the docker went away (Krita quitting) or the document is closing
+            print(f"underpaint: canvas controls not updated: {exc!r}")
 

@@ -29,6 +29,7 @@ Rect = geometry.Rect
 # when to check that Krita has not made our new layer the active one (Krita 6 does it late, >300 ms under load)
 GUARD_INTERVAL_MS = 100
 RESTORE_ACTIVE_MS = (0, 30, 100, 300, 600, 1000, 1500, 2500)
+LATE_REMOVAL_MS = (100, 500, 1500)  # a preview Krita had not inserted yet when its job ended
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
 
@@ -222,12 +223,23 @@ class KritaDocument:
 
     def clear_preview(self, job: Job) -> None:
         node = self._previews.pop(job.id, None)
-        if node is not None:
-            self._guards.pop(node.uniqueId().toString(), None)
-            self.doc.waitForDone()  # an insertion Krita has not applied yet would be missed and stay behind
-        if node is not None and self.node_by_id(node.uniqueId().toString()) is not None:
+        if node is None:
+            return
+        self._guards.pop(node.uniqueId().toString(), None)
+        if not self._remove_node(node):  # Krita has not applied the insertion yet: remove it once it has
+            for delay_ms in LATE_REMOVAL_MS:
+                qt.QTimer.singleShot(delay_ms, lambda n=node: self._remove_node(n))
+
+    def _remove_node(self, node: Any) -> bool:
+        """Take ``node`` out of the document if it is in it (never waits: no nested event loop)."""
+        try:
+            if not self.is_open() or self.node_by_id(node.uniqueId().toString()) is None:
+                return False
             node.remove()
             self.doc.refreshProjection()
+            return True
+        except RuntimeError:  # the document went away meanwhile
+            return False
 
     def show_layer(self, key: str, name: str, source_id: str, data: bytes, rect: Rect) -> None:
         """Pixels (document format) into the temporary layer ``key`` (the live layer): locked, guarded like a

@@ -268,7 +268,7 @@ def test_strokes_painted_during_jobs_stay_on_the_painters_layer(session: KritaRu
         assert check["on_source"], f"{label}: the stroke is not on the painter's layer: {check}"
         assert check["active_is_source"], f"{label}: the active layer became {check['active']!r}"
     assert "inpaint over it [inpaint, seed 12]" not in rec["checks"]["inpaint"]["elsewhere"]
-    assert rec["checks"]["cancel"]["status"].startswith("Cancelled")
+    assert rec["checks"]["cancel"]["status"].startswith("Cancelled"), rec.get("statuses")
     assert rec["checks"]["selection_after"] == [48, 32, 32, 24]  # the painter's selection is untouched
     kra = Kra.open(Path(rec["kra"]))
     source = kra.pixels(kra.layer("source"))
@@ -364,7 +364,7 @@ def test_cancel_mid_job_leaves_nothing(session: KritaRun) -> None:
     assert rec["step_at_cancel"] >= 2
     assert rec["preview_seen"]
     assert [la["name"] for la in rec["layers"]] == [la["name"] for la in rec["before"]]
-    assert rec["status"].startswith("Cancelled")
+    assert rec["status"].startswith("Cancelled"), (rec.get("jobs_in_flight"), rec.get("statuses"))
     assert rec["jobs_left"] == 0
     assert names(Kra.open(Path(rec["kra"]))) == ["source", "Background"]
 

@@ -195,6 +195,9 @@ class Context:
         self.record["layers"] = self.layers(doc)
         self.record["status"] = self.docker.status.text()
         self.record["jobs_left"] = len(self.controller.jobs)
+        self.record["jobs_in_flight"] = [{"id": j.id, "state": j.track.state, "doc": j.doc_key,
+                                          "cancel_requested": getattr(j.track, "cancel_requested", None)}
+                                         for j in self.controller.jobs.all()]
 
     def cleanup(self) -> None:
         if self.on_status in self.controller.listeners:
