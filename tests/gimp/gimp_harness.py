@@ -13,12 +13,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,10 @@ def dead_url() -> str:
         return f"ws://127.0.0.1:{s.getsockname()[1]}/v1/ws"
 
 
+GIMP_ATTEMPTS = int(os.environ.get("UNDERPAINT_GIMP_ATTEMPTS", "2"))
+GIMP_CRASH = re.compile(r"/gimp-console-[\d.]+: fatal error: Segmentation fault")  # GIMP itself died (3.2.6, rarely)
+
+
 def run_session(host: Host, tmp: Path, script: str, timeout: float,
                 extra_env: dict[str, str] | None = None, link: bool = False) -> dict[str, Any]:
     """One gimp-console session running ``script`` against a real server; its facts, plug-in log and run.
@@ -172,14 +178,20 @@ def run_session(host: Host, tmp: Path, script: str, timeout: float,
         if os.environ.get("CI") == "true":
             pytest.fail(f"GIMP host missing under CI: {reason}")
         pytest.skip(reason)
-    with running_process(tmp) as (url, server), \
-            (flaky_link(tmp) if link else contextlib.nullcontext()) as flaky:
-        data = {"url": url, "dead_url": dead_url(), "server_pid": server.pid}  # a live scenario stops the server
-        if flaky is not None:
-            data.update(link_url=flaky.url, link_control=flaky.control_port)
-        if os.environ.get("UNDERPAINT_GIMP_SCENARIOS"):  # while developing: only these batch scenarios
-            data["only"] = os.environ["UNDERPAINT_GIMP_SCENARIOS"].split(",")
-        run = run_batch(script, data, tmp / "out", timeout=timeout, host=host, extra_env=extra_env)
+    for attempt in range(1, GIMP_ATTEMPTS + 1):
+        with running_process(tmp) as (url, server), \
+                (flaky_link(tmp) if link else contextlib.nullcontext()) as flaky:
+            data = {"url": url, "dead_url": dead_url(), "server_pid": server.pid}  # a live scenario stops the server
+            if flaky is not None:
+                data.update(link_url=flaky.url, link_control=flaky.control_port)
+            if os.environ.get("UNDERPAINT_GIMP_SCENARIOS"):  # while developing: only these batch scenarios
+                data["only"] = os.environ["UNDERPAINT_GIMP_SCENARIOS"].split(",")
+            out = tmp / ("out" if attempt == 1 else f"out-{attempt}")
+            run = run_batch(script, data, out, timeout=timeout, host=host, extra_env=extra_env)
+        if not GIMP_CRASH.search(run.output) or attempt == GIMP_ATTEMPTS:
+            break
+        warnings.warn(f"{host.id}: GIMP itself crashed mid-run (attempt {attempt}); running the session again. "
+                      f"Output tail:\n{run.output[-1500:]}", stacklevel=1)
     assert mounts_inside_chroot(host) == [], "the GIMP run left mounts behind"
     facts_file = run.path("facts.json")
     assert facts_file.exists(), f"GIMP batch wrote no facts (rc {run.returncode}):\n{run.output[-4000:]}"
