@@ -29,7 +29,9 @@ Rect = geometry.Rect
 # when to check that Krita has not made our new layer the active one (Krita 6 does it late, >300 ms under load)
 GUARD_INTERVAL_MS = 100
 RESTORE_ACTIVE_MS = (0, 30, 100, 300, 600, 1000, 1500, 2500)
-LATE_REMOVAL_MS = (100, 500, 1500)  # a preview Krita had not inserted yet when its job ended
+# a preview Krita had not inserted yet when its job ended is looked for every GUARD_INTERVAL_MS until then
+# (Krita 6 applies an insertion late, seen > 1.5 s under load)
+LATE_REMOVAL_S = 30.0
 _NOT_LAYERS = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
 
 
@@ -58,7 +60,8 @@ class KritaDocument:
         # id of a layer of ours -> (the painter's active layer when it was added, until when to guard it):
         # a preview is guarded while it exists, a result layer only until Krita has settled
         self._guards: dict[str, tuple[str, float]] = {}
-        self._guard_timer: Any = None  # repeats while this document shows previews
+        self._guard_timer: Any = None  # repeats while this document shows previews or has late ones to remove
+        self._late: list[tuple[Any, float]] = []  # (ended job's preview node not in the document yet, give up at)
 
     @property
     def name(self) -> str:
@@ -173,7 +176,8 @@ class KritaDocument:
 
     def _watch_previews(self) -> None:
         """While a preview layer exists, check every GUARD_INTERVAL_MS that it has not become the active layer
-        (Krita may activate it late, under load more than a second after the insertion)."""
+        (Krita may activate it late, under load more than a second after the insertion); while an ended job's
+        preview is not in the document yet, look for it to remove it."""
         if self._guard_timer is None:
             self._guard_timer = qt.QTimer()
             self._guard_timer.setInterval(GUARD_INTERVAL_MS)
@@ -182,7 +186,10 @@ class KritaDocument:
             self._guard_timer.start()
 
     def _guard_tick(self) -> None:
-        if not self._previews:
+        if self._late:
+            now = time.monotonic() if self.is_open() else math.inf
+            self._late = [(n, until) for n, until in self._late if until > now and not self._remove_node(n)]
+        if not self._previews and not self._late:
             self._guard_timer.stop()
             return
         self._restore_painter()
@@ -226,9 +233,9 @@ class KritaDocument:
         if node is None:
             return
         self._guards.pop(node.uniqueId().toString(), None)
-        if not self._remove_node(node):  # Krita has not applied the insertion yet: remove it once it has
-            for delay_ms in LATE_REMOVAL_MS:
-                qt.QTimer.singleShot(delay_ms, lambda n=node: self._remove_node(n))
+        if not self._remove_node(node) and self.is_open():  # Krita has not applied the insertion yet
+            self._late.append((node, time.monotonic() + LATE_REMOVAL_S))
+            self._watch_previews()
 
     def _remove_node(self, node: Any) -> bool:
         """Take ``node`` out of the document if it is in it (never waits: no nested event loop)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ from .replica import ReplicaSettings, deployment
 log = logging.getLogger("underpaint.ray")
 APP_NAME = "underpaint"
 NAMESPACE = "underpaint"
+PROBE_TIMEOUT_S = 5.0  # ray.init retries an address nobody answers at for minutes: look first
+DEFAULT_PORTS = {"": 6379, "ray": 10001}  # GCS, Ray Client
 
 
 def require_ray() -> Any:
@@ -45,6 +48,27 @@ def replica_bounds(config: ServerConfig) -> tuple[int | None, int | None, int]:
     return low, high, high
 
 
+def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Refuse at once an address whose port nobody listens on ('auto' is Ray's own, fast lookup)."""
+    if address == "auto":
+        return
+    scheme, _, rest = address.rpartition("://")
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    try:
+        target = (host.strip("[]") or rest, int(port or DEFAULT_PORTS[scheme]))
+        if scheme not in DEFAULT_PORTS or not target[0]:
+            raise ValueError(scheme)
+    except (KeyError, ValueError):
+        raise ConfigError(f"setting 'ray_address' is {address!r}: expected 'auto', HOST:PORT or "
+                          "ray://HOST:PORT") from None
+    try:
+        socket.create_connection(target, timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"setting 'ray_address' is {address!r}, but nothing answers at {target[0]}:{target[1]} "
+                          f"({exc.strerror or exc}); start the cluster with `ray start --head` there, or "
+                          "leave the setting out for a private local Ray") from None
+
+
 def connect(config: ServerConfig) -> None:
     """Join the cluster at ``ray_address`` ('auto': the one `ray start --head` runs here), or start a local
     Ray bounded to ``ray_cpus`` CPUs when no address is set."""
@@ -53,6 +77,7 @@ def connect(config: ServerConfig) -> None:
         return
     kwargs: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "include_dashboard": False}
     if config.ray_address:
+        check_reachable(config.ray_address)
         try:
             ray.init(address=config.ray_address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -40,3 +40,43 @@ def test_the_cli_offers_the_ray_flags():
                                 "--ray-gpus-per-replica", "0.5", "--ray-proxy-port", "8123"])
     assert (args.engine, args.ray_address, args.ray_replicas, args.ray_gpus_per_replica, args.ray_proxy_port) == (
         "ray", "auto", "2", "0.5", "8123")
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
+def test_an_address_where_no_cluster_listens_is_refused_at_once(form):
+    import time
+
+    from underpaint.server.scale.cluster import check_reachable
+
+    address = form.format(port=_unused_port())
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"ray_address.*nothing answers at 127\.0\.0\.1"):
+        check_reachable(address)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:port", "http://x:1:2"])
+def test_a_malformed_address_is_refused_by_name(address):
+    from underpaint.server.scale.cluster import check_reachable
+
+    with pytest.raises(ConfigError, match="expected 'auto', HOST:PORT"):
+        check_reachable(address)
+
+
+def test_a_listening_address_passes_the_check():
+    import socket
+
+    from underpaint.server.scale.cluster import check_reachable
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")

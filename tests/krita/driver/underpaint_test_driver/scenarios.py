@@ -180,7 +180,10 @@ class Context:
         return job.track.step if job is not None else -1
 
     def idle(self, doc, seconds: float = 180):
-        return (lambda: not self.busy(doc)), seconds, "the job to finish"
+        """No job of ``doc`` left and no preview layer in it (Krita may apply a preview's insertion, and so its
+        removal, after the job has ended)."""
+        return (lambda: not self.busy(doc) and self.preview_layer(doc) is None), seconds, \
+            "the job to finish and its preview layer to go"
 
     def sleep(self, seconds: float):
         end = time.monotonic() + seconds
