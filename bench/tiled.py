@@ -126,10 +126,12 @@ def _vm_hwm() -> int:
 def image_buffer_bytes(side: int) -> int:
     """The per-pixel buffers of a tiled refine at strength < 0.6, at their peak (the decode): the RGB input
     (uint8) and its float32 tensor, the source's decoded image and its reconstruction error (float32), the
-    decoded result (float32) with diffusers' tiled-decode rows before they are joined (~(512/384)² of it),
+    decoded result (float32) with diffusers' tiled-decode rows before they are joined (~(1/(1-overlap))² of it),
     and the uint8 output. Latents (1/64 of the pixels) and one tile's activations are not counted."""
+    from underpaint.server.engine.tiled import VAE_TILE_OVERLAP
+
     pixels = side * side
-    return pixels * (3 + 12 + 12 + 12 + 12 + int(12 * (512 / 384) ** 2) + 3)
+    return pixels * (3 + 12 + 12 + 12 + 12 + int(12 / (1 - VAE_TILE_OVERLAP) ** 2) + 3)
 
 
 def memory(sides: tuple[int, int]) -> dict:

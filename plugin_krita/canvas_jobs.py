@@ -6,10 +6,9 @@ once the result is here, then the result layer is added; upscale adds a layer of
 offset, after scaling the whole image by the factor when the painter ticked "Upscale canvas".
 
 Undo: Krita's scripting API has no undo macro (no ``beginMacro``; ``Document.resizeImage``/``scaleImage`` and
-``Node.addChildNode`` each push their own command; ``Node.setPixelData`` pushes none). So in Krita the growth and
-the new layer are two undo steps, in that order: the first undo removes the result layer, the second gives the
-canvas its old size back (the painter never sees a layer cut off by a canvas that shrank under it). Checked in
-Krita 5.1.5 (tests/krita: expand_canvas); GIMP does both in one undo group.
+``Node.addChildNode`` each push their own command; ``Node.setPixelData`` pushes none). The growth and the new
+layer are two commands, chained by ``undo_chain`` so that one undo (or redo) takes both; the History docker
+still lists two entries. GIMP does both in one undo group.
 """
 
 from __future__ import annotations

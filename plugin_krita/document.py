@@ -9,7 +9,7 @@ import math
 import time
 from typing import Any
 
-from . import canvas_jobs, qt
+from . import canvas_jobs, qt, undo_chain
 from .jobs import Capture, Job, UserError
 from .params import (
     ANNOTATION_DESCRIPTION,
@@ -298,11 +298,12 @@ class KritaDocument:
         canvas_job = job.capture.kind in canvas_jobs.CANVAS_KINDS
         if canvas_job:  # its layer is made now, after the canvas grew; previews never showed in the document
             self.clear_preview(job)
+            size_before = (self.doc.width(), self.doc.height())
             dx, dy = canvas_jobs.grow_canvas(self.doc, job.capture, job.params)
         above = self._anchor(job.capture.source_id)
         records = self.records(prune=True)
         reused = None if canvas_job else self._take_preview(job)
-        names = []
+        names, ids = [], []
         for image in images:
             r = image.rect.translate(dx, dy) if canvas_job else image.rect
             if reused is not None:
@@ -316,9 +317,12 @@ class KritaDocument:
                 self._insert(node, above)  # the layer arrives complete: one undo step
             records[node.uniqueId().toString()] = image.record
             names.append(image.name)
+            ids.append(node.uniqueId().toString())
             above = node
         self.doc.setAnnotation(ANNOTATION_TYPE, ANNOTATION_DESCRIPTION, qt.QByteArray(encode_annotation(records)))
         self.doc.refreshProjection()
+        if canvas_job:  # the growth and the layers: one undo step for the painter
+            undo_chain.shared(krita()).arm(self.doc, ids, size_before)
         return names
 
     # ---------------------------------------------------------------- parameters

@@ -416,10 +416,10 @@ def test_expand_canvas_grows_on_the_result_and_undoes(session: KritaRun) -> None
     assert (result[192:320, :384, 3] == 255).all() and (result[:320, 256:384, 3] == 255).all(), "new area not filled"
     assert not result[:96, :128, 3].any(), "the result covers the old canvas far from the seam"
     assert np.array_equal(kra.pixels(kra.layer("source"))[:192, :256], pattern(256, 192)), "the source moved"
-    # Krita's scripting API has no undo macro: the new layer and the growth are two steps (see
-    # plugin_krita/canvas_jobs.py); the first undo takes the layer, the second the growth
-    assert rec["after_undo"] == {"size": [384, 320], "layers": ["source", "Background"]}
-    assert rec["after_undo2"] == {"size": [256, 192], "layers": ["source", "Background"]}
+    # one undo takes the layer and the growth, one redo brings both back (plugin_krita/undo_chain.py)
+    assert rec["after_undo"] == {"size": [256, 192], "layers": ["source", "Background"]}
+    assert rec["after_redo"] == {"size": [384, 320], "layers": [name, "source", "Background"]}
+    assert rec["after_undo2"] == rec["after_undo"]
 
 
 @needs("upscale")

@@ -566,13 +566,10 @@ def expand_canvas(ctx: Context):
     ctx.finish_record(doc)
     ctx.record["size_after"] = size(doc)
     ctx.save(doc, "expand")
-    undo = Krita.instance().action("edit_undo")
-    undo.trigger()
-    yield ctx.sleep(0.8)
-    ctx.record["after_undo"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
-    undo.trigger()
-    yield ctx.sleep(0.8)
-    ctx.record["after_undo2"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
+    for step, action in (("after_undo", "edit_undo"), ("after_redo", "edit_redo"), ("after_undo2", "edit_undo")):
+        Krita.instance().action(action).trigger()  # what Ctrl+Z / Ctrl+Shift+Z do: once each
+        yield ctx.sleep(2.0)
+        ctx.record[step] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
     ctx.set_params(mode="auto")
     canvas_options(ctx, expand=(0, 0, 0, 0))
 
