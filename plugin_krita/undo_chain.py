@@ -12,10 +12,9 @@ GUI thread only.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from . import qt
 
 MAX_PAIRS = 16  # canvas jobs remembered (oldest forgotten first)
 LOOK_MS = (0, 150, 400, 1000, 2500)  # Krita applies an undo in the image's queue: look again until it has
@@ -51,8 +50,9 @@ def _has_any(doc: Any, ids: tuple[str, ...]) -> bool:
 
 
 class UndoChain:
-    def __init__(self, krita: Any) -> None:
+    def __init__(self, krita: Any, schedule: Callable[[int, Callable[[], None]], None] | None = None) -> None:
         self.krita = krita
+        self.schedule = schedule or _single_shot
         self.pairs: list[Pair] = []
         self._connected: list[Any] = []
 
@@ -74,7 +74,7 @@ class UndoChain:
     def _changed(self) -> None:
         if self.pairs:
             for delay_ms in LOOK_MS:
-                qt.QTimer.singleShot(delay_ms, self._look)
+                self.schedule(delay_ms, self._look)
 
     def _look(self) -> None:
         """After a move of the undo stack: chain the other half of a canvas job that was just (un/re)done.
@@ -113,11 +113,17 @@ class UndoChain:
         if self._texts() == texts:
             pair.retries += 1
             if pair.retries <= RETRIES:
-                qt.QTimer.singleShot(RETRY_MS, self._look)
+                self.schedule(RETRY_MS, self._look)
             return
         pair.retries = 0
         pair.present, pair.size = expect
         pair.expect, pair.expect_until = expect, time.monotonic() + SETTLE_S
+
+
+def _single_shot(delay_ms: int, callback: Callable[[], None]) -> None:
+    from . import qt
+
+    qt.QTimer.singleShot(delay_ms, callback)
 
 
 _SHARED: list[UndoChain] = []

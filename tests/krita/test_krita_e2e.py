@@ -431,6 +431,7 @@ def test_upscale_x2_lands_a_layer_of_twice_the_size(session: KritaRun) -> None:
         top = run["layers"][0]
         assert top["name"] == "sharper [upscale, seed 17]", run
         assert top["bounds"] == [0, 0, 192, 128], run
+    assert runs["grow"]["after_undo"] == {"size": [96, 64], "layers": ["source", "Background"]}
 
 
 # ---------------------------------------------------------------- live painting

@@ -588,8 +588,12 @@ def upscale(ctx: Context):
         ctx.docker.generate_button.click()
         yield ctx.idle(doc, 300)
         yield ctx.settle()
-        out["grow" if grow else "keep"] = {"size": size(doc), "layers": ctx.layers(doc),
-                                           "status": ctx.docker.status.text()}
+        run = out["grow" if grow else "keep"] = {"size": size(doc), "layers": ctx.layers(doc),
+                                                 "status": ctx.docker.status.text()}
+        if grow:  # one undo takes the scaling and the layer
+            Krita.instance().action("edit_undo").trigger()
+            yield ctx.sleep(2.0)
+            run["after_undo"] = {"size": size(doc), "layers": [la["name"] for la in ctx.layers(doc)]}
     ctx.set_params(mode="auto")
     canvas_options(ctx, grow_canvas=False)
 
