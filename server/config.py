@@ -65,6 +65,7 @@ class ServerConfig:
     ray_cpus_per_replica: float = 1.0
     ray_models_per_replica: int = 1  # models one replica keeps loaded (Serve multiplexing routes by model)
     ray_proxy_port: int | None = None  # Ray Serve's own HTTP proxy (not needed by Underpaint; None: off)
+    ray_attach: bool = False  # use the `underpaint` application a KubeRay RayService deployed; never deploy/delete it
     log_level: str = "info"
     log_json: bool = False
     port_file: Path | None = field(default=None, metadata={"cli_only": True})

@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     flags = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in SERVE_FLAGS.items()}
     flags.update(preload=False if args.no_preload else None, models_dirs=args.models_dir or None,
                  allow_pickle=args.allow_pickle or None, allow_origins=args.allow_origin or None,
-                 log_json=args.log_json or None)
+                 log_json=args.log_json or None, ray_attach=args.ray_attach or None)
     try:
         config = build_config(args.config, flags)
     except (OSError, ValueError) as exc:
@@ -161,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-pickle", action="store_true", help="also load pickle .ckpt files (unsafe)")
     serve.add_argument("--allow-origin", action="append", default=[], help="browser Origin allowed to connect")
     serve.add_argument("--log-json", action="store_true", help="structured JSON log lines")
+    serve.add_argument("--ray-attach", action="store_true", help="engine ray: use the engine application a KubeRay "
+                       "RayService deployed (import path underpaint.server.scale.app:build) instead of deploying it")
     serve.add_argument("--no-preload", action="store_true", help="load the default model at the first job, "
                        "not in the background at start-up")
     serve.set_defaults(func=cmd_serve)

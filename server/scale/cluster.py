@@ -87,32 +87,57 @@ def connect(config: ServerConfig) -> None:
         ray.init(num_cpus=config.ray_cpus, **kwargs)
 
 
-def start_engine(config: ServerConfig, registry: Callable[[ReplicaSettings], Any] | None = None) -> RayEngine:
-    """Deploy (or update) the UnderpaintEngine application and return the front's engine for it.
-    ``registry``: builds each replica's model registry (default: the models folders of the settings)."""
+def application(config: ServerConfig, registry: Callable[[ReplicaSettings], Any] | None = None) -> Any:
+    """The engine's Serve application for these settings (Ray must be connected: GPUs are looked up)."""
+    ray = require_ray()
     low, high, most = replica_bounds(config)
-    ray = require_ray()  # a clear ConfigError when the extra is not installed
-    from ray import serve
-
-    connect(config)
-
     gpus = config.ray_gpus_per_replica
     if gpus is None:  # a replica per GPU where the cluster has GPUs
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    settings = ReplicaSettings(models_dirs=config.models_dirs, allow_pickle=config.allow_pickle,
+                               device=config.device, threads=config.threads, cache_gb=config.cache_gb,
+                               preload=None, namespace=NAMESPACE, registry=registry)
+    log.info("engine application: %s replica(s) (%s GPU, %s CPU each)",
+             f"{low}..{high}" if low is not None else most, gpus, config.ray_cpus_per_replica)
+    return deployment(settings, replicas=config.ray_replicas, min_replicas=low, max_replicas=high, gpus=gpus,
+                      cpus=config.ray_cpus_per_replica, models_per_replica=config.ray_models_per_replica)
+
+
+def start_engine(config: ServerConfig, registry: Callable[[ReplicaSettings], Any] | None = None) -> RayEngine:
+    """Deploy (or update) the UnderpaintEngine application, or attach to the one a RayService deployed
+    (``ray_attach``), and return the front's engine for it.
+    ``registry``: builds each replica's model registry (default: the models folders of the settings)."""
+    most = replica_bounds(config)[2]
+    require_ray()  # a clear ConfigError when the extra is not installed
+    from ray import serve
+
+    connect(config)
+    if config.ray_attach:
+        return RayEngine(attached_handle(), most)
     if config.ray_proxy_port:
         serve.start(http_options={"host": config.host, "port": config.ray_proxy_port})
     else:
         serve.start(proxy_location="Disabled")
-    settings = ReplicaSettings(models_dirs=config.models_dirs, allow_pickle=config.allow_pickle,
-                               device=config.device, threads=config.threads, cache_gb=config.cache_gb,
-                               preload=None, namespace=NAMESPACE, registry=registry)
-    app = deployment(settings, replicas=config.ray_replicas, min_replicas=low, max_replicas=high, gpus=gpus,
-                     cpus=config.ray_cpus_per_replica, models_per_replica=config.ray_models_per_replica)
-    log.info("deploying %s replica(s) of the engine on Ray (%s GPU, %s CPU each)",
-             f"{low}..{high}" if low is not None else most, gpus, config.ray_cpus_per_replica)
-    handle = serve.run(app, name=APP_NAME, route_prefix=None)
+    handle = serve.run(application(config, registry), name=APP_NAME, route_prefix=None)
     atexit.register(shutdown)  # a joined cluster keeps running: give its GPUs back when the front stops
     return RayEngine(handle, most)
+
+
+def attached_handle() -> Any:
+    """The handle of the engine application someone else deployed (a RayService's ``serveConfigV2``)."""
+    from ray import serve
+
+    try:
+        status = serve.status().applications.get(APP_NAME)
+    except Exception as exc:  # noqa: BLE001 - Serve is not running on this cluster
+        status, reason = None, str(exc)
+    else:
+        reason = "it is not deployed" if status is None else f"it is {status.status}"
+    if status is None or str(status.status).split(".")[-1] != "RUNNING":
+        raise ConfigError(f"setting 'ray_attach' is on, but the Serve application {APP_NAME!r} is not running on "
+                          f"this cluster ({reason}): deploy it with import path "
+                          "'underpaint.server.scale.app:build' (docs/ray.md), or leave ray_attach off")
+    return serve.get_app_handle(APP_NAME)
 
 
 def shutdown() -> None:

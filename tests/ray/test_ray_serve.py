@@ -178,3 +178,42 @@ def test_a_replica_killed_mid_job_fails_that_job_alone(ray_live):
         assert "replica" in error.message and "again" in error.message
         assert isinstance(second_rec.finished(survivor), ResultReceived)
     quick_job(ray_live.url)
+
+
+def test_a_second_front_attaches_to_the_deployed_application(ray_live, local_live):
+    """What a KubeRay RayService does: the engine application is deployed once (here by the first front), and
+    `underpaint serve --ray-attach` uses it without deploying or deleting anything."""
+    from server_helpers import start_live, stop_live
+    from underpaint.server.config import ServerConfig
+    from underpaint.server.scale import cluster
+
+    engine = cluster.start_engine(ServerConfig(engine="ray", ray_attach=True, ray_replicas=2))
+    attached = start_live(engine, preload=False)  # type: ignore[arg-type]
+    try:
+        sub = submit(prompt="attached", strength=0.8, steps=4, seed=77)
+        assert [f.payload for f in run(attached.url, sub, img2img_inputs).frames] == [
+            f.payload for f in run(local_live.url, sub, img2img_inputs).frames]
+    finally:
+        stop_live(attached)
+    sub = submit(prompt="first front still serves", steps=2, seed=78)
+    assert isinstance(run(ray_live.url, sub, img2img_inputs), ResultReceived)
+
+
+def test_attaching_where_nothing_is_deployed_is_refused_by_name(ray_live, monkeypatch):
+    from underpaint.server.config import ConfigError, ServerConfig
+    from underpaint.server.scale import cluster
+
+    monkeypatch.setattr(cluster, "APP_NAME", "not-deployed")
+    with pytest.raises(ConfigError, match="ray_attach.*'not-deployed' is not running.*scale.app:build"):
+        cluster.start_engine(ServerConfig(engine="ray", ray_attach=True))
+
+
+def test_the_rayservice_import_path_builds_the_engine_application(ray_live):
+    from ray.serve import Application
+    from underpaint.server.scale import app
+
+    built = app.build({"ray_min_replicas": 1, "ray_max_replicas": 3, "ray_gpus_per_replica": 0, "threads": 1})
+    assert isinstance(built, Application)
+    deployment = built._bound_deployment  # what serveConfigV2 would deploy
+    assert deployment.name == "UnderpaintEngine"
+    assert deployment._deployment_config.autoscaling_config.max_replicas == 3

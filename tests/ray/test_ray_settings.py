@@ -80,3 +80,14 @@ def test_a_listening_address_passes_the_check():
         server.bind(("127.0.0.1", 0))
         server.listen()
         check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+
+
+def test_attach_is_a_flag_and_a_setting(tmp_path):
+    from underpaint.server.cli.main import parser
+
+    assert parser().parse_args(["serve", "--engine", "ray", "--ray-attach"]).ray_attach is True
+    file = tmp_path / "server.toml"
+    file.write_text('[server]\nengine = "ray"\nray_attach = true\n')
+    assert build_config(file, {}, {}).ray_attach is True
+    assert build_config(None, {}, {"UNDERPAINT_RAY_ATTACH": "1"}).ray_attach is True
+    assert build_config(None, {}, {}).ray_attach is False
