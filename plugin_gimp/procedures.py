@@ -286,43 +286,25 @@ class Underpaint(Gimp.PlugIn):
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
         if name == reuse.NAME:
-            return self._reuse_procedure()
+            return self._procedure(name, self._run_reuse, None, reuse.LABEL, reuse.TITLE, reuse.BLURB, ())
         if name == live.NAME:
-            return self._live_procedure()
+            return self._procedure(name, self._run_live, None, live.LABEL, live.TITLE, live.BLURB,
+                                   params.arguments_for(params.IMG2IMG))
         kind = PROCEDURES[name]
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self._run, kind)
-        procedure.set_image_types("*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(LABELS[kind])
-        for path in MENU_PATHS:
-            procedure.add_menu_path(path)
-        procedure.set_documentation(TITLES[kind], BLURBS[kind], name)
-        procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
-        for spec in params.arguments_for(kind):
-            _add_argument(procedure, spec)
-        return procedure
+        return self._procedure(name, self._run, kind, LABELS[kind], TITLES[kind], BLURBS[kind],
+                               params.arguments_for(kind))
 
-    def _reuse_procedure(self) -> Gimp.Procedure:
-        procedure = Gimp.ImageProcedure.new(self, reuse.NAME, Gimp.PDBProcType.PLUGIN, self._run_reuse, None)
+    def _procedure(self, name: str, run, data, label: str, title: str, blurb: str, specs) -> Gimp.Procedure:
+        """One image procedure of ours: on any image type with a drawable, in our menus, with ``specs``."""
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, data)
         procedure.set_image_types("*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(reuse.LABEL)
+        procedure.set_menu_label(label)
         for path in MENU_PATHS:
             procedure.add_menu_path(path)
-        procedure.set_documentation(reuse.TITLE, reuse.BLURB, reuse.NAME)
+        procedure.set_documentation(title, blurb, name)
         procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
-        return procedure
-
-    def _live_procedure(self) -> Gimp.Procedure:
-        procedure = Gimp.ImageProcedure.new(self, live.NAME, Gimp.PDBProcType.PLUGIN, self._run_live, None)
-        procedure.set_image_types("*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(live.LABEL)
-        for path in MENU_PATHS:
-            procedure.add_menu_path(path)
-        procedure.set_documentation(live.TITLE, live.BLURB, live.NAME)
-        procedure.set_attribution("Underpaint", "Underpaint contributors", "2025")
-        for spec in params.arguments_for(params.IMG2IMG):
+        for spec in specs:
             _add_argument(procedure, spec)
         return procedure
 
