@@ -177,6 +177,27 @@ def test_the_seam_test_sees_unnormalised_blending(engine, monkeypatch):
     assert np.abs(out.astype(int) - image).max() > 2
 
 
+def test_a_four_channel_model_inpaints_tiled_and_keeps_what_is_outside_the_mask(engine):
+    """A 4-channel UNet (no inpaint model) inpaints by re-noising the kept latents each step: with the exact
+    denoiser, pixels outside the mask come back as they were and the hole takes the denoiser's colour, across
+    tile borders (an 8x8-block image: the linear VAE's round trip of it is exact)."""
+    blocks = np.random.default_rng(7).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    image = np.ascontiguousarray(blocks.repeat(8, axis=0).repeat(8, axis=1))  # 768x1024: 6 tiles
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[200:560, 304:720] = 255  # across tile borders, on the 8-pixel grid
+    colour = np.array([200, 120, 40])
+    pipe = oracle_pipe(engine, colour, "euler")
+    request = GenerationRequest(kind="inpaint", model="demo", prompt="", negative_prompt="", strength=1.0,
+                                steps=10, guidance=5.0, seed=3, batch=1, sampler="euler", image=image, mask=mask,
+                                tiled=True)
+    total = steps_to_run(pipe.scheduler, 10, 1.0)
+    [out] = tiled.run_tiled(pipe, request, mask, "demo", total, X0Capture(pipe.scheduler), lambda info: None,
+                            _Never(), 512)
+    hole = mask == 255
+    assert np.abs(out[~hole].astype(int) - image[~hole]).max() <= 1
+    assert np.abs(out[hole].astype(int) - colour).max() <= 2
+
+
 # ----------------------------------------------------------------------------- the demo model, tiled
 @pytest.fixture(scope="module")
 def small_tiles(demo: ModelSource, StubRegistry: type) -> DiffusersEngine:  # noqa: N803 - a conftest fixture
