@@ -60,6 +60,18 @@ def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def keep_krita_alive_on_broken_sockets() -> None:
+    """Make a write to a socket the server has closed raise BrokenPipeError instead of killing Krita.
+
+    Krita's embedded Python leaves SIGPIPE at its default action, which terminates the process: a server restart
+    mid-job killed Krita 5.1.5 (exit status 141) while the client was writing. Python programs ignore SIGPIPE, and
+    so do Qt's own sockets. Only a default disposition is changed (main thread, at start-up)."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE") and signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
 class UnderpaintExtension(Extension):
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -73,6 +85,7 @@ class UnderpaintExtension(Extension):
         self._next_key = 1
 
     def setup(self) -> None:
+        keep_krita_alive_on_broken_sockets()
         notifier = Krita.instance().notifier()
         notifier.setActive(True)
         notifier.imageClosed.connect(self._schedule_sweep)

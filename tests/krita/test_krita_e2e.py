@@ -175,6 +175,7 @@ def test_settings_and_last_parameters_persist_in_kritarc(session: KritaRun) -> N
 @needs("img2img")
 def test_img2img_result_above_offset_layer(session: KritaRun) -> None:
     rec = scenario(session, "img2img")
+    assert rec["broken_socket_write"] == "BrokenPipeError"  # not SIGPIPE: Krita died of it when a server restarted
     kra = Kra.open(Path(rec["kra"]))
     name = "a red fox in the snow [img2img, seed 1234]"
     assert names(kra) == [name, "source", "Background"]  # directly above its source, preview gone

@@ -217,8 +217,26 @@ class Context:
 
 
 # ==================================================================== scenarios
+def broken_socket_write() -> str:
+    """What a write to a socket whose peer has gone does in this Krita (with the plug-in loaded): it must raise,
+    not kill Krita with SIGPIPE (the plug-in's client writes to servers that restart)."""
+    import socket
+
+    mine, theirs = socket.socketpair()
+    theirs.close()
+    try:
+        mine.sendall(b"x" * 65536)
+        mine.sendall(b"x")
+        return "no error"
+    except BrokenPipeError:
+        return "BrokenPipeError"
+    finally:
+        mine.close()
+
+
 def img2img(ctx: Context):
     """Offset layer smaller than the canvas; result above it, one undo step."""
+    ctx.record["broken_socket_write"] = broken_socket_write()
     doc = ctx.new_doc("img2img", 160, 128, "U8")
     ctx.add_layer(doc, "source", 72, 56, 40, 32)
     ctx.record["before"] = ctx.layers(doc)
