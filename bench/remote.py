@@ -72,7 +72,8 @@ def client_run(url: str, side: int, mode: str, steps: int, reps: int) -> list[di
                                           else (frames["image"],)))
         submit = Submit(job=job, kind="img2img", prompt="a watercolor landscape", strength=0.5, steps=steps,
                         seed=1234, preview=PreviewOptions(enabled=False), result_format="rgba8",
-                        result_encoding=enc.result, result_tile=result_tile)
+                        result_encoding=enc.result, result_tile=result_tile,
+                        resolution="fit")  # the transfer is measured: not a full-resolution (tiled) refine
         stamps: dict[str, float] = {}
 
         def on_event(event: object, stamps: dict[str, float] = stamps) -> None:
