@@ -229,7 +229,10 @@ class KritaDocument:
         self.doc.refreshProjection()
 
     def clear_preview(self, job: Job) -> None:
-        node = self._previews.pop(job.id, None)
+        self._discard(self._previews.pop(job.id, None))
+
+    def _discard(self, node: Any) -> None:
+        """Take a temporary layer (preview, live) out now, or once Krita has applied its insertion."""
         if node is None:
             return
         self._guards.pop(node.uniqueId().toString(), None)
@@ -270,13 +273,7 @@ class KritaDocument:
 
     def remove_layer(self, key: str) -> None:
         """Take the temporary layer ``key`` out (safe when it is gone already)."""
-        node = self._previews.pop(key, None)
-        if node is None:
-            return
-        self._guards.pop(node.uniqueId().toString(), None)
-        if self.is_open() and self.node_by_id(node.uniqueId().toString()) is not None:
-            node.remove()
-            self.doc.refreshProjection()
+        self._discard(self._previews.pop(key, None))
 
     def _take_preview(self, job: Job) -> Any:
         """The job's preview layer, emptied, to become its first result layer (or None)."""
