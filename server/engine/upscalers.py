@@ -21,7 +21,7 @@ import numpy as np
 from underpaint.protocol import errors
 from underpaint.protocol.geometry import Size
 
-from ..imaging import resize_rgb
+from ..imaging import resize_float, resize_rgb
 from .interface import CancelToken, EngineError
 from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, SkippedFile
 
@@ -83,23 +83,26 @@ def load_model(path: Path, device: str = "cpu") -> Any:
     return descriptor.eval()
 
 
-def run_model(descriptor: Any, rgb8: np.ndarray, cancel: CancelToken | None = None, tile: int = TILE,
+def run_model(descriptor: Any, rgb: np.ndarray, cancel: CancelToken | None = None, tile: int = TILE,
               overlap: int = OVERLAP) -> np.ndarray:
-    """Upscale (H, W, 3) uint8 by the model's own scale, tile by tile: each tile is run with ``overlap`` pixels
-    of context on every side and only its middle is kept, so there is no seam and memory is one tile's."""
+    """Upscale (H, W, 3) uint8, or float32 in 0..1 (16-bit and float layers), by the model's own scale, tile by
+    tile: each tile is run with ``overlap`` pixels of context on every side and only its middle is kept, so
+    there is no seam and memory is one tile's. The result has the input's dtype."""
     import torch
 
-    scale, (h, w) = descriptor.scale, rgb8.shape[:2]
-    out = np.empty((h * scale, w * scale, 3), np.uint8)
+    scale, (h, w) = descriptor.scale, rgb.shape[:2]
+    eight = rgb.dtype == np.uint8
+    out = np.empty((h * scale, w * scale, 3), rgb.dtype)
     device, dtype = descriptor.device, descriptor.dtype
     with torch.inference_mode():
         for y in range(0, h, tile):
             for x in range(0, w, tile):
                 y0, x0 = max(0, y - overlap), max(0, x - overlap)
                 y1, x1 = min(h, y + tile + overlap), min(w, x + tile + overlap)
-                patch = torch.from_numpy(np.ascontiguousarray(rgb8[y0:y1, x0:x1])).permute(2, 0, 1)[None]
-                result = descriptor(patch.to(device=device, dtype=dtype) / 255.0)
-                result = (result[0].float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+                patch = torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1])).permute(2, 0, 1)[None]
+                patch = patch.to(device=device, dtype=dtype)
+                result = descriptor(patch / 255.0 if eight else patch)[0].float().clamp(0, 1)
+                result = ((result * 255).round().byte() if eight else result).permute(1, 2, 0).cpu().numpy()
                 ty, tx = (y - y0) * scale, (x - x0) * scale
                 th, tw = min(tile, h - y) * scale, min(tile, w - x) * scale
                 out[y * scale:y * scale + th, x * scale:x * scale + tw] = result[ty:ty + th, tx:tx + tw]
@@ -155,14 +158,16 @@ class Upscalers:
     def skipped(self) -> list[SkippedFile]:
         return list(self._skipped)
 
-    def upscale(self, rgb8: np.ndarray, upscaler_id: str | None, factor: int,
+    def upscale(self, rgb: np.ndarray, upscaler_id: str | None, factor: int,
                 cancel: CancelToken | None = None) -> np.ndarray:
-        """(H, W, 3) uint8 -> (H*factor, W*factor, 3): by the named model (then resized to the exact factor
-        when the model's own scale differs), or by a Lanczos resize when ``upscaler_id`` is None."""
-        h, w = rgb8.shape[:2]
+        """(H, W, 3) uint8 or float32 (0..1) -> (H*factor, W*factor, 3) of the same dtype: by the named model
+        (then resized to the exact factor when the model's own scale differs), or by a Lanczos resize when
+        ``upscaler_id`` is None."""
+        h, w = rgb.shape[:2]
         target = Size(w * factor, h * factor)
+        resize = resize_rgb if rgb.dtype == np.uint8 else resize_float
         if upscaler_id is None:
-            return resize_rgb(rgb8, target)
+            return resize(rgb, target)
         found = self._found.get(upscaler_id)
         if found is None:
             ids = ", ".join(self._found) or "none (plain resize only)"
@@ -173,5 +178,5 @@ class Upscalers:
                 self._loaded = None  # free the previous model first
                 self._loaded = (upscaler_id, load_model(found.path, self.device))
             descriptor = self._loaded[1]
-        out = run_model(descriptor, rgb8, cancel)
-        return out if out.shape[:2] == (target.height, target.width) else resize_rgb(out, target)
+        out = run_model(descriptor, rgb, cancel)
+        return out if out.shape[:2] == (target.height, target.width) else resize(out, target)

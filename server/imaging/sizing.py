@@ -57,6 +57,18 @@ def resize_rgb(img: np.ndarray, size: Size) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8).copy()
 
 
+def resize_float(img: np.ndarray, size: Size) -> np.ndarray:
+    """Resize (H, W, C) float32 channel by channel with PIL LANCZOS in 32-bit float (16-bit and float layers
+    keep their levels); an unchanged size returns a copy. Lanczos may overshoot the input's range a little."""
+    if img.ndim != 3 or img.dtype != np.float32:
+        raise ValueError(f"resize_float needs (H, W, C) float32, got {img.shape} {img.dtype}")
+    if (img.shape[1], img.shape[0]) == _wh(size):
+        return img.copy()
+    channels = [Image.fromarray(np.ascontiguousarray(img[..., c]), "F").resize(_wh(size), Image.LANCZOS)
+                for c in range(img.shape[2])]
+    return np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)
+
+
 def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
     """Resize an (H, W) uint8 or float32 mask with PIL BILINEAR (antialiased when shrinking)."""
     if mask.ndim != 2 or mask.dtype not in (np.uint8, np.float32):

@@ -154,13 +154,19 @@ def upscale(inputs: Inputs, submit: Submit, model: Model) -> Plan:
     if opts.upscaler is not None and model.upscalers is None:
         raise EngineError(errors.UNKNOWN_MODEL, f"unknown upscaler {opts.upscaler[:120]!r}: this server has no "
                           "upscaler models", "upscale.upscaler")
+    # 16-bit and float layers are upscaled in float (their levels kept) unless refined: diffusion is 8-bit
+    work = np.float32 if image.dtype != np.uint8 and not opts.refine else np.uint8
+    rgb = np.ascontiguousarray(convert_depth(image[..., :3], work))
     if model.upscalers is not None:
-        rgb = model.upscalers.upscale(imaging.to_rgb8(image), opts.upscaler, factor, model.cancel)
+        rgb = model.upscalers.upscale(rgb, opts.upscaler, factor, model.cancel)
     else:
-        rgb = imaging.resize_rgb(imaging.to_rgb8(image), region.size)
-    alpha = imaging.resize_mask(imaging.convert_depth(image[..., 3], np.uint8), region.size)
+        rgb = imaging.resize_rgb(rgb, region.size) if work == np.uint8 else imaging.resize_float(rgb, region.size)
+    alpha = imaging.resize_mask(np.ascontiguousarray(convert_depth(image[..., 3], work)), region.size)
     big = np.concatenate([rgb, alpha[..., None]], axis=-1)
     if not opts.refine:
+        if work == np.float32:  # Lanczos overshoot: keep within the layer's own range
+            top = 1.0 if image.dtype.kind == "u" else max(1.0, float(np.nanmax(image)))
+            np.clip(big, 0.0, top, out=big)
         return Plan(region, None, lambda _generated: convert_depth(big, image.dtype))
     prepared = imaging.prepare(big, region, None, "img2img", model.resolution, 0, 0, 0, model.max_pixels,
                                tiled=region.width * region.height > model.resolution ** 2)

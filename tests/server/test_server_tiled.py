@@ -123,3 +123,21 @@ def test_an_unknown_upscaler_is_refused_naming_the_field(live):
     with connected(live.url) as (client, _), pytest.raises(ProtocolError) as info:
         client.run_job(sub, {"image": image_frame(sub, make_image(16, 16))}, timeout=TIMEOUT)
     assert (info.value.code, info.value.field) == ("unknown_model", "upscale.upscaler")
+
+
+def test_a_16_bit_upscale_without_refine_keeps_its_levels(live):
+    """A 16-bit layer is resized in float, not through 8 bits: its result has more than 256 levels, and it is
+    the float Lanczos resize of the input within one 16-bit level."""
+    pixels = make_image(40, 24, seed=8, dtype=np.uint16, opaque=True)
+    sub = submit("upscale", upscale=UpscaleOptions(factor=2, refine=False), result_format="rgba16")
+    with connected(live.url) as (client, _):
+        result = client.run_job(sub, {"image": image_frame(sub, pixels, fmt="rgba16")}, timeout=TIMEOUT)
+    [frame] = result.frames
+    out = result_array(frame)
+    assert frame.pixel_format == "rgba16" and out.shape == (48, 80, 4)
+    assert len(np.unique(out[..., 0])) > 256, "the result went through 8 bits"
+    colour = pixels[..., :3].astype(np.float32) / 65535
+    expected = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(colour[..., c]), "F").resize(
+        (80, 48), Image.LANCZOS)) for c in range(3)], axis=-1)
+    assert np.abs(out[..., :3].astype(np.float64) / 65535 - np.clip(expected, 0, 1)).max() <= 1.5 / 65535
+    assert (out[..., 3] == 65535).all()
