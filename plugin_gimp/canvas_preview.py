@@ -45,6 +45,33 @@ def _frozen(image: Gimp.Image, action) -> None:
         image.undo_thaw()
 
 
+def insert_temporary(image: Gimp.Image, source: Gimp.Layer, name: str, rect, gray: bool) -> Gimp.Layer:
+    """A temporary layer of ours directly above ``source`` at ``rect`` (undo frozen, the painter's selected layers
+    kept), marked with this process so that ``remove_stale`` can take it out if we die."""
+    layers: list[Gimp.Layer] = []
+
+    def insert() -> None:
+        kind = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
+        layer = Gimp.Layer.new(image, name, rect.width, rect.height, kind, 100.0, Gimp.LayerMode.NORMAL)
+        layer.attach_parasite(Gimp.Parasite.new(PREVIEW_PARASITE, 0, str(os.getpid()).encode("ascii")))
+        image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+        layer.set_offsets(rect.x, rect.y)
+        layers.append(layer)
+
+    _frozen(image, insert)
+    return layers[0]
+
+
+def remove_temporary(image: Gimp.Image, layer: Gimp.Layer | None) -> int | None:
+    """Take a temporary layer out (undo frozen); the id it had, or None when there was nothing to remove."""
+    if layer is None or not layer.is_valid() or not image.is_valid():
+        return None
+    layer_id = layer.get_id()
+    _frozen(image, lambda: image.remove_layer(layer))
+    Gimp.displays_flush()
+    return layer_id
+
+
 def _all_layers(layers) -> list:
     out = []
     for layer in layers:
@@ -101,7 +128,7 @@ class CanvasPreview:
             self.gone, self.layer = True, None
             return
         if self.layer is None:
-            _frozen(self.image, self._insert)
+            self._insert()
         r = self.plan.region
         bpp = 4 if has_alpha else 3
         data = px.upscale_nearest(rgb, width, height, bpp, r.width, r.height)
@@ -116,23 +143,15 @@ class CanvasPreview:
             layers=len(self.image.get_layers()))
 
     def _insert(self) -> None:
-        r = self.plan.region
-        kind = Gimp.ImageType.GRAYA_IMAGE if self.gray else Gimp.ImageType.RGBA_IMAGE
-        layer = Gimp.Layer.new(self.image, LAYER_NAME, r.width, r.height, kind, 100.0, Gimp.LayerMode.NORMAL)
-        layer.attach_parasite(Gimp.Parasite.new(PREVIEW_PARASITE, 0, str(os.getpid()).encode("ascii")))
-        self.image.insert_layer(layer, self.source.get_parent(), self.image.get_item_position(self.source))
-        layer.set_offsets(r.x, r.y)
+        layer = insert_temporary(self.image, self.source, LAYER_NAME, self.plan.region, self.gray)
         if self.plan.masked:  # show the preview where the result will show: inside the selection
-            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+            _frozen(self.image, lambda: layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION)))
         self.layer = layer
         log("preview_layer_added", layer=layer.get_id())
 
     def remove(self) -> None:
         """Take the preview layer out (every exit path of a job calls this); safe to call twice."""
         layer, self.layer = self.layer, None
-        if layer is None or not layer.is_valid() or not self.image.is_valid():
-            return
-        layer_id = layer.get_id()
-        _frozen(self.image, lambda: self.image.remove_layer(layer))
-        Gimp.displays_flush()
-        log("preview_layer_removed", layer=layer_id)
+        layer_id = remove_temporary(self.image, layer)
+        if layer_id is not None:
+            log("preview_layer_removed", layer=layer_id)

@@ -33,7 +33,7 @@ from gi.repository import Gegl, Gimp, GimpUi, GLib, Gtk  # noqa: E402
 from . import gimp_image, job, naming, params, settings, ui  # noqa: E402
 from . import pixels as px  # noqa: E402
 from ._protocol import core, geometry  # noqa: E402
-from .canvas_preview import PREVIEW_PARASITE, _frozen  # noqa: E402
+from .canvas_preview import insert_temporary, remove_temporary  # noqa: E402
 from .trace import log  # noqa: E402
 
 NAME = "plug-in-underpaint-live"
@@ -70,7 +70,8 @@ class LiveLayer:
         if self.layer is not None and not self.layer.is_valid():
             self.layer = None  # the painter deleted it: make it again
         if self.layer is None:
-            _frozen(self.image, lambda: self._insert(rect))
+            self.layer = insert_temporary(self.image, self.source, LAYER_NAME, rect, self.spec.gray)
+            log("live_layer_added", layer=self.layer.get_id())
         layer = self.layer
         if (layer.get_width(), layer.get_height()) != (rect.width, rect.height):
             raise ValueError(f"a live frame of {rect.width}x{rect.height} px for a live layer of "
@@ -82,23 +83,11 @@ class LiveLayer:
         layer.update(0, 0, rect.width, rect.height)
         Gimp.displays_flush()
 
-    def _insert(self, rect: Rect) -> None:
-        kind = Gimp.ImageType.GRAYA_IMAGE if self.spec.gray else Gimp.ImageType.RGBA_IMAGE
-        layer = Gimp.Layer.new(self.image, LAYER_NAME, rect.width, rect.height, kind, 100.0, Gimp.LayerMode.NORMAL)
-        layer.attach_parasite(Gimp.Parasite.new(PREVIEW_PARASITE, 0, str(os.getpid()).encode("ascii")))
-        self.image.insert_layer(layer, self.source.get_parent(), self.image.get_item_position(self.source))
-        layer.set_offsets(rect.x, rect.y)
-        self.layer = layer
-        log("live_layer_added", layer=layer.get_id())
-
     def remove(self) -> None:
         layer, self.layer = self.layer, None
-        if layer is None or not layer.is_valid() or not self.image.is_valid():
-            return
-        layer_id = layer.get_id()
-        _frozen(self.image, lambda: self.image.remove_layer(layer))
-        Gimp.displays_flush()
-        log("live_layer_removed", layer=layer_id)
+        layer_id = remove_temporary(self.image, layer)
+        if layer_id is not None:
+            log("live_layer_removed", layer=layer_id)
 
 
 class LiveRun:
