@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ APP_NAME = "underpaint"
 NAMESPACE = "underpaint"
 PROBE_TIMEOUT_S = 5.0  # ray.init retries an address nobody answers at for minutes: look first
 DEFAULT_PORTS = {"": 6379, "ray": 10001}  # GCS, Ray Client
+ATTACH_WAIT_S = 120.0  # how long ray_attach waits for a deploying (or healing) application to run
 
 
 def require_ray() -> Any:
@@ -123,21 +125,27 @@ def start_engine(config: ServerConfig, registry: Callable[[ReplicaSettings], Any
     return RayEngine(handle, most)
 
 
-def attached_handle() -> Any:
-    """The handle of the engine application someone else deployed (a RayService's ``serveConfigV2``)."""
+def attached_handle(wait_s: float = ATTACH_WAIT_S) -> Any:
+    """The handle of the engine application someone else deployed (a RayService's ``serveConfigV2``). One that
+    is still deploying, or replacing a replica that died, is waited for up to ``wait_s``."""
     from ray import serve
 
-    try:
-        status = serve.status().applications.get(APP_NAME)
-    except Exception as exc:  # noqa: BLE001 - Serve is not running on this cluster
-        status, reason = None, str(exc)
-    else:
-        reason = "it is not deployed" if status is None else f"it is {status.status}"
-    if status is None or str(status.status).split(".")[-1] != "RUNNING":
-        raise ConfigError(f"setting 'ray_attach' is on, but the Serve application {APP_NAME!r} is not running on "
-                          f"this cluster ({reason}): deploy it with import path "
-                          "'underpaint.server.scale.app:build' (docs/ray.md), or leave ray_attach off")
-    return serve.get_app_handle(APP_NAME)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            status = serve.status().applications.get(APP_NAME)
+        except Exception as exc:  # noqa: BLE001 - Serve is not running on this cluster
+            status, state, reason = None, "", str(exc)
+        else:
+            state = str(status.status).split(".")[-1] if status is not None else ""
+            reason = "it is not deployed" if status is None else f"it is {state}"
+        if state == "RUNNING":
+            return serve.get_app_handle(APP_NAME)
+        if state not in ("DEPLOYING", "UNHEALTHY") or time.monotonic() >= deadline:
+            raise ConfigError(f"setting 'ray_attach' is on, but the Serve application {APP_NAME!r} is not running "
+                              f"on this cluster ({reason}): deploy it with import path "
+                              "'underpaint.server.scale.app:build' (docs/ray.md), or leave ray_attach off")
+        time.sleep(0.5)
 
 
 def shutdown() -> None:

@@ -146,40 +146,6 @@ def running_replicas() -> int:
     return states.get("RUNNING", 0)
 
 
-def test_a_replica_killed_before_the_first_step_is_retried_on_another(ray_live, ledger):
-    """The job's replica dies while it prepares the model (no step ran): the job runs again elsewhere."""
-    engine = ray_live.engine
-    wait_until(lambda: running_replicas() == 2, what="two running replicas")
-    with connected(ray_live.url) as (client, rec):
-        job = send(client, "retried", model=SLOW_MODEL, steps=4)
-        placed = wait_until(lambda: next((r.placed for r in engine.running() if r.prompt == "retried" and r.placed
-                                          and r.step == 0), None), what="the job placed on a replica")
-        os.kill(placed.pid, signal.SIGKILL)
-        result = rec.finished(job)
-    assert isinstance(result, ResultReceived), result
-    assert rec.for_job(job, Error) == []
-
-
-def test_a_replica_killed_mid_job_fails_that_job_alone(ray_live):
-    """The killed replica's job ends with one clear error; the other job still gets its result (on the other
-    replica, or on whichever replica is free after the kill); the server serves on. Runs last."""
-    engine = ray_live.engine
-    wait_until(lambda: running_replicas() == 2, what="two running replicas")
-    with connected(ray_live.url) as (first, first_rec), connected(ray_live.url) as (second, second_rec):
-        doomed = send(first, "doomed", steps=150, strength=1.0)
-        survivor = send(second, "survivor", steps=60, strength=1.0)
-        placed = wait_until(lambda: next((r.placed for r in engine.running() if r.prompt == "doomed" and r.placed
-                                          and r.step >= 1), None), what="the doomed job running on a replica")
-        others = [r.placed.pid for r in engine.running() if r.prompt == "survivor" and r.placed]
-        assert placed.pid not in others  # never two jobs on one replica
-        os.kill(placed.pid, signal.SIGKILL)
-        error = first_rec.finished(doomed)
-        assert isinstance(error, Error) and error.code == "internal"
-        assert "replica" in error.message and "again" in error.message
-        assert isinstance(second_rec.finished(survivor), ResultReceived)
-    quick_job(ray_live.url)
-
-
 def test_a_second_front_attaches_to_the_deployed_application(ray_live, local_live):
     """What a KubeRay RayService does: the engine application is deployed once (here by the first front), and
     `underpaint serve --ray-attach` uses it without deploying or deleting anything."""
@@ -217,3 +183,37 @@ def test_the_rayservice_import_path_builds_the_engine_application(ray_live):
     deployment = built._bound_deployment  # what serveConfigV2 would deploy
     assert deployment.name == "UnderpaintEngine"
     assert deployment._deployment_config.autoscaling_config.max_replicas == 3
+
+
+def test_a_replica_killed_before_the_first_step_is_retried_on_another(ray_live, ledger):
+    """The job's replica dies while it prepares the model (no step ran): the job runs again elsewhere."""
+    engine = ray_live.engine
+    wait_until(lambda: running_replicas() == 2, what="two running replicas")
+    with connected(ray_live.url) as (client, rec):
+        job = send(client, "retried", model=SLOW_MODEL, steps=4)
+        placed = wait_until(lambda: next((r.placed for r in engine.running() if r.prompt == "retried" and r.placed
+                                          and r.step == 0), None), what="the job placed on a replica")
+        os.kill(placed.pid, signal.SIGKILL)
+        result = rec.finished(job)
+    assert isinstance(result, ResultReceived), result
+    assert rec.for_job(job, Error) == []
+
+
+def test_a_replica_killed_mid_job_fails_that_job_alone(ray_live):
+    """The killed replica's job ends with one clear error; the other job still gets its result (on the other
+    replica, or on whichever replica is free after the kill); the server serves on. Runs last."""
+    engine = ray_live.engine
+    wait_until(lambda: running_replicas() == 2, what="two running replicas")
+    with connected(ray_live.url) as (first, first_rec), connected(ray_live.url) as (second, second_rec):
+        doomed = send(first, "doomed", steps=150, strength=1.0)
+        survivor = send(second, "survivor", steps=60, strength=1.0)
+        placed = wait_until(lambda: next((r.placed for r in engine.running() if r.prompt == "doomed" and r.placed
+                                          and r.step >= 1), None), what="the doomed job running on a replica")
+        others = [r.placed.pid for r in engine.running() if r.prompt == "survivor" and r.placed]
+        assert placed.pid not in others  # never two jobs on one replica
+        os.kill(placed.pid, signal.SIGKILL)
+        error = first_rec.finished(doomed)
+        assert isinstance(error, Error) and error.code == "internal"
+        assert "replica" in error.message and "again" in error.message
+        assert isinstance(second_rec.finished(survivor), ResultReceived)
+    quick_job(ray_live.url)

@@ -91,3 +91,25 @@ def test_attach_is_a_flag_and_a_setting(tmp_path):
     assert build_config(file, {}, {}).ray_attach is True
     assert build_config(None, {}, {"UNDERPAINT_RAY_ATTACH": "1"}).ray_attach is True
     assert build_config(None, {}, {}).ray_attach is False
+
+
+def test_attach_waits_for_an_application_that_is_deploying_or_healing(monkeypatch):
+    """A RayService still deploying, or replacing a replica that died, is waited for; a missing one is not."""
+    from types import SimpleNamespace
+
+    from ray import serve
+    from underpaint.server.scale import cluster
+
+    states = iter(["DEPLOYING", "UNHEALTHY", "RUNNING"])
+    monkeypatch.setattr(serve, "status", lambda: SimpleNamespace(applications={
+        cluster.APP_NAME: SimpleNamespace(status=f"ApplicationStatus.{next(states)}")}))
+    monkeypatch.setattr(serve, "get_app_handle", lambda name: f"handle of {name}")
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    assert cluster.attached_handle() == f"handle of {cluster.APP_NAME}"
+    monkeypatch.setattr(serve, "status", lambda: SimpleNamespace(applications={}))
+    with pytest.raises(ConfigError, match="it is not deployed"):
+        cluster.attached_handle()
+    monkeypatch.setattr(serve, "status", lambda: SimpleNamespace(applications={
+        cluster.APP_NAME: SimpleNamespace(status="ApplicationStatus.DEPLOYING")}))
+    with pytest.raises(ConfigError, match="it is DEPLOYING"):
+        cluster.attached_handle(wait_s=0)
