@@ -26,6 +26,7 @@ class FlakyLink:
         self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
         self.restarts = 0
+        self._proc = None  # the server process behind the relay
         self.relay: Relay | None = None
         self._control = socket.create_server(("127.0.0.1", 0))
         self.control_port = self._control.getsockname()[1]
@@ -36,7 +37,7 @@ class FlakyLink:
         return f"{self.relay.url}/v1/ws"
 
     def _start_server(self) -> int:
-        url, _proc = self._stack.enter_context(running_process(self.work))
+        url, self._proc = self._stack.enter_context(running_process(self.work))
         return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
     def __enter__(self) -> FlakyLink:
@@ -55,6 +56,7 @@ class FlakyLink:
         """Stop the server (its jobs are gone), start a new one, point the relay at it."""
         with self._lock:
             old, self._stack = self._stack, contextlib.ExitStack()
+            self._proc.kill()  # at once, as a crash or a power cut: a graceful stop could finish the job first
             old.close()
             assert self.relay is not None
             self.relay.cut()
