@@ -21,7 +21,7 @@ import numpy as np
 from underpaint.protocol import errors
 from underpaint.protocol.geometry import Size
 
-from ..imaging import resize_float, resize_rgb
+from ..imaging import resize_colour
 from .interface import CancelToken, EngineError
 from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, SkippedFile
 
@@ -165,9 +165,8 @@ class Upscalers:
         ``upscaler_id`` is None."""
         h, w = rgb.shape[:2]
         target = Size(w * factor, h * factor)
-        resize = resize_rgb if rgb.dtype == np.uint8 else resize_float
         if upscaler_id is None:
-            return resize(rgb, target)
+            return resize_colour(rgb, target)
         found = self._found.get(upscaler_id)
         if found is None:
             ids = ", ".join(self._found) or "none (plain resize only)"
@@ -179,4 +178,4 @@ class Upscalers:
                 self._loaded = (upscaler_id, load_model(found.path, self.device))
             descriptor = self._loaded[1]
         out = run_model(descriptor, rgb, cancel)
-        return out if out.shape[:2] == (target.height, target.width) else resize(out, target)
+        return out if out.shape[:2] == (target.height, target.width) else resize_colour(out, target)

@@ -16,10 +16,11 @@ from .pixels import (
     encode_pixels,
     to_rgb8,
 )
-from .sizing import fit_to_model, resize_float, resize_mask, resize_rgb
+from .sizing import fit_to_model, resize_colour, resize_float, resize_mask, resize_rgb
 
 __all__ = [
     "EmptyMask", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
-    "convert_depth", "to_rgb8", "alpha_of", "fit_to_model", "resize_rgb", "resize_float", "resize_mask", "mask_bbox",
+    "convert_depth", "to_rgb8", "alpha_of", "fit_to_model", "resize_rgb", "resize_float", "resize_colour",
+    "resize_mask", "mask_bbox",
     "crop_for_inpaint", "grow_mask", "feather_mask", "composite", "prepare", "finish", "cut_region",
 ]  # fmt: skip

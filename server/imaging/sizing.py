@@ -69,6 +69,11 @@ def resize_float(img: np.ndarray, size: Size) -> np.ndarray:
     return np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)
 
 
+def resize_colour(img: np.ndarray, size: Size) -> np.ndarray:
+    """Resize (H, W, 3) colour with LANCZOS in its own dtype: uint8 as RGB, float32 channel by channel."""
+    return resize_rgb(img, size) if img.dtype == np.uint8 else resize_float(img, size)
+
+
 def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
     """Resize an (H, W) uint8 or float32 mask with PIL BILINEAR (antialiased when shrinking)."""
     if mask.ndim != 2 or mask.dtype not in (np.uint8, np.float32):

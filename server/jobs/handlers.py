@@ -160,7 +160,7 @@ def upscale(inputs: Inputs, submit: Submit, model: Model) -> Plan:
     if model.upscalers is not None:
         rgb = model.upscalers.upscale(rgb, opts.upscaler, factor, model.cancel)
     else:
-        rgb = imaging.resize_rgb(rgb, region.size) if work == np.uint8 else imaging.resize_float(rgb, region.size)
+        rgb = imaging.resize_colour(rgb, region.size)
     alpha = imaging.resize_mask(np.ascontiguousarray(convert_depth(image[..., 3], work)), region.size)
     big = np.concatenate([rgb, alpha[..., None]], axis=-1)
     if not opts.refine:
