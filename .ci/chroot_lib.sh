@@ -20,6 +20,17 @@ up_retry() {  # mirrors hiccup
     return 1
 }
 
+# apt-get on the host: one provisioner at a time (our own lock), and a dpkg/apt lock held by anything else is waited
+# for (up to 10 min) instead of failing at once. Used by every host-level apt call of .ci/.
+UP_HOST_APT_LOCK=/var/lock/underpaint-host-apt.lock
+up_host_apt() {  # PACKAGES...
+    (
+        flock -w 1800 9 || { up_log "gave up waiting for $UP_HOST_APT_LOCK"; exit 1; }
+        up_retry sh -c 'apt-get -q -o DPkg::Lock::Timeout=600 update &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "$@"' up_host_apt "$@"
+    ) 9>"$UP_HOST_APT_LOCK"
+}
+
 # Run a command inside CHROOT with /proc, /sys, /dev, /dev/pts mounted in a private namespace.
 up_in_chroot() {
     local root=$1; shift
@@ -41,7 +52,8 @@ up_ready() {  # CHROOT MARKER WANT
     [[ -f "$2" ]] && [[ "$(tail -n1 "$2")" == "$3" ]]
 }
 
-# Make sure CHROOT holds a finished debootstrap of SUITE (minbase). Caller holds the lock.
+# Make sure CHROOT holds a finished debootstrap of SUITE (minbase). Caller holds the lock. Every step is checked
+# explicitly (callers run it as `up_debootstrap ... || return 1`, which switches `set -e` off inside it).
 up_debootstrap() {  # CHROOT SUITE
     local root=$1 suite=$2
     if [[ -x "$root/usr/bin/apt-get" && -f "$root/.underpaint-debootstrap-done" ]]; then
@@ -53,16 +65,21 @@ up_debootstrap() {  # CHROOT SUITE
     fi
     if [[ -e "$root" ]]; then
         up_log "removing incomplete chroot $root"
-        rm -rf --one-file-system "$root"
+        rm -rf --one-file-system "$root" || { up_log "could not remove $root"; return 1; }
     fi
     if ! command -v debootstrap >/dev/null 2>&1; then
         up_log "installing debootstrap"
-        up_retry sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap"
+        up_host_apt debootstrap || { up_log "installing debootstrap on the host failed"; return 1; }
+        command -v debootstrap >/dev/null 2>&1 || { up_log "debootstrap is still missing after apt-get"; return 1; }
     fi
     up_log "debootstrap $suite -> $root (minbase)"
     # debootstrap of sid/experimental from a bookworm/trixie host: the sid script is a symlink to the same one.
-    unshare -m --propagation private debootstrap --variant=minbase "$suite" "$root" "$UP_MIRROR"
-    touch "$root/.underpaint-debootstrap-done"
+    if ! up_retry unshare -m --propagation private debootstrap --variant=minbase "$suite" "$root" "$UP_MIRROR"; then
+        up_log "debootstrap $suite failed"
+        return 1
+    fi
+    [[ -x "$root/usr/bin/apt-get" ]] || { up_log "debootstrap left no apt-get in $root"; return 1; }
+    touch "$root/.underpaint-debootstrap-done" || return 1
 }
 
 # Provision a chroot. Variables (set by the caller):

@@ -4,6 +4,8 @@
 # The other Krita hosts live in chroots: provision_trixie.sh (5.2), provision_sid.sh (5.3),
 # provision_experimental.sh (6.0).
 set -euo pipefail
+. "$(dirname "$0")/chroot_lib.sh"  # up_host_apt: locked, waits for a held dpkg lock, retries
+UP_NAME=provision_krita
 
 log() { echo "[provision_krita] $*" >&2; }
 
@@ -15,17 +17,6 @@ have_all() {
         && dpkg-query -W -f='${Status}\n' python3-pyqt5 2>/dev/null | grep -q "install ok installed"
 }
 
-apt_install() {  # retry: mirrors hiccup
-    for attempt in 1 2 3; do
-        if "$@"; then
-            return 0
-        fi
-        log "apt failed (attempt $attempt); retrying in 10 s"
-        sleep 10
-    done
-    return 1
-}
-
 # ------------------------------------------------------------------ system Krita
 if have_all; then
     log "Krita ready: $(dpkg-query -W -f='${Version}' krita 2>/dev/null || echo unknown)"
@@ -35,8 +26,7 @@ else
         exit 1
     fi
     log "installing ${PACKAGES[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_install sh -c "apt-get update -q && apt-get install -y -q ${PACKAGES[*]}" || { log "apt-get failed"; exit 1; }
+    up_host_apt "${PACKAGES[@]}" || { log "apt-get failed"; exit 1; }
     have_all || { log "Krita is still incomplete after apt-get install"; exit 1; }
     log "Krita installed: $(dpkg-query -W -f='${Version}' krita)"
 fi
