@@ -5,7 +5,8 @@ Standard library only (the ``client`` module imports ``websockets`` lazily), Pyt
 """
 
 from . import vocabulary
-from .connection import ClientConnection, PreparedJob, PreviewReceived, ResultReceived, ServerConnection, State
+from .connection import ClientConnection, PreparedJob, PreviewReceived, ResultReceived
+from .connection_base import State
 from .errors import ProtocolError
 from .frames import Frame, FrameLimits, decode_frame
 from .geometry import Rect, Size, context_region
@@ -30,6 +31,7 @@ from .messages import (
     Welcome,
 )
 from .pixels import decode_pixels, make_frame
+from .server_connection import ServerConnection
 from .vocabulary import PROTOCOL_VERSION
 
 __all__ = [

@@ -7,10 +7,10 @@ fatal. State changes only here, through the transitions each class exposes: ``st
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 from . import errors
+from .connection_base import State, version_error
 from .errors import FATAL_CODES, ProtocolError
 from .frames import Frame, FrameLimits, decode_frame
 from .jobs import (
@@ -42,36 +42,19 @@ from .messages import (
     decode_message,
     peek_protocol,
 )
+from .server_connection import ServerConnection  # re-exported: one import for both sides
 from .vocabulary import PROTOCOL_VERSION, SERVER_ROLES
 from .vocabulary import features as default_features
 
-__all__ = ["ClientConnection", "JobRequest", "PreparedJob", "PreviewReceived", "ResultReceived",
+__all__ = ["ClientConnection", "Connected", "JobRequest", "PreparedJob", "PreviewReceived", "ResultReceived",
            "ServerConnection", "State", "version_error"]
 
 
-class State(str, enum.Enum):
-    """Session states. Client: NEW -> HELLO_SENT -> READY -> CLOSED. Server: NEW -> HELLO_RECEIVED -> READY ->
-    CLOSED. Any state may go to CLOSED (a fatal error, ``reject``, ``close``)."""
+@dataclass(frozen=True)
+class Connected:
+    """The handshake is done: the server's welcome (what it offers, its limits)."""
 
-    NEW = "new"
-    HELLO_SENT = "hello_sent"
-    HELLO_RECEIVED = "hello_received"
-    READY = "ready"
-    CLOSED = "closed"
-
-
-def version_error(theirs: int, server_side: bool) -> ProtocolError:
-    """``incompatible_version`` with a sentence that says which program to upgrade."""
-    ours = PROTOCOL_VERSION
-    if server_side:
-        head = f"this server speaks Underpaint protocol {ours} but the plugin speaks protocol {theirs}"
-        fix = ("update the Underpaint plugin (Krita/GIMP) to a release for protocol " if theirs < ours
-               else "upgrade the Underpaint server to a release for protocol ")
-    else:
-        head = f"the server speaks Underpaint protocol {theirs} but this plugin speaks protocol {ours}"
-        fix = ("upgrade the Underpaint server to a release for protocol " if theirs < ours
-               else "update this plugin to a release for protocol ")
-    return ProtocolError(errors.INCOMPATIBLE_VERSION, f"{head}: {fix}{max(ours, theirs)}", "protocol")
+    welcome: Welcome
 
 
 @dataclass(frozen=True)
@@ -108,14 +91,17 @@ class _Job:
 
 class ClientConnection:
     def __init__(self, client: str, client_version: str = "", token: str | None = None,
-                 frame_limits: FrameLimits | None = None, features: tuple[str, ...] | None = None) -> None:
+                 frame_limits: FrameLimits | None = None, features: tuple[str, ...] | None = None,
+                 resume_keys: dict[str, str] | None = None) -> None:
         self.hello_message = Hello(protocol=PROTOCOL_VERSION, client=client, client_version=client_version,
                                    token=token, features=default_features() if features is None else tuple(features))
         self._state = State.NEW
         self.welcome: Welcome | None = None
         self.frame_limits = frame_limits or FrameLimits(max_pixels=2**40, max_frame_bytes=2**40)
         self._jobs: dict[str, _Job] = {}
-        self.resume_keys: dict[str, str] = {}  # job -> the server's resume_key (kept jobs; survives close)
+        # job -> the server's resume_key of a kept job; survives close. Pass the dict of the previous connection
+        # (``Client.resume_keys``) to resume its jobs on this one.
+        self.resume_keys: dict[str, str] = {} if resume_keys is None else resume_keys
         self.live = ClientStreams()  # live painting streams (feature ``live``)
 
     # ------------------------------------------------------------------ state (read-only outside)
@@ -237,6 +223,27 @@ class ClientConnection:
 
     # ------------------------------------------------------------------ receiving
     def receive_text(self, text: str | bytes) -> list[object]:
+        """Events of one control message: ``Connected`` for the welcome, else the message or what it completes.
+        Raises ProtocolError for anything wrong; one naming a job ends that job for the caller (its key goes)."""
+        try:
+            return self._receive_text(text)
+        except ProtocolError as exc:
+            self._forget_key(exc)
+            raise
+
+    def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
+        """Events of one binary frame (``PreviewReceived``, or none: result frames wait for their ``Result``)."""
+        try:
+            return self._receive_bytes(data)
+        except ProtocolError as exc:
+            self._forget_key(exc)
+            raise
+
+    def _forget_key(self, exc: ProtocolError) -> None:
+        if exc.job is not None and exc.code != errors.CONNECTION_LOST:
+            self.resume_keys.pop(exc.job, None)
+
+    def _receive_text(self, text: str | bytes) -> list[object]:
         if self._state is State.HELLO_SENT:
             version = peek_protocol(text, "welcome")
             if version is not None and version != PROTOCOL_VERSION:
@@ -247,7 +254,7 @@ class ClientConnection:
             if self._state is not State.HELLO_SENT:
                 raise ProtocolError(errors.UNEXPECTED_FRAME, "welcome arrived outside the handshake")
             self._state, self.welcome = State.READY, msg
-            return [msg]
+            return [Connected(msg)]
         if isinstance(msg, Error):
             return self._error(msg)
         if msg.TYPE in LIVE_SERVER_MESSAGES:
@@ -292,7 +299,7 @@ class ClientConnection:
                 self.resume_keys.pop(msg.job, None)
         return [msg]
 
-    def receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
+    def _receive_bytes(self, data: bytes | bytearray | memoryview) -> list[object]:
         frame = decode_frame(data, self.frame_limits)
         if frame.role not in SERVER_ROLES:
             raise ProtocolError(errors.UNEXPECTED_FRAME, f"servers do not send {frame.role} frames", "role",
@@ -308,5 +315,3 @@ class ClientConnection:
         job.results.append(frame)
         return []
 
-
-from .server_connection import ServerConnection  # noqa: E402 - re-exported: one import for both sides

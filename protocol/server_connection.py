@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import errors
-from .connection import State, version_error
+from .connection_base import State, version_error
 from .errors import FATAL_CODES, ProtocolError
 from .frames import HEADER_SIZE, Frame, FrameLimits, decode_frame
 from .jobs import JobRequest, check_frames, check_limits, check_submit
