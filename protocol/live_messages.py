@@ -2,7 +2,7 @@
 
 A stream is started once with the parameters of its frames, then fed ``live_frame`` messages, each followed by
 its ``live`` tiles; every frame gets exactly one answer: ``live_result`` (after its result frame), ``live_skipped``
-(a newer frame replaced it) or ``live_error`` naming it. Importing ``messages`` adds these to its decode tables.
+(a newer frame replaced it) or ``live_error`` naming it. ``messages`` lists these in its decode tables.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from . import errors
 from .errors import ProtocolError
-from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Message, _f, _job, _range
+from .message_base import Message, job_id, ranged, wire
 from .vocabulary import (
     GUIDANCE,
     IMAGE_ENCODINGS,
@@ -33,11 +33,11 @@ _I32 = (-(2**31), 2**31 - 1)
 
 
 def _frame(required: bool = True) -> object:
-    return _f(int, required=required, nullable=not required, lo=0, hi=MAX_LIVE_FRAME)
+    return wire(int, required=required, nullable=not required, lo=0, hi=MAX_LIVE_FRAME)
 
 
 def _hash(required: bool = True) -> object:
-    return _f(str, required=required, nullable=not required, pattern=HEX, max_len=2 * LIVE_HASH_BYTES)
+    return wire(str, required=required, nullable=not required, pattern=HEX, max_len=2 * LIVE_HASH_BYTES)
 
 
 def check_hash(value: str | None, name: str, stream: str) -> None:
@@ -52,18 +52,18 @@ class LiveStart(Message):
     """Open a stream: every frame of it is an img2img of these values (strength and seed fixed while live)."""
 
     TYPE: ClassVar[str] = "live_start"
-    stream: str = _job()
-    model: str | None = _f(str, nullable=True, max_len=512)
-    prompt: str = _f(str, default="", max_len=MAX_PROMPT)
-    negative_prompt: str = _f(str, default="", max_len=MAX_PROMPT)
-    strength: float = _range(float, STRENGTH)
-    steps: int = _range(int, STEPS)
-    guidance: float = _range(float, GUIDANCE)
-    seed: int | None = _f(int, nullable=True, lo=0, hi=MAX_SEED)
-    sampler: str = _f(str, default="default", choices=tuple(SAMPLERS))
-    tile: int = _range(int, LIVE_TILE)
-    result_format: str = _f(str, default="rgba8", choices=tuple(PIXEL_FORMATS))
-    result_encoding: str = _f(str, default="raw", choices=IMAGE_ENCODINGS)
+    stream: str = job_id()
+    model: str | None = wire(str, nullable=True, max_len=512)
+    prompt: str = wire(str, default="", max_len=MAX_PROMPT)
+    negative_prompt: str = wire(str, default="", max_len=MAX_PROMPT)
+    strength: float = ranged(float, STRENGTH)
+    steps: int = ranged(int, STEPS)
+    guidance: float = ranged(float, GUIDANCE)
+    seed: int | None = wire(int, nullable=True, lo=0, hi=MAX_SEED)
+    sampler: str = wire(str, default="default", choices=tuple(SAMPLERS))
+    tile: int = ranged(int, LIVE_TILE)
+    result_format: str = wire(str, default="rgba8", choices=tuple(PIXEL_FORMATS))
+    result_encoding: str = wire(str, default="raw", choices=IMAGE_ENCODINGS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,14 +75,14 @@ class LiveFrameMessage(Message):
     the tiles are applied (``live.frame_hash``)."""
 
     TYPE: ClassVar[str] = "live_frame"
-    stream: str = _job()
+    stream: str = job_id()
     frame: int = _frame()
-    x: int = _f(int, default=0, lo=_I32[0], hi=_I32[1])
-    y: int = _f(int, default=0, lo=_I32[0], hi=_I32[1])
-    width: int = _f(int, required=True, lo=1, hi=_I32[1])
-    height: int = _f(int, required=True, lo=1, hi=_I32[1])
-    pixel_format: str = _f(str, required=True, choices=tuple(PIXEL_FORMATS))
-    tiles: int = _f(int, required=True, lo=0, hi=MAX_TILES)
+    x: int = wire(int, default=0, lo=_I32[0], hi=_I32[1])
+    y: int = wire(int, default=0, lo=_I32[0], hi=_I32[1])
+    width: int = wire(int, required=True, lo=1, hi=_I32[1])
+    height: int = wire(int, required=True, lo=1, hi=_I32[1])
+    pixel_format: str = wire(str, required=True, choices=tuple(PIXEL_FORMATS))
+    tiles: int = wire(int, required=True, lo=0, hi=MAX_TILES)
     base: int | None = _frame(required=False)
     base_hash: str | None = _hash(required=False)
     hash: str = _hash()
@@ -101,7 +101,7 @@ class LiveFrameMessage(Message):
 @dataclass(frozen=True, kw_only=True)
 class LiveStop(Message):
     TYPE: ClassVar[str] = "live_stop"
-    stream: str = _job()
+    stream: str = job_id()
 
 
 # ----------------------------------------------------------------------------- server -> client
@@ -110,9 +110,9 @@ class LiveStarted(Message):
     """The stream is open: ``seed`` is the one every frame uses, ``model`` the model that runs them."""
 
     TYPE: ClassVar[str] = "live_started"
-    stream: str = _job()
-    seed: int = _f(int, required=True, lo=0, hi=MAX_SEED)
-    model: str = _f(str, required=True, max_len=512)
+    stream: str = job_id()
+    seed: int = wire(int, required=True, lo=0, hi=MAX_SEED)
+    model: str = wire(str, required=True, max_len=512)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,10 +120,10 @@ class LiveResult(Message):
     """Sent after the frame's one ``result`` frame (job id = the stream, index = ``frame`` mod 2^16)."""
 
     TYPE: ClassVar[str] = "live_result"
-    stream: str = _job()
+    stream: str = job_id()
     frame: int = _frame()
-    seed: int = _f(int, required=True, lo=0, hi=MAX_SEED)
-    timings: dict[str, float] = _f(dict, default=dict, item=float, lo=0.0, max_len=32)
+    seed: int = wire(int, required=True, lo=0, hi=MAX_SEED)
+    timings: dict[str, float] = wire(dict, default=dict, item=float, lo=0.0, max_len=32)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,7 +131,7 @@ class LiveSkipped(Message):
     """Frame ``frame`` was not generated (or was abandoned) because frame ``by`` replaced it: latest wins."""
 
     TYPE: ClassVar[str] = "live_skipped"
-    stream: str = _job()
+    stream: str = job_id()
     frame: int = _frame()
     by: int = _frame()
 
@@ -142,12 +142,12 @@ class LiveError(Message):
     server. ``stale_base``: the delta's base is not the server's kept input: send a full frame."""
 
     TYPE: ClassVar[str] = "live_error"
-    stream: str = _job()
+    stream: str = job_id()
     frame: int | None = _frame(required=False)
-    code: str = _f(str, required=True, max_len=64)
-    message: str = _f(str, required=True, max_len=4000)
-    field: str | None = _f(str, nullable=True, max_len=256)
-    ended: bool = _f(bool, default=False)
+    code: str = wire(str, required=True, max_len=64)
+    message: str = wire(str, required=True, max_len=4000)
+    field: str | None = wire(str, nullable=True, max_len=256)
+    ended: bool = wire(bool, default=False)
 
     @classmethod
     def of(cls, stream: str, exc: ProtocolError, frame: int | None = None, ended: bool = False) -> LiveError:
@@ -160,12 +160,10 @@ class LiveStopped(Message):
     """The stream's last message: nothing of it follows."""
 
     TYPE: ClassVar[str] = "live_stopped"
-    stream: str = _job()
+    stream: str = job_id()
 
 
 LIVE_CLIENT_MESSAGES: dict[str, type[Message]] = {m.TYPE: m for m in (LiveStart, LiveFrameMessage, LiveStop)}
 LIVE_SERVER_MESSAGES: dict[str, type[Message]] = {
     m.TYPE: m for m in (LiveStarted, LiveResult, LiveSkipped, LiveError, LiveStopped)
 }
-CLIENT_MESSAGES.update(LIVE_CLIENT_MESSAGES)
-SERVER_MESSAGES.update(LIVE_SERVER_MESSAGES)

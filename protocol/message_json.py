@@ -1,16 +1,13 @@
-"""Decoding a JSON control message into one of the message classes of ``messages`` (the table decides which)."""
+"""Decoding a JSON control message into one of the message classes of a decode table (``messages``)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from . import errors
 from .errors import ProtocolError
+from .message_base import Message
 from .vocabulary import MAX_TEXT_BYTES
-
-if TYPE_CHECKING:
-    from .messages import Message
 
 
 def decode_message(text: str | bytes, table: dict[str, type[Message]]) -> Message:

@@ -6,14 +6,14 @@ fields, NaN/inf) before building one and raises ``ProtocolError`` naming the fie
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from . import errors
 from .errors import ProtocolError
-from .schema import Spec, parse_fields, to_json_value
+from .live_messages import LIVE_CLIENT_MESSAGES, LIVE_SERVER_MESSAGES
+from .message_base import Message, Record, job_id, names, ranged, wire
+from .message_json import decode_message, peek_protocol  # noqa: F401 - the JSON decoder of these classes
 from .vocabulary import (
     BATCH,
     CONTEXT,
@@ -42,87 +42,24 @@ from .vocabulary import (
     STEPS,
     STRENGTH,
     UPSCALE_FACTORS,
-    Range,
 )
-
-
-def _range(kind: Any, r: Range, **rules: Any) -> Any:
-    return _f(kind, default=kind(r.default), lo=kind(r.lo), hi=kind(r.hi), **rules)
-
-
-def _names(max_len: int, pattern: str = FEATURE_CHARS, **rules: Any) -> Any:
-    """A list of names (features, kinds) that may include names this version does not know."""
-    return _f(list, item=str, pattern=pattern, item_len=64, max_len=max_len, **rules)
-
-
-def _f(kind: Any, *, required: bool = False, default: Any = None, python_default: Any = None, **rules: Any) -> Any:
-    """A dataclass field carrying its wire rules. ``python_default``: a field required on the wire that Python
-    callers may leave out (the connection fills it in)."""
-    spec = Spec("", kind, required=required, default=default, **rules)
-    meta = {"spec": spec}
-    if python_default is not None:
-        return dataclasses.field(default_factory=python_default, metadata=meta)
-    if required:
-        return dataclasses.field(metadata=meta)
-    if isinstance(default, type):
-        return dataclasses.field(default_factory=default, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
-
-
-def _job() -> Any:
-    return _f(str, required=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS)
-
-
-class Record:
-    """Shared encode/decode for messages and their nested objects."""
-
-    @classmethod
-    def specs(cls) -> tuple[Spec, ...]:
-        cached = cls.__dict__.get("_specs")
-        if cached is None:
-            cached = tuple(dataclasses.replace(f.metadata["spec"], name=f.name) for f in dataclasses.fields(cls))
-            cls._specs = cached  # type: ignore[attr-defined]
-        return cached
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], path: str = "", ignore: tuple[str, ...] = ()) -> Any:
-        return cls(**parse_fields(cls.specs(), data, path, ignore))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field, except a feature-guarded one at its default (an older peer would not know it)."""
-        out = {}
-        for spec in self.specs():
-            value = getattr(self, spec.name)
-            if spec.feature is None or value != (spec.default() if callable(spec.default) else spec.default):
-                out[spec.name] = to_json_value(value)
-        return out
-
-
-class Message(Record):
-    TYPE: ClassVar[str] = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.TYPE, **super().to_dict()}
-
-    def encode(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 # ----------------------------------------------------------------------------- nested objects
 @dataclass(frozen=True, kw_only=True)
 class PreviewOptions(Record):
-    enabled: bool = _f(bool, default=True)
-    max_size: int = _range(int, PREVIEW_SIZE)
-    every_steps: int = _f(int, default=1, lo=1, hi=1000)
-    min_interval_ms: int = _f(int, default=0, lo=0, hi=600_000)
-    encoding: str = _f(str, default="jpeg", choices=PREVIEW_ENCODINGS)  # jpeg/webp: features
+    enabled: bool = wire(bool, default=True)
+    max_size: int = ranged(int, PREVIEW_SIZE)
+    every_steps: int = wire(int, default=1, lo=1, hi=1000)
+    min_interval_ms: int = wire(int, default=0, lo=0, hi=600_000)
+    encoding: str = wire(str, default="jpeg", choices=PREVIEW_ENCODINGS)  # jpeg/webp: features
 
 
 @dataclass(frozen=True, kw_only=True)
 class InpaintOptions(Record):
-    feather: int = _range(int, FEATHER)
-    grow: int = _range(int, GROW)
-    context: int = _range(int, CONTEXT)
+    feather: int = ranged(int, FEATHER)
+    grow: int = ranged(int, GROW)
+    context: int = ranged(int, CONTEXT)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,84 +67,84 @@ class UpscaleOptions(Record):
     """``upscale`` jobs: the result is the image x ``factor``; ``upscaler`` is a ``welcome.upscalers`` id (None =
     a plain resize); ``refine`` runs a tiled img2img of the upscaled image at ``submit.strength`` afterwards."""
 
-    factor: int = _f(int, default=2, choices=UPSCALE_FACTORS)
-    upscaler: str | None = _f(str, nullable=True, max_len=512)
-    refine: bool = _f(bool, default=True)
+    factor: int = wire(int, default=2, choices=UPSCALE_FACTORS)
+    upscaler: str | None = wire(str, nullable=True, max_len=512)
+    refine: bool = wire(bool, default=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class UpscalerInfo(Record):
     """An upscaler model the server offers (feature ``kind:upscale``); ``scale`` is its native factor."""
 
-    id: str = _f(str, required=True, max_len=512)
-    name: str = _f(str, required=True, max_len=512)
-    scale: int = _f(int, required=True, lo=1, hi=16)
+    id: str = wire(str, required=True, max_len=512)
+    name: str = wire(str, required=True, max_len=512)
+    scale: int = wire(int, required=True, lo=1, hi=16)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelInfo(Record):
-    id: str = _f(str, required=True, max_len=512)
-    name: str = _f(str, required=True, max_len=512)
-    family: str = _f(str, required=True, max_len=32)
-    capabilities: tuple[str, ...] = _names(64, required=True)  # job kinds; unknown names are ignored
-    resolution: int = _f(int, required=True, lo=8, hi=16384)
-    default: bool = _f(bool, default=False)
-    note: str = _f(str, default="", max_len=2000)
+    id: str = wire(str, required=True, max_len=512)
+    name: str = wire(str, required=True, max_len=512)
+    family: str = wire(str, required=True, max_len=32)
+    capabilities: tuple[str, ...] = names(64, required=True)  # job kinds; unknown names are ignored
+    resolution: int = wire(int, required=True, lo=8, hi=16384)
+    default: bool = wire(bool, default=False)
+    note: str = wire(str, default="", max_len=2000)
 
 
 @dataclass(frozen=True, kw_only=True)
 class LoraInfo(Record):
     """A LoRA the server offers (feature ``lora``); it applies to models of the same ``family`` only."""
 
-    id: str = _f(str, required=True, max_len=512)
-    name: str = _f(str, required=True, max_len=512)
-    family: str = _f(str, required=True, max_len=32)
+    id: str = wire(str, required=True, max_len=512)
+    name: str = wire(str, required=True, max_len=512)
+    family: str = wire(str, required=True, max_len=32)
 
 
 @dataclass(frozen=True, kw_only=True)
 class LoraChoice(Record):
     """One LoRA of a job: a ``LoraInfo.id`` and its weight (0 = as if not named)."""
 
-    id: str = _f(str, required=True, max_len=512)
-    weight: float = _range(float, LORA_WEIGHT)
+    id: str = wire(str, required=True, max_len=512)
+    weight: float = ranged(float, LORA_WEIGHT)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Limits(Record):
-    max_pixels: int = _f(int, required=True, lo=1)
-    max_frame_bytes: int = _f(int, required=True, lo=1)
-    max_queued_jobs: int = _f(int, required=True, lo=1)
-    max_batch: int = _f(int, required=True, lo=BATCH.lo, hi=BATCH.hi)
-    max_steps: int = _f(int, required=True, lo=STEPS.lo, hi=STEPS.hi)
-    keep_results_s: int = _f(int, default=0, lo=0)
+    max_pixels: int = wire(int, required=True, lo=1)
+    max_frame_bytes: int = wire(int, required=True, lo=1)
+    max_queued_jobs: int = wire(int, required=True, lo=1)
+    max_batch: int = wire(int, required=True, lo=BATCH.lo, hi=BATCH.hi)
+    max_steps: int = wire(int, required=True, lo=STEPS.lo, hi=STEPS.hi)
+    keep_results_s: int = wire(int, default=0, lo=0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults(Record):
-    model: str = _f(str, required=True, max_len=512)
-    strength: float = _range(float, STRENGTH)
-    steps: int = _range(int, STEPS)
-    guidance: float = _range(float, GUIDANCE)
-    sampler: str = _f(str, default="default", max_len=64, pattern=FEATURE_CHARS)
+    model: str = wire(str, required=True, max_len=512)
+    strength: float = ranged(float, STRENGTH)
+    steps: int = ranged(int, STEPS)
+    guidance: float = ranged(float, GUIDANCE)
+    sampler: str = wire(str, default="default", max_len=64, pattern=FEATURE_CHARS)
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobInput(Record):
     """One input of a job: its role (``vocabulary.ROLES``) and how many frames (tiles) of that role follow."""
 
-    role: str = _f(str, required=True, choices=INPUT_ROLES)
-    tiles: int = _f(int, default=1, lo=1, hi=MAX_TILES)
+    role: str = wire(str, required=True, choices=INPUT_ROLES)
+    tiles: int = wire(int, default=1, lo=1, hi=MAX_TILES)
 
 
 # ----------------------------------------------------------------------------- client -> server
 @dataclass(frozen=True, kw_only=True)
 class Hello(Message):
     TYPE: ClassVar[str] = "hello"
-    protocol: int = _f(int, required=True, lo=0, hi=1_000_000)
-    client: str = _f(str, required=True, max_len=64)
-    client_version: str = _f(str, default="", max_len=64)
-    token: str | None = _f(str, nullable=True, max_len=1024)
-    features: tuple[str, ...] = _names(MAX_FEATURES, required=True, python_default=tuple)
+    protocol: int = wire(int, required=True, lo=0, hi=1_000_000)
+    client: str = wire(str, required=True, max_len=64)
+    client_version: str = wire(str, default="", max_len=64)
+    token: str | None = wire(str, nullable=True, max_len=1024)
+    features: tuple[str, ...] = names(MAX_FEATURES, required=True, python_default=tuple)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,28 +156,28 @@ class Submit(Message):
     """
 
     TYPE: ClassVar[str] = "submit"
-    job: str = _job()
-    kind: str = _f(str, required=True, choices=tuple(KINDS))
-    inputs: tuple[JobInput, ...] = _f(list, required=True, item=JobInput, max_len=len(INPUT_ROLES),
+    job: str = job_id()
+    kind: str = wire(str, required=True, choices=tuple(KINDS))
+    inputs: tuple[JobInput, ...] = wire(list, required=True, item=JobInput, max_len=len(INPUT_ROLES),
                                       python_default=tuple)
-    model: str | None = _f(str, nullable=True, max_len=512)
-    prompt: str = _f(str, default="", max_len=MAX_PROMPT)
-    negative_prompt: str = _f(str, default="", max_len=MAX_PROMPT)
-    strength: float = _range(float, STRENGTH)
-    steps: int = _range(int, STEPS)
-    guidance: float = _range(float, GUIDANCE)
-    seed: int | None = _f(int, nullable=True, lo=0, hi=MAX_SEED)
-    batch: int = _range(int, BATCH)
-    sampler: str = _f(str, default="default", choices=tuple(SAMPLERS))
-    preview: PreviewOptions = _f(PreviewOptions, default=PreviewOptions)
-    inpaint: InpaintOptions = _f(InpaintOptions, default=InpaintOptions)
-    result_format: str = _f(str, default="rgba8", choices=tuple(PIXEL_FORMATS))
-    result_encoding: str = _f(str, default="raw", choices=IMAGE_ENCODINGS)
-    result_tile: int = _f(int, default=0, lo=0, hi=MAX_TILE_SIDE)
-    keep_result: bool = _f(bool, default=False, feature="resume")
-    resolution: str = _f(str, default="auto", choices=RESOLUTIONS, feature="tiled")
-    upscale: UpscaleOptions = _f(UpscaleOptions, default=UpscaleOptions, feature="kind:upscale")
-    loras: tuple[LoraChoice, ...] = _f(list, default=tuple, item=LoraChoice, max_len=MAX_LORAS, feature="lora")
+    model: str | None = wire(str, nullable=True, max_len=512)
+    prompt: str = wire(str, default="", max_len=MAX_PROMPT)
+    negative_prompt: str = wire(str, default="", max_len=MAX_PROMPT)
+    strength: float = ranged(float, STRENGTH)
+    steps: int = ranged(int, STEPS)
+    guidance: float = ranged(float, GUIDANCE)
+    seed: int | None = wire(int, nullable=True, lo=0, hi=MAX_SEED)
+    batch: int = ranged(int, BATCH)
+    sampler: str = wire(str, default="default", choices=tuple(SAMPLERS))
+    preview: PreviewOptions = wire(PreviewOptions, default=PreviewOptions)
+    inpaint: InpaintOptions = wire(InpaintOptions, default=InpaintOptions)
+    result_format: str = wire(str, default="rgba8", choices=tuple(PIXEL_FORMATS))
+    result_encoding: str = wire(str, default="raw", choices=IMAGE_ENCODINGS)
+    result_tile: int = wire(int, default=0, lo=0, hi=MAX_TILE_SIDE)
+    keep_result: bool = wire(bool, default=False, feature="resume")
+    resolution: str = wire(str, default="auto", choices=RESOLUTIONS, feature="tiled")
+    upscale: UpscaleOptions = wire(UpscaleOptions, default=UpscaleOptions, feature="kind:upscale")
+    loras: tuple[LoraChoice, ...] = wire(list, default=tuple, item=LoraChoice, max_len=MAX_LORAS, feature="lora")
 
     def __post_init__(self) -> None:
         if self.kind != "upscale" and self.upscale != UpscaleOptions():
@@ -266,7 +203,7 @@ class Submit(Message):
 @dataclass(frozen=True, kw_only=True)
 class Cancel(Message):
     TYPE: ClassVar[str] = "cancel"
-    job: str = _job()
+    job: str = job_id()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,33 +211,33 @@ class Resume(Message):
     """``key``: the ``resume_key`` the job's first ``queued`` carried (feature ``resume_key``)."""
 
     TYPE: ClassVar[str] = "resume"
-    job: str = _job()
-    key: str | None = _f(str, nullable=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS, feature="resume_key")
+    job: str = job_id()
+    key: str | None = wire(str, nullable=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS, feature="resume_key")
 
 
 # ----------------------------------------------------------------------------- server -> client
 @dataclass(frozen=True, kw_only=True)
 class Welcome(Message):
     TYPE: ClassVar[str] = "welcome"
-    protocol: int = _f(int, required=True, lo=0, hi=1_000_000)
-    server_version: str = _f(str, required=True, max_len=64)
-    device: str = _f(str, required=True, max_len=256)
-    features: tuple[str, ...] = _names(MAX_FEATURES, required=True, python_default=tuple)
-    models: tuple[ModelInfo, ...] = _f(list, default=tuple, item=ModelInfo, max_len=10_000)
-    upscalers: tuple[UpscalerInfo, ...] = _f(list, default=tuple, item=UpscalerInfo, max_len=10_000,
+    protocol: int = wire(int, required=True, lo=0, hi=1_000_000)
+    server_version: str = wire(str, required=True, max_len=64)
+    device: str = wire(str, required=True, max_len=256)
+    features: tuple[str, ...] = names(MAX_FEATURES, required=True, python_default=tuple)
+    models: tuple[ModelInfo, ...] = wire(list, default=tuple, item=ModelInfo, max_len=10_000)
+    upscalers: tuple[UpscalerInfo, ...] = wire(list, default=tuple, item=UpscalerInfo, max_len=10_000,
                                              feature="kind:upscale")
-    defaults: Defaults = _f(Defaults, required=True)
-    limits: Limits = _f(Limits, required=True)
-    loras: tuple[LoraInfo, ...] = _f(list, default=tuple, item=LoraInfo, max_len=10_000, feature="lora")
+    defaults: Defaults = wire(Defaults, required=True)
+    limits: Limits = wire(Limits, required=True)
+    loras: tuple[LoraInfo, ...] = wire(list, default=tuple, item=LoraInfo, max_len=10_000, feature="lora")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Queued(Message):
     TYPE: ClassVar[str] = "queued"
-    job: str = _job()
-    position: int = _f(int, required=True, lo=0)
+    job: str = job_id()
+    position: int = wire(int, required=True, lo=0)
     # the secret that proves a kept job is yours on resume: in the first queued of a keep_result job only
-    resume_key: str | None = _f(str, nullable=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS, feature="resume_key")
+    resume_key: str | None = wire(str, nullable=True, max_len=MAX_JOB_ID, pattern=JOB_ID_CHARS, feature="resume_key")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,11 +245,11 @@ class Started(Message):
     """The job left the queue. ``x, y, width, height``: the document region its previews and results cover."""
 
     TYPE: ClassVar[str] = "started"
-    job: str = _job()
-    x: int = _f(int, default=0, lo=-(2**31), hi=2**31 - 1)
-    y: int = _f(int, default=0, lo=-(2**31), hi=2**31 - 1)
-    width: int = _f(int, default=0, lo=0, hi=2**31 - 1)
-    height: int = _f(int, default=0, lo=0, hi=2**31 - 1)
+    job: str = job_id()
+    x: int = wire(int, default=0, lo=-(2**31), hi=2**31 - 1)
+    y: int = wire(int, default=0, lo=-(2**31), hi=2**31 - 1)
+    width: int = wire(int, default=0, lo=0, hi=2**31 - 1)
+    height: int = wire(int, default=0, lo=0, hi=2**31 - 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,9 +258,9 @@ class Progress(Message):
     ``steps x strength``), the same number in every progress of a job."""
 
     TYPE: ClassVar[str] = "progress"
-    job: str = _job()
-    step: int = _f(int, required=True, lo=1)
-    total: int = _f(int, required=True, lo=1)
+    job: str = job_id()
+    step: int = wire(int, required=True, lo=1)
+    total: int = wire(int, required=True, lo=1)
 
     def __post_init__(self) -> None:
         if self.step > self.total:
@@ -336,19 +273,19 @@ class Result(Message):
     """Sent after the job's ``images`` result frames."""
 
     TYPE: ClassVar[str] = "result"
-    job: str = _job()
-    images: int = _f(int, required=True, lo=0, hi=BATCH.hi)
-    seeds: tuple[int, ...] = _f(list, default=tuple, item=int, lo=0, hi=MAX_SEED, max_len=int(BATCH.hi))
-    timings: dict[str, float] = _f(dict, default=dict, item=float, lo=0.0, max_len=32)
+    job: str = job_id()
+    images: int = wire(int, required=True, lo=0, hi=BATCH.hi)
+    seeds: tuple[int, ...] = wire(list, default=tuple, item=int, lo=0, hi=MAX_SEED, max_len=int(BATCH.hi))
+    timings: dict[str, float] = wire(dict, default=dict, item=float, lo=0.0, max_len=32)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Error(Message):
     TYPE: ClassVar[str] = "error"
-    code: str = _f(str, required=True, max_len=64)
-    message: str = _f(str, required=True, max_len=4000)
-    job: str | None = _f(str, nullable=True, max_len=64)
-    field: str | None = _f(str, nullable=True, max_len=256)
+    code: str = wire(str, required=True, max_len=64)
+    message: str = wire(str, required=True, max_len=4000)
+    job: str | None = wire(str, nullable=True, max_len=64)
+    field: str | None = wire(str, nullable=True, max_len=256)
 
     @classmethod
     def from_exception(cls, exc: ProtocolError) -> Error:
@@ -361,12 +298,13 @@ class Error(Message):
 @dataclass(frozen=True, kw_only=True)
 class Cancelled(Message):
     TYPE: ClassVar[str] = "cancelled"
-    job: str = _job()
+    job: str = job_id()
 
 
-CLIENT_MESSAGES: dict[str, type[Message]] = {m.TYPE: m for m in (Hello, Submit, Cancel, Resume)}
-SERVER_MESSAGES: dict[str, type[Message]] = {
-    m.TYPE: m for m in (Welcome, Queued, Started, Progress, Result, Error, Cancelled)
+# The decode tables, explicitly: every message class of each direction, the live_* ones included.
+CLIENT_MESSAGES: dict[str, type[Message]] = {
+    **{m.TYPE: m for m in (Hello, Submit, Cancel, Resume)}, **LIVE_CLIENT_MESSAGES,
 }
-from . import live_messages  # noqa: E402, F401 - adds the live_* messages (built on the classes above) to both tables
-from .message_json import decode_message, peek_protocol  # noqa: E402, F401 - the JSON decoder of these classes
+SERVER_MESSAGES: dict[str, type[Message]] = {
+    **{m.TYPE: m for m in (Welcome, Queued, Started, Progress, Result, Error, Cancelled)}, **LIVE_SERVER_MESSAGES,
+}
