@@ -6,7 +6,8 @@ UI thread from there) or, without a callback, the ``events`` queue.
 
 Events: ``Connected(welcome)``, ``Disconnected(error)``, and per job the protocol's ``Queued``, ``Started``,
 ``Progress``, ``PreviewReceived``, and exactly one terminal event: ``ResultReceived``, ``Error`` (``job`` set)
-or ``Cancelled``. All checks and all session state live in ``ClientConnection``; this module only moves bytes.
+or ``Cancelled``. All checks and all session state (the handshake, resume keys) live in ``ClientConnection``; this
+module only moves bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import errors
-from .connection import ClientConnection, PreparedJob, ResultReceived, State
+from .connection import ClientConnection, Connected, PreparedJob, ResultReceived, State
 from .errors import ProtocolError
 from .frames import Frame
 from .jobs import Inputs
@@ -63,11 +64,6 @@ Command = SendSubmit | SendCancel | SendResume | SendLive | Stop
 
 
 @dataclass(frozen=True)
-class Connected:
-    welcome: Welcome
-
-
-@dataclass(frozen=True)
 class Disconnected:
     error: ProtocolError | None  # None after close()
 
@@ -107,7 +103,8 @@ class Client:
         self._ws = None
         self._lock = threading.Lock()
         self._outbox: queue.Queue[Command] = queue.Queue()
-        self.resume_keys: dict[str, str] = {}  # job -> resume_key of jobs kept by the server (keep_result)
+        # job -> resume_key of jobs kept by the server (keep_result): every connection of this client keeps it
+        self.resume_keys: dict[str, str] = {}
         self._waiters: dict[str, queue.Queue[object]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = False
@@ -154,7 +151,7 @@ class Client:
     def resume(self, job: str, key: str | None = None) -> None:
         """Re-attach a kept job after ``reconnect()``; ``key`` defaults to the ``resume_key`` this client was
         given for it (``resume_keys``: save them to resume after a restart)."""
-        self._outbox.put(SendResume(job, key or self.resume_keys.get(job)))
+        self._outbox.put(SendResume(job, key))
 
     # ------------------------------------------------------------------ live streams (feature ``live``)
     def live_start(self, msg: LiveStart, listener: Callable[[object], None] | None = None) -> None:
@@ -286,7 +283,8 @@ class Client:
                        open_timeout=self.open_timeout, close_timeout=2, user_agent_header=None)
 
     def _receiver(self) -> None:
-        conn = ClientConnection(self.client_name, self.client_version, self.token, features=self.features)
+        conn = ClientConnection(self.client_name, self.client_version, self.token, features=self.features,
+                                resume_keys=self.resume_keys)
         try:
             from websockets.exceptions import ConnectionClosed  # a missing websockets is a failure to connect
 
@@ -309,15 +307,9 @@ class Client:
                         events = conn.receive_bytes(data) if isinstance(data, bytes) else conn.receive_text(data)
                 except ProtocolError as exc:
                     events = [Error.from_exception(exc)]
-                with self._lock:
-                    self.resume_keys.update(conn.resume_keys)
                 for event in events:
-                    if isinstance(event, (ResultReceived, Cancelled)) or (
-                            isinstance(event, Error) and event.job and event.code != errors.CONNECTION_LOST):
-                        self.resume_keys.pop(event.job, None)
-                    if isinstance(event, Welcome):
-                        self.welcome = event
-                        event = Connected(event)
+                    if isinstance(event, Connected):
+                        self.welcome = event.welcome
                     elif isinstance(event, Error) and event.job is None and conn.state is State.CLOSED:
                         error = event.to_exception()
                     self._emit(event)

@@ -9,6 +9,7 @@ from proto_strategies import make_welcome
 from underpaint.protocol import errors
 from underpaint.protocol.connection import (
     ClientConnection,
+    Connected,
     JobRequest,
     PreviewReceived,
     ResultReceived,
@@ -30,7 +31,6 @@ from underpaint.protocol.messages import (
     Resume,
     Started,
     Submit,
-    Welcome,
 )
 from underpaint.protocol.pixels import decode_pixels, make_frame
 
@@ -77,8 +77,8 @@ def pair(limits=LIMITS) -> tuple[ClientConnection, ServerConnection]:
     client, server = ClientConnection("test", "1.0", token="t"), ServerConnection(limits)
     [hello] = server.receive_text(client.hello())
     assert hello == server.hello and (hello.protocol, hello.client, hello.token) == (2, "test", "t")
-    [welcome] = client.receive_text(server.accept(WELCOME if limits is LIMITS else make_welcome(limits)))
-    assert isinstance(welcome, Welcome) and client.welcome == welcome
+    [connected] = client.receive_text(server.accept(WELCOME if limits is LIMITS else make_welcome(limits)))
+    assert isinstance(connected, Connected) and client.welcome == connected.welcome
     return client, server
 
 
