@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from .interface import ModelSpec
-from .registry import ModelSource
+from .model_source import ModelSource
 
 DEMO_VERSION = "demo-v1"
 INPAINT_SUBFOLDER = "unet_inpaint"

@@ -12,27 +12,16 @@ import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from underpaint.protocol import errors
 
 from .interface import EngineError, ModelSpec
-from .registry import ModelSource
+from .model_source import ModelSource
+from .pipelines import Pipelines, is_out_of_memory, pipeline_nbytes
 
 PRECISIONS = ("fp16", "bf16", "fp32")
-
-
-@dataclass
-class Pipelines:
-    """Loaded diffusers pipelines of one model, sharing components."""
-
-    spec: ModelSpec
-    img2img: Any
-    inpaint: Any
-    nbytes: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)  # per-model state of the engine (engine.warm)
 
 
 def pick_device(override: str | None = None, precision: str | None = None) -> tuple[str, Any]:
@@ -137,26 +126,6 @@ def _load_demo(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
     return img2img, inpaint_cls.from_pipe(img2img, unet=unet9, **dtype_kwarg(dtype))
 
 
-def pipeline_nbytes(*pipes: Any) -> int:
-    """Bytes of the distinct parameters and buffers of the pipelines' torch modules."""
-    import torch
-
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for pipe in pipes:
-        if pipe is None:
-            continue
-        for module in pipe.components.values():
-            if not isinstance(module, torch.nn.Module):
-                continue
-            for tensor in [*module.parameters(), *module.buffers()]:
-                key = (tensor.data_ptr(), tensor.numel())
-                if key not in seen:
-                    seen.add(key)
-                    total += tensor.numel() * tensor.element_size()
-    return total
-
-
 def _prepare(pipes: Pipelines, device: str, channels_last: bool, compile_unet: bool) -> None:
     import torch
 
@@ -202,13 +171,6 @@ def load_pipelines(
         raise EngineError(errors.MODEL_LOAD_FAILED, f"could not load model {spec.id!r}: {exc}") from exc
     pipes.nbytes = pipes.nbytes or pipeline_nbytes(pipes.img2img, pipes.inpaint)
     return pipes
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    oom_type = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-    return isinstance(exc, oom_type) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
 class PipelineCache:

@@ -23,6 +23,7 @@ from typing import Any
 from underpaint.protocol import errors
 
 from .interface import EngineError, ModelSpec
+from .model_source import ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,6 @@ FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a model's weights live: engine-side only (the interface and clients see ``spec``, never a path)."""
-
-    spec: ModelSpec
-    path: Path | None  # a diffusers folder, a checkpoint file, or the demo model's folder
 
 
 class NotACheckpoint(Exception):
@@ -352,7 +345,9 @@ class ModelRegistry:
         if inpaint:
             note += " (inpainting)"
         name = path.stem
-        yield ModelSource(ModelSpec(model_id, name, family, inpaint, resolution, "single_file", note), path)
+        spec = ModelSpec(id=model_id, name=name, family=family, inpaint=inpaint, resolution=resolution,
+                         source="single_file", note=note)
+        yield ModelSource(spec, path)
 
     def _probe_folder(self, folder: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSource]:
         try:
@@ -374,4 +369,6 @@ class ModelRegistry:
             return
         note = f"{FAMILY_LABELS[family]} diffusers folder" + (" (inpainting)" if inpaint else "")
         res = resolution or (512 if family == "sd2" and inpaint else RESOLUTIONS[family])
-        yield ModelSource(ModelSpec(model_id, folder.name, family, inpaint, res, "diffusers", note), folder)
+        spec = ModelSpec(id=model_id, name=folder.name, family=family, inpaint=inpaint, resolution=res,
+                         source="diffusers", note=note)
+        yield ModelSource(spec, folder)

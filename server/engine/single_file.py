@@ -20,8 +20,9 @@ from underpaint.protocol import errors
 
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError, ModelSpec
-from .loader import Pipelines, is_out_of_memory, pipeline_nbytes
-from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, ModelSource, config_override_dir
+from .model_source import ModelSource
+from .pipelines import Pipelines, is_out_of_memory, pipeline_nbytes
+from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
