@@ -33,9 +33,10 @@ def denoising_steps(steps: int, strength: float) -> int:
     return min(int(steps * strength), steps)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
-    """A model the engine offers. Clients and the job layer name it by ``id`` only, never by path."""
+    """A model the engine offers. Clients and the job layer name it by ``id`` only, never by path. Built with
+    keywords only (seven fields, several of the same type)."""
 
     id: str
     name: str

@@ -283,7 +283,8 @@ def test_other_runtime_failures_are_internal(engine: DiffusersEngine, make_reque
 def test_a_failing_model_load_leaves_the_engine_usable(
     demo: ModelSource, make_request: Make, tmp_path: Path, StubRegistry
 ) -> None:
-    broken = ModelSource(ModelSpec("broken", "Broken", "sd1", False, 512, "diffusers"), tmp_path / "missing")
+    broken = ModelSource(ModelSpec(id="broken", name="Broken", family="sd1", inpaint=False, resolution=512,
+                                   source="diffusers"), tmp_path / "missing")
     engine = DiffusersEngine(StubRegistry(demo, broken), device="cpu")
     with pytest.raises(EngineError) as info:
         run(engine, make_request(model="broken"))
@@ -325,7 +326,7 @@ def test_img2img_on_a_9_channel_only_model_uses_a_full_mask(
     folder = tmp_path / "inpaint-model"
     shutil.copytree(demo_folder, folder, ignore=shutil.ignore_patterns(INPAINT_SUBFOLDER, "unet"))
     shutil.copytree(demo_folder / INPAINT_SUBFOLDER, folder / "unet")
-    inp = ModelSpec("inp", "Inpaint", "sd1", True, 512, "diffusers")
+    inp = ModelSpec(id="inp", name="Inpaint", family="sd1", inpaint=True, resolution=512, source="diffusers")
     engine = DiffusersEngine(StubRegistry(inp, path=folder), device="cpu")
     img2img = run(engine, make_request(model="inp"))[0]
     full_mask = np.full((96, 128), 255, np.uint8)

@@ -31,9 +31,15 @@ def test_requests_step_reports_and_specs_survive_pickling() -> None:
     assert np.array_equal(again.image, image) and again.preview == request.preview
     step = pickle.loads(pickle.dumps(StepInfo(step=2, total=4, preview=image)))
     assert (step.step, step.total) == (2, 4) and np.array_equal(step.preview, image)
-    spec = ModelSpec("m", "M", "sd1", False, 512, "diffusers")
+    spec = ModelSpec(id="m", name="M", family="sd1", inpaint=False, resolution=512, source="diffusers")
     assert pickle.loads(pickle.dumps(spec)) == spec
     assert not any("path" in name for name in ModelSpec.__dataclass_fields__)  # ids only, never a path
+
+
+def test_a_model_spec_is_built_with_keywords_only() -> None:
+    """Seven fields, three of them strings and two flags or numbers: a positional call could swap them."""
+    with pytest.raises(TypeError):
+        ModelSpec("m", "M", "sd1", False, 512, "diffusers")  # type: ignore[misc]
 
 
 def test_the_interface_imports_no_transport_and_no_threads() -> None:

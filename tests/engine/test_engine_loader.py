@@ -50,7 +50,8 @@ def test_pick_device_rejects_unknown_names() -> None:
 
 
 def test_a_diffusers_folder_loads_with_shared_components(demo_folder: Path) -> None:
-    spec = ModelSource(ModelSpec("plain", "Plain", "sd1", False, 512, "diffusers"), demo_folder)
+    spec = ModelSource(ModelSpec(id="plain", name="Plain", family="sd1", inpaint=False, resolution=512,
+                                 source="diffusers"), demo_folder)
     pipes = load_pipelines(spec, "cpu", torch.float32)
     assert type(pipes.img2img).__name__ == "StableDiffusionImg2ImgPipeline"
     assert type(pipes.inpaint).__name__ == "StableDiffusionInpaintPipeline"
@@ -76,7 +77,8 @@ def inpaint_only_folder(demo_folder: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("declared_inpaint", [True, False])
 def test_a_9_channel_model_has_no_img2img_pipeline(demo_folder: Path, tmp_path: Path, declared_inpaint: bool) -> None:
     folder = inpaint_only_folder(demo_folder, tmp_path)
-    spec = ModelSource(ModelSpec("inp", "Inp", "sd1", declared_inpaint, 512, "diffusers"), folder)
+    spec = ModelSource(ModelSpec(id="inp", name="Inp", family="sd1", inpaint=declared_inpaint, resolution=512,
+                                 source="diffusers"), folder)
     pipes = load_pipelines(spec, "cpu", torch.float32)
     assert pipes.img2img is None
     assert pipes.inpaint.unet.config.in_channels == 9
@@ -85,10 +87,14 @@ def test_a_9_channel_model_has_no_img2img_pipeline(demo_folder: Path, tmp_path: 
 @pytest.mark.parametrize(
     "spec, message",
     [
-        (ModelSource(ModelSpec("gone", "Gone", "sd1", False, 512, "diffusers"), Path("/nonexistent/x")), "model_index"),
-        (ModelSource(ModelSpec("nopath", "No path", "sd1", False, 512, "diffusers"), None), "without a path"),
-        (ModelSource(ModelSpec("odd", "Odd", "sd1", False, 512, "ftp"), None), "unknown model source"),
-        (ModelSource(ModelSpec("sd3", "SD3", "sd3", False, 512, "diffusers"), Path("/tmp")),
+        (ModelSource(ModelSpec(id="gone", name="Gone", family="sd1", inpaint=False, resolution=512,
+                               source="diffusers"), Path("/nonexistent/x")), "model_index"),
+        (ModelSource(ModelSpec(id="nopath", name="No path", family="sd1", inpaint=False, resolution=512,
+                               source="diffusers"), None), "without a path"),
+        (ModelSource(ModelSpec(id="odd", name="Odd", family="sd1", inpaint=False, resolution=512,
+                               source="ftp"), None), "unknown model source"),
+        (ModelSource(ModelSpec(id="sd3", name="SD3", family="sd3", inpaint=False, resolution=512,
+                               source="diffusers"), Path("/tmp")),
          "unsupported model family"),
     ],
 )
@@ -102,7 +108,8 @@ def test_corrupt_weights_are_model_load_failed(demo_folder: Path, tmp_path: Path
     folder = tmp_path / "broken"
     shutil.copytree(demo_folder, folder)
     (folder / "unet/diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
-    spec = ModelSource(ModelSpec("broken", "Broken", "sd1", False, 512, "diffusers"), folder)
+    spec = ModelSource(ModelSpec(id="broken", name="Broken", family="sd1", inpaint=False, resolution=512,
+                                 source="diffusers"), folder)
     with pytest.raises(EngineError) as info:
         load_pipelines(spec, "cpu", torch.float32)
     assert info.value.code == "model_load_failed" and "broken" in info.value.message

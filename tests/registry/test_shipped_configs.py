@@ -94,7 +94,8 @@ def test_schedulers_load_with_the_right_prediction_type(name: str, scheduler: st
 def test_prepared_tokenizers_match_open_clip(name: str, pad_ids: list[int], tmp_path: Path) -> None:
     from transformers import CLIPTokenizer
 
-    spec = ModelSource(ModelSpec("x", "x", name, False, 768, "single_file"), tmp_path / "x.safetensors")
+    spec = ModelSource(ModelSpec(id="x", name="x", family=name, inpaint=False, resolution=768,
+                                 source="single_file"), tmp_path / "x.safetensors")
     folder = prepare_config(spec, tmp_path / "config")
     subfolders = ["tokenizer", "tokenizer_2"][: len(pad_ids)]
     for sub, pad_id in zip(subfolders, pad_ids, strict=True):

@@ -47,7 +47,7 @@ def test_registry_detects_tiny_checkpoints(tiny_models) -> None:
     assert plain.resolution == 16 * 8  # from the config folder beside it: unet sample_size 16, 4-level VAE
     registry = ModelRegistry([ckpts], include_demo=False)
     assert config_override(registry.source(plain.id)) == ckpts / "Tiny SD1 (test v1.0).config"
-    lonely = ModelSpec("x", "x", "sd1", False, 512, "single_file")
+    lonely = ModelSpec(id="x", name="x", family="sd1", inpaint=False, resolution=512, source="single_file")
     assert config_override(ModelSource(lonely, ckpts / "x.safetensors")) is None
 
 
@@ -124,7 +124,8 @@ def test_mismatched_config_is_a_clear_load_error(tiny_models, tmp_path: Path, no
 
 
 def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
-    spec = ModelSource(ModelSpec("gone", "gone", "sd1", False, 512, "single_file"), tmp_path / "gone.safetensors")
+    spec = ModelSource(ModelSpec(id="gone", name="gone", family="sd1", inpaint=False, resolution=512,
+                                 source="single_file"), tmp_path / "gone.safetensors")
     with pytest.raises(EngineError, match="checkpoint file is missing") as err:
         load_single_file(spec, "cpu", torch.float32)
     assert err.value.code == "model_load_failed"
@@ -143,14 +144,14 @@ def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
     ],
 )
 def test_config_name_per_spec(family: str, inpaint: bool, resolution: int, name: str) -> None:
-    spec = ModelSpec("x", "x", family, inpaint, resolution, "single_file")
+    spec = ModelSpec(id="x", name="x", family=family, inpaint=inpaint, resolution=resolution, source="single_file")
     assert config_name(spec) == name
     assert config_override(ModelSource(spec, None)) is None
 
 
 def test_config_name_rejects_other_families() -> None:
     with pytest.raises(EngineError, match="no single-file config for family 'demo'"):
-        config_name(ModelSpec("demo", "demo", "demo", False, 512, "builtin"))
+        config_name(ModelSpec(id="demo", name="demo", family="demo", inpaint=False, resolution=512, source="builtin"))
 
 
 def test_network_guard_catches_connections(no_network) -> None:
@@ -167,7 +168,8 @@ def test_override_files_replace_shipped_ones(tmp_path: Path) -> None:
     (override / "scheduler_config.json").write_text(
         json.dumps({"_class_name": "DDIMScheduler", "prediction_type": "epsilon"})
     )
-    spec = ModelSource(ModelSpec("m", "m", "sd2", False, 768, "single_file"), tmp_path / "sd2-512-finetune.safetensors")
+    spec = ModelSource(ModelSpec(id="m", name="m", family="sd2", inpaint=False, resolution=768,
+                                 source="single_file"), tmp_path / "sd2-512-finetune.safetensors")
     folder = prepare_config(spec, tmp_path / "prepared")
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["prediction_type"] == "epsilon"
