@@ -5,18 +5,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 
 from ..config import ConfigError, ServerConfig
 from ..engine.interface import Engine
-
-
-def stay_offline() -> None:
-    """Never reach for a model hub: weights come from the models folders or the built-in demo model."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from ..engine.offline import stay_offline
 
 
 def _diffusers_engine(config: ServerConfig) -> Engine:

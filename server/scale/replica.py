@@ -116,8 +116,8 @@ class EngineReplica:
     def __init__(self, settings: ReplicaSettings) -> None:
         from ray import serve
 
-        from ..cli.compose import stay_offline
         from ..engine.diffusers_engine import DiffusersEngine
+        from ..engine.offline import stay_offline
         from ..engine.registry import ModelRegistry
 
         stay_offline()
