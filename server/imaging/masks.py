@@ -8,19 +8,20 @@ from __future__ import annotations
 import numpy as np
 from underpaint.protocol.geometry import Rect, Size, context_region
 
-from .pixels import _desc
+from .pixels import describe_array
 
 
 class EmptyMask(ValueError):
     """The mask selects nothing to repaint (as sent, or after shrinking it)."""
 
 
-def _check_mask_shape(mask: np.ndarray, size: Size) -> None:
+def check_mask_shape(mask: np.ndarray, size: Size) -> None:
+    """Raise ValueError unless ``mask`` covers an image of ``size``."""
     if getattr(mask, "shape", None) != (size.height, size.width):
-        raise ValueError(f"mask is {_desc(mask)} but the image is {size.width}x{size.height}")
+        raise ValueError(f"mask is {describe_array(mask)} but the image is {size.width}x{size.height}")
 
 
-def _mask_u8(name: str, mask: np.ndarray) -> np.ndarray:
+def mask_u8(name: str, mask: np.ndarray) -> np.ndarray:
     """A mask as (H, W) uint8: uint8 as is, bool as 0/255, float 0..1 scaled by 255 and rounded."""
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         raise ValueError(f"{name} must be an (H, W) array, got {getattr(mask, 'shape', type(mask).__name__)}")
@@ -35,7 +36,7 @@ def _mask_u8(name: str, mask: np.ndarray) -> np.ndarray:
 
 def mask_bbox(mask: np.ndarray) -> Rect | None:
     """Bounds of the non-zero pixels of an (H, W) mask in mask coordinates, or None when all are zero."""
-    selected = _mask_u8("mask", mask) != 0
+    selected = mask_u8("mask", mask) != 0
     rows, cols = np.flatnonzero(selected.any(axis=1)), np.flatnonzero(selected.any(axis=0))
     if rows.size == 0:
         return None
@@ -45,7 +46,7 @@ def mask_bbox(mask: np.ndarray) -> Rect | None:
 def crop_for_inpaint(image_rect: Rect, mask: np.ndarray, context: int) -> Rect:
     """Document-space region to inpaint: the mask's bounds plus ``context`` pixels, clamped to the image and
     aligned to multiples of 8 (see ``context_region``). ``mask`` covers ``image_rect`` pixel for pixel."""
-    _check_mask_shape(mask, image_rect.size)
+    check_mask_shape(mask, image_rect.size)
     bbox = mask_bbox(mask)
     if bbox is None:
         raise EmptyMask("inpaint mask is empty: no pixel is selected")
@@ -75,7 +76,7 @@ def grow_mask(mask: np.ndarray, px: int) -> np.ndarray:
     """Grey-scale dilation by ``px`` pixels (a square, Chebyshev-distance structuring element); negative
     ``px`` erodes (shrinks). Image borders replicate, so a mask touching the border is not eroded from it.
     Takes uint8, bool or float 0..1 masks; returns float32 0..1 (values are multiples of 1/255)."""
-    m = _mask_u8("mask", mask)
+    m = mask_u8("mask", mask)
     radius = abs(int(px))
     out = _window_extreme(_window_extreme(m, radius, 0, px > 0), radius, 1, px > 0)
     return out.astype(np.float32) / np.float32(255)
@@ -103,7 +104,7 @@ def feather_mask(mask: np.ndarray, px: int) -> np.ndarray:
     px = int(px)
     if px < 0:
         raise ValueError(f"feather must be >= 0, got {px}")
-    m = _mask_u8("mask", mask)
+    m = mask_u8("mask", mask)
     radii = [px // 3 + (1 if i < px % 3 else 0) for i in range(3)]
     total = m.astype(np.int64)
     weight = 255

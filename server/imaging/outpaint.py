@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .masks import _mask_u8, feather_mask, grow_mask
-from .pixels import _check_colour, alpha_of
+from .masks import feather_mask, grow_mask, mask_u8
+from .pixels import alpha_of, check_colour
 
 NOISE_LEVELS = 24.0  # standard deviation of the noise added to the stretched colours, in 8-bit levels
 
 
 def new_area(image_rgba: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """(H, W) bool: the pixels to fill, those with alpha 0, or mask >= 128 when a mask is given."""
-    _check_colour("image", image_rgba)
+    check_colour("image", image_rgba)
     if mask is not None:
-        return _mask_u8("mask", mask) >= 128
+        return mask_u8("mask", mask) >= 128
     return alpha_of(image_rgba) <= 0
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from underpaint.protocol.geometry import Rect, Size
 
-from .masks import EmptyMask, _check_mask_shape, _mask_u8, crop_for_inpaint, feather_mask, grow_mask
-from .pixels import _check_colour, _desc, composite, to_rgb8
+from .masks import EmptyMask, check_mask_shape, crop_for_inpaint, feather_mask, grow_mask, mask_u8
+from .pixels import check_colour, composite, describe_array, to_rgb8
 from .sizing import fit_to_model, pad_edges, padded_size, resize_mask, resize_rgb
 
 # How ``prepare`` cuts the region: the whole image (img2img) or around the mask (inpaint). A job kind's handler
@@ -70,7 +70,7 @@ def prepare(
     """
     if kind not in CUTS:
         raise ValueError(f"unknown cut {kind!r}; expected one of {', '.join(CUTS)}")
-    _check_colour("image", image_rgba)
+    check_colour("image", image_rgba)
     if image_rgba.shape[:2] != (image_rect.height, image_rect.width):
         raise ValueError(
             f"image is {image_rgba.shape[1]}x{image_rgba.shape[0]} but image_rect is "
@@ -81,8 +81,8 @@ def prepare(
     if feather < 0:
         raise ValueError(f"feather must be >= 0, got {feather}")
     if mask is not None:
-        _check_mask_shape(mask, image_rect.size)
-        mask = _mask_u8("mask", mask)
+        check_mask_shape(mask, image_rect.size)
+        mask = mask_u8("mask", mask)
     region = cut_region(image_rect, mask, kind, context, grow, feather)
     local = region.translate(-image_rect.x, -image_rect.y)
     local_mask = None if mask is None else mask[local.y : local.bottom, local.x : local.right]
@@ -115,7 +115,7 @@ def finish(prepared: Prepared, generated_rgb8: np.ndarray) -> np.ndarray:
     """
     expected = prepared.model_image.shape
     if generated_rgb8.shape != expected or generated_rgb8.dtype != np.uint8:
-        raise ValueError(f"generated image must be {expected} uint8, got {_desc(generated_rgb8)}")
+        raise ValueError(f"generated image must be {expected} uint8, got {describe_array(generated_rgb8)}")
     if prepared.tiled:
         scaled = generated_rgb8[: prepared.region.height, : prepared.region.width]
     else:

@@ -21,7 +21,8 @@ def _format(fmt: str) -> tuple[np.dtype, str]:
     return np.dtype(row.dtype), row.layout
 
 
-def _check_colour(name: str, array: np.ndarray, channels: tuple[int, ...] = (4,)) -> None:
+def check_colour(name: str, array: np.ndarray, channels: tuple[int, ...] = (4,)) -> None:
+    """Raise ValueError (naming ``name``) unless ``array`` is an (H, W, C) colour image of a supported dtype."""
     if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[2] not in channels:
         shape = getattr(array, "shape", type(array).__name__)
         raise ValueError(f"{name} must be an (H, W, {'|'.join(map(str, channels))}) array, got {shape}")
@@ -29,11 +30,13 @@ def _check_colour(name: str, array: np.ndarray, channels: tuple[int, ...] = (4,)
         raise ValueError(f"{name} has dtype {array.dtype}; expected uint8, uint16, float16 or float32")
 
 
-def _max_value(dtype: np.dtype) -> float:
+def max_value(dtype: np.dtype) -> float:
+    """Full scale of a pixel dtype: 255 / 65535 for unsigned integers, 1.0 for floats."""
     return float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0
 
 
-def _desc(array: object) -> str:
+def describe_array(array: object) -> str:
+    """Shape and dtype of an array for an error sentence (the type name for anything else)."""
     return f"{getattr(array, 'shape', type(array).__name__)} {getattr(array, 'dtype', '')}".strip()
 
 
@@ -64,7 +67,7 @@ def decode_pixels(data: bytes | bytearray | memoryview, width: int, height: int,
     for channel, source_channel in enumerate(src):
         out[..., channel] = wire_pixels[..., source_channel]
     if len(src) == 3:
-        out[..., 3] = _max_value(native)
+        out[..., 3] = max_value(native)
     return out
 
 
@@ -76,10 +79,10 @@ def encode_pixels(array: np.ndarray, fmt: str) -> bytes:
     that came from ``decode_pixels`` in the same format round-trips byte for byte.
     """
     wire, layout = _format(fmt)
-    _check_colour("array", array, (3, 4))
+    check_colour("array", array, (3, 4))
     pixels = convert_depth(array, wire.newbyteorder("="))
     if pixels.shape[2] == 3:
-        alpha = np.full(pixels.shape[:2] + (1,), _max_value(pixels.dtype), dtype=pixels.dtype)
+        alpha = np.full(pixels.shape[:2] + (1,), max_value(pixels.dtype), dtype=pixels.dtype)
         pixels = np.concatenate([pixels, alpha], axis=2)
     if layout in ("RGBA", "RGB"):
         out = pixels[..., : len(layout)]
@@ -90,7 +93,7 @@ def encode_pixels(array: np.ndarray, fmt: str) -> bytes:
     else:
         rgb = pixels[..., :3].astype(np.float64)
         y = rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2]
-        y = np.clip(np.rint(y), 0, _max_value(pixels.dtype)).astype(pixels.dtype)
+        y = np.clip(np.rint(y), 0, max_value(pixels.dtype)).astype(pixels.dtype)
         out = y[..., None] if layout == "Y" else np.stack([y, pixels[..., 3]], axis=2)
     return np.ascontiguousarray(out, dtype=wire).tobytes()
 
@@ -116,22 +119,22 @@ def convert_depth(array: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     if target.kind == "f":
         scaled = array.astype(np.float32)
         if source.kind == "u":
-            scaled /= np.float32(_max_value(source))
+            scaled /= np.float32(max_value(source))
         return scaled.astype(target)
     values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    top = _max_value(target)
+    top = max_value(target)
     return np.rint(np.clip(values, 0.0, 1.0) * np.float32(top)).astype(target)
 
 
 def to_rgb8(rgba: np.ndarray) -> np.ndarray:
     """The colour channels as (H, W, 3) uint8 for the model (16-bit: round(x / 257); float: clamp 0..1)."""
-    _check_colour("rgba", rgba, (3, 4))
+    check_colour("rgba", rgba, (3, 4))
     return np.ascontiguousarray(convert_depth(rgba[..., :3], np.uint8))
 
 
 def alpha_of(rgba: np.ndarray) -> np.ndarray:
     """The alpha channel as (H, W) float32 in 0..1 (float alpha is clamped, NaN becomes 0)."""
-    _check_colour("rgba", rgba)
+    check_colour("rgba", rgba)
     alpha = convert_depth(rgba[..., 3], np.float32)
     if rgba.dtype.kind == "f":
         alpha = np.clip(np.nan_to_num(alpha, nan=0.0), 0.0, 1.0)
@@ -145,10 +148,10 @@ def composite(original_rgba: np.ndarray, generated_rgb8: np.ndarray, alpha: np.n
     generated pixel converted with ``convert_depth``; in between a float32 blend. The original's alpha
     channel is always kept as is.
     """
-    _check_colour("original_rgba", original_rgba)
+    check_colour("original_rgba", original_rgba)
     shape = original_rgba.shape[:2]
     if generated_rgb8.shape != shape + (3,) or generated_rgb8.dtype != np.uint8:
-        raise ValueError(f"generated image must be {shape + (3,)} uint8, got {_desc(generated_rgb8)}")
+        raise ValueError(f"generated image must be {shape + (3,)} uint8, got {describe_array(generated_rgb8)}")
     if alpha.shape != shape:
         raise ValueError(f"alpha must be {shape}, got {alpha.shape}")
     a = alpha.astype(np.float32, copy=False)
@@ -168,6 +171,6 @@ def composite(original_rgba: np.ndarray, generated_rgb8: np.ndarray, alpha: np.n
         with np.errstate(invalid="ignore", over="ignore"):  # inf/NaN originals (float layers) stay as they are
             blend = original_rgba[band, :, :3] * (np.float32(1) - weight) + generated[band] * weight
         if out.dtype.kind == "u":
-            blend = np.clip(np.rint(blend), 0, _max_value(out.dtype))
+            blend = np.clip(np.rint(blend), 0, max_value(out.dtype))
         np.copyto(colour[band], blend.astype(out.dtype), where=where[..., None])
     return out

@@ -25,7 +25,7 @@ from underpaint.protocol.vocabulary import KINDS, SERVER_LIMITS, pick_resolution
 from .. import imaging
 from ..engine.interface import PIPELINES, CancelToken, EngineError
 from ..imaging import outpaint as outpainting
-from ..imaging.pixels import _max_value, convert_depth
+from ..imaging.pixels import convert_depth, max_value
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def outpaint(inputs: Inputs, submit: Submit, model: Model) -> Plan:
     filled = image.copy()
     rgb = outpainting.prefill(imaging.to_rgb8(image), new, seed)
     filled[..., :3] = np.where(new[..., None], convert_depth(rgb, image.dtype), image[..., :3])
-    filled[..., 3] = _max_value(image.dtype)
+    filled[..., 3] = max_value(image.dtype)
     repaint = np.where(new, np.uint8(255), np.uint8(0))  # the model repaints the seam band too: grown by feather
     region = imaging.cut_region(inputs.rect, repaint, "inpaint", opts.context, opts.feather, 0)
     prepared = imaging.prepare(filled, inputs.rect, repaint, "inpaint", model.resolution, opts.context,
@@ -132,7 +132,7 @@ def outpaint(inputs: Inputs, submit: Submit, model: Model) -> Plan:
     def finish(generated: np.ndarray | None) -> np.ndarray:
         out = filled.copy()
         out[local.y:local.bottom, local.x:local.right] = imaging.finish(prepared, generated)
-        out[..., 3] = (alpha * _max_value(image.dtype)).round().astype(image.dtype) \
+        out[..., 3] = (alpha * max_value(image.dtype)).round().astype(image.dtype) \
             if image.dtype.kind != "f" else alpha.astype(image.dtype)
         return out
 
