@@ -1,16 +1,35 @@
 """The composition root: settings -> engine -> jobs -> transport -> a listening server.
 
-``serve`` and ``demo`` both build their server here; nothing in this module runs at import time.
+``serve`` and ``demo`` both build their server here, and only here are the parts built and wired: the engine,
+the upscalers, the job runner and manager, the live streams, what the welcome offers; the transport receives them
+ready. Nothing in this module runs at import time.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..config import ConfigError, ServerConfig
+from underpaint.protocol import vocabulary
+from underpaint.protocol.messages import LoraInfo, ModelInfo, UpscalerInfo
+
+from ..config import ConfigError, ServerConfig, protocol_limits
 from ..engine.interface import Engine
 from ..engine.offline import stay_offline
+from ..engine.upscalers import Upscalers, upscaler_dirs
+from ..jobs.handlers import HANDLERS, kinds_for
+from ..jobs.live import LiveStreams
+from ..jobs.queue import JobManager
+from ..jobs.runner import JobRunner, preview_encodings
+from ..transport.service import Offer, Service
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger("underpaint.server")
+FLAGS = ("resume", "resume_key", "tiled", "live")  # kept jobs + resume (with the key); tiled runs; live streams
 
 
 def _diffusers_engine(config: ServerConfig) -> Engine:
@@ -65,6 +84,51 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def offer(engine: Engine, upscalers: Upscalers) -> Offer:
+    """What the welcome advertises. ``features`` is what this server really implements: the kinds with a handler,
+    the samplers the engine maps, the preview encodings PIL can write, the ``resume``, ``tiled`` and ``live``
+    flags (``lora`` when there are LoRA files to offer); no extra input role (control, reference).
+    ``upscalers``: the upscaler models found in or beside the models directories."""
+    loras = tuple(LoraInfo(id=lo.id, name=lo.name, family=lo.family) for lo in engine.list_loras())
+    features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
+                                   encodings=preview_encodings(), flags=FLAGS + (("lora",) if loras else ()))
+    default = engine.default_model()
+    models = tuple(
+        ModelInfo(id=m.id, name=m.name, family=m.family, capabilities=kinds_for(m.capabilities),
+                  resolution=m.resolution, default=m.id == default, note=m.note)
+        for m in engine.list_models()
+    )
+    return Offer(device=engine.device_name(), default_model=default, models=models, features=features,
+                 upscalers=tuple(UpscalerInfo(id=u.id, name=u.name, scale=u.scale) for u in upscalers.list()),
+                 loras=loras)
+
+
+def build_service(config: ServerConfig, engine: Engine) -> Service:
+    """The job layer over ``engine`` (upscalers, runner, fair queue, live streams) and what the transport shares."""
+    limits = protocol_limits(config)
+    upscalers = Upscalers(upscaler_dirs(config.models_dirs), config.allow_pickle,
+                          device=str(getattr(engine, "device", "cpu")))
+    jobs = JobManager(JobRunner(engine, config.max_model_pixels, upscalers), keep_results_s=config.keep_results_s,
+                      workers=engine.parallel_jobs())
+    live = LiveStreams(engine, jobs, limits, config.max_model_pixels)
+    return Service(config, limits=limits, offer=offer(engine, upscalers), jobs=jobs, live=live)
+
+
+def preload(engine: Engine) -> None:
+    """Load the default model now (on a thread at startup): the first job should not pay for it."""
+    try:
+        engine.preload(engine.default_model())
+    except Exception:  # noqa: BLE001 - the first job reports a failing load to its client
+        log.warning("preloading the default model failed", exc_info=True)
+
+
+def build_app(config: ServerConfig, engine: Engine) -> FastAPI:
+    from ..transport.app import create_app
+
+    warm_up = (lambda: preload(engine)) if config.preload else None
+    return create_app(build_service(config, engine), warm_up)
+
+
 def make_server(config: ServerConfig, engine: Engine | None = None):
     """A uvicorn server on an already bound socket; returns (server, socket).
 
@@ -72,13 +136,12 @@ def make_server(config: ServerConfig, engine: Engine | None = None):
     """
     import uvicorn
 
-    from ..transport.app import create_app
     from ..transport.guard import guarded_http
     from ..transport.security import check_startup
 
     check_startup(config)
     engine = engine or build_engine(config)
-    app = create_app(config, engine)
+    app = build_app(config, engine)
     sock = bind_socket(config.host, config.port)
     uv_config = uvicorn.Config(
         app, log_level=config.log_level.lower(), ws_max_size=config.max_frame_bytes + 65536,

@@ -1,9 +1,10 @@
-"""The FastAPI application: health, the v1 websocket, REST. Nothing about diffusers."""
+"""The FastAPI application: health, the v1 websocket, REST. Nothing about diffusers: it gets a ready ``Service``
+(``cli.compose``)."""
 
 from __future__ import annotations
 
-import logging
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Header, Request, WebSocket
@@ -11,31 +12,22 @@ from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.vocabulary import PROTOCOL_VERSION, WS_PATH
 
 from .. import __version__
-from ..config import ServerConfig
-from ..engine.interface import Engine
 from .rest import add_rest_routes
 from .security import bearer_token
 from .service import Service
 from .session import Session
 from .upload_guard import UploadGuard
 
-log = logging.getLogger("underpaint.server")
 
-
-def _preload(engine: Engine) -> None:
-    try:
-        engine.preload(engine.default_model())
-    except Exception:  # noqa: BLE001 - the first job reports a failing load to its client
-        log.warning("preloading the default model failed", exc_info=True)
-
-
-def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
-    service = Service(config, engine)
+def create_app(service: Service, warm_up: Callable[[], None] | None = None) -> FastAPI:
+    """The application over ``service``; ``warm_up`` runs on a thread once it starts (loading the default model:
+    the first job should not pay for it)."""
+    config = service.config
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if config.preload:  # the first job should not pay for loading the default model
-            threading.Thread(target=_preload, args=(engine,), name="underpaint-preload", daemon=True).start()
+        if warm_up is not None:
+            threading.Thread(target=warm_up, name="underpaint-preload", daemon=True).start()
         yield
         service.jobs.close()
 
@@ -49,7 +41,7 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
         """Liveness for anyone; the version and device only for a caller with the token (or with none set)."""
         status = {"status": "ok", "protocol": PROTOCOL_VERSION}
         if not config.token:
-            return {**status, "version": __version__, "device": engine.device_name()}
+            return {**status, "version": __version__, "device": service.offer.device}
         if authorization is None:
             return status
         address = request.client.host if request.client else "unknown"
@@ -57,7 +49,7 @@ def create_app(config: ServerConfig, engine: Engine) -> FastAPI:
             service.auth.check(config, address, bearer_token(authorization))
         except ProtocolError:
             return status
-        return {**status, "version": __version__, "device": engine.device_name()}
+        return {**status, "version": __version__, "device": service.offer.device}
 
     @app.websocket(WS_PATH)
     async def websocket(ws: WebSocket) -> None:

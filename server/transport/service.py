@@ -1,45 +1,48 @@
-"""What the websocket and REST transports share: settings, engine, job manager, and the welcome they advertise.
+"""What the websocket and REST transports share: settings, the job manager and live streams, and the welcome.
 
-``welcome.features`` is what this server really implements: the kinds with a handler, the samplers the engine
-maps, the preview encodings PIL can write, the ``resume`` and ``tiled`` flags; no extra input role (control,
-reference). ``welcome.upscalers``: the upscaler models found in or beside the models directories."""
+Nothing here builds a part of the server: ``cli.compose`` builds the engine, jobs and upscalers and hands the
+transport ready objects (``JobManager``, ``LiveStreams``) and plain data (``Offer``: device, default model,
+models, features). The transport never sees the engine."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from underpaint.protocol import vocabulary
-from underpaint.protocol.messages import Defaults, LoraInfo, ModelInfo, UpscalerInfo, Welcome
+from underpaint.protocol.messages import Defaults, Limits, LoraInfo, ModelInfo, UpscalerInfo, Welcome
 from underpaint.protocol.server_connection import BufferPool
 
 from .. import __version__
-from ..config import ServerConfig, protocol_limits
-from ..engine.interface import Engine
-from ..engine.upscalers import Upscalers, upscaler_dirs
-from ..jobs.handlers import HANDLERS, kinds_for
+from ..config import ServerConfig
 from ..jobs.live import LiveStreams
 from ..jobs.queue import JobManager
-from ..jobs.runner import JobRunner, preview_encodings
 from .security import AuthLimiter
 
-FLAGS = ("resume", "resume_key", "tiled", "live")  # kept jobs + resume (with the key); tiled runs; live streams
+
+@dataclass(frozen=True, kw_only=True)
+class Offer:
+    """What this server offers, as plain data for the welcome (built once by ``cli.compose``)."""
+
+    device: str  # the engine's device, in words
+    default_model: str
+    models: tuple[ModelInfo, ...]
+    features: tuple[str, ...]  # what this server really implements (``cli.compose.offer``)
+    upscalers: tuple[UpscalerInfo, ...] = ()
+    loras: tuple[LoraInfo, ...] = ()
 
 
 class Service:
-    """What the transports share: settings, engine, job manager, and the welcome they advertise."""
+    """What the transports share: settings, limits, job manager, live streams, and the welcome they advertise."""
 
-    def __init__(self, config: ServerConfig, engine: Engine) -> None:
+    def __init__(self, config: ServerConfig, *, limits: Limits, offer: Offer, jobs: JobManager,
+                 live: LiveStreams) -> None:
         self.config = config
-        self.engine = engine
-        self.limits = protocol_limits(config)
-        lora = ("lora",) if engine.list_loras() else ()  # the server has LoRA files to offer
-        self.features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
-                                            encodings=preview_encodings(), flags=FLAGS + lora)
-        self.upscalers = Upscalers(upscaler_dirs(config.models_dirs), config.allow_pickle,
-                                   device=str(getattr(engine, "device", "cpu")))
-        self.jobs = JobManager(JobRunner(engine, config.max_model_pixels, self.upscalers),
-                               keep_results_s=config.keep_results_s, workers=engine.parallel_jobs())
-        self.live = LiveStreams(engine, self.jobs, self.limits, config.max_model_pixels)
+        self.limits = limits
+        self.offer = offer
+        self.features = offer.features
+        self.jobs = jobs
+        self.live = live
         self.auth = AuthLimiter(config.auth_failures)
         self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
         self.connections: Counter[str] = Counter()  # address -> open websockets
@@ -60,15 +63,7 @@ class Service:
             del self.connections[address]
 
     def welcome(self) -> Welcome:
-        default = self.engine.default_model()
-        models = tuple(
-            ModelInfo(id=m.id, name=m.name, family=m.family, capabilities=kinds_for(m.capabilities),
-                      resolution=m.resolution, default=m.id == default, note=m.note)
-            for m in self.engine.list_models()
-        )
-        upscalers = tuple(UpscalerInfo(id=u.id, name=u.name, scale=u.scale) for u in self.upscalers.list())
-        loras = tuple(LoraInfo(id=lo.id, name=lo.name, family=lo.family) for lo in self.engine.list_loras())
-        return Welcome(protocol=vocabulary.PROTOCOL_VERSION, server_version=__version__,
-                       device=self.engine.device_name(), models=models, defaults=Defaults(model=default),
-                       limits=self.limits, features=self.features, upscalers=upscalers,
-                       loras=loras)
+        offer = self.offer
+        return Welcome(protocol=vocabulary.PROTOCOL_VERSION, server_version=__version__, device=offer.device,
+                       models=offer.models, defaults=Defaults(model=offer.default_model), limits=self.limits,
+                       features=offer.features, upscalers=offer.upscalers, loras=offer.loras)
