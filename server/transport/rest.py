@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import uuid
 
-import numpy as np
 from fastapi import FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.responses import Response
-from PIL import Image, UnidentifiedImageError
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
 from underpaint.protocol.jobs import JobRequest, check_features
 from underpaint.protocol.messages import Cancelled, Error, Result, Submit
-from underpaint.protocol.pixels import decode_pixels, make_frame
+from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.vocabulary import KINDS
 
+from ..imaging.files import paste_png, read_image
 from .security import bearer_token, check_origin
 from .service import Service
 
@@ -40,20 +38,6 @@ def _documented(*codes: int) -> dict:
 
 def _http_error(exc: ProtocolError) -> HTTPException:
     return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": exc.message, "field": exc.field})
-
-
-def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Image:
-    """Decode an upload; its size is checked from the header, before any pixel is decoded."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        if image.width * image.height > max_pixels:
-            raise ProtocolError(errors.TOO_LARGE, f"{name} of {image.width}x{image.height} exceeds the server's "
-                                f"limit of {max_pixels} pixels", name)
-        image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: a
-        # text chunk past PIL's limit (a 200 MiB zTXt), and other malformed chunks
-        raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not a readable image: {exc}", name) from None
-    return image.convert(mode)
 
 
 def _address(request: Request) -> str:
@@ -124,13 +108,12 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
                       "result_encoding": "raw", "preview": {"enabled": False}}
             submit = Submit.from_dict(fields, ignore=("type",))
             check_features(submit, service.features, service.features)
-            src = _read_image(await image.read(), "image", "RGBA", service.limits.max_pixels)
-            w, h = src.size
-            image_frame = make_frame(job_id, "image", src.tobytes(), w, h, "rgba8")
+            src = read_image(await image.read(), "image", "RGBA", service.limits.max_pixels)
+            image_frame = make_frame(job_id, "image", src.tobytes(), src.shape[1], src.shape[0], "rgba8")
             mask_frame = None
             if mask is not None:
-                m = _read_image(await mask.read(), "mask", "L", service.limits.max_pixels)
-                mask_frame = make_frame(job_id, "mask", m.tobytes(), m.width, m.height, "gray8")
+                m = read_image(await mask.read(), "mask", "L", service.limits.max_pixels)
+                mask_frame = make_frame(job_id, "mask", m.tobytes(), m.shape[1], m.shape[0], "gray8")
             job = JobRequest.of(submit, {"image": image_frame, "mask": mask_frame}, service.limits)
         except json.JSONDecodeError as exc:
             raise _http_error(ProtocolError(errors.BAD_JSON, f"params is not JSON: {exc}", "params")) from None
@@ -165,13 +148,7 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             raise _http_error(outcome.to_exception())
         if isinstance(outcome, Cancelled) or not frames:
             raise _http_error(ProtocolError(errors.INTERNAL, "the job ended without a result"))
-        first = frames[0]
-        region = np.frombuffer(decode_pixels(first), np.uint8).reshape(first.height, first.width, 4)
-        whole = np.array(src)
-        whole[first.y:first.y + first.height, first.x:first.x + first.width] = region
-        buf = io.BytesIO()
-        Image.fromarray(whole, "RGBA").save(buf, "PNG")
         seeds = ",".join(map(str, outcome.seeds))  # type: ignore[union-attr]
-        return Response(buf.getvalue(), media_type="image/png", headers={"X-Underpaint-Seeds": seeds})
+        return Response(paste_png(src, frames[0]), media_type="image/png", headers={"X-Underpaint-Seeds": seeds})
 
 
