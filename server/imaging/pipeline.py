@@ -33,7 +33,8 @@ class Prepared:
         return Size(self.model_image.shape[1], self.model_image.shape[0])
 
 
-def cut_region(image_rect: Rect, mask: np.ndarray | None, kind: str, context: int, grow: int, feather: int) -> Rect:
+def cut_region(image_rect: Rect, mask: np.ndarray | None, *, kind: str, context: int = 0, grow: int = 0,
+               feather: int = 0) -> Rect:
     """The document region ``prepare`` cuts: the whole image (img2img), or around the mask (inpaint, see
     ``prepare``). ``mask``: uint8 over ``image_rect``."""
     if kind == "img2img":
@@ -48,15 +49,16 @@ def prepare(
     image_rgba: np.ndarray,
     image_rect: Rect,
     mask: np.ndarray | None,
+    *,
     kind: str,
     resolution: int,
-    context: int,
-    grow: int,
-    feather: int,
     max_pixels: int | None,
+    context: int = 0,
+    grow: int = 0,
+    feather: int = 0,
     tiled: bool = False,
 ) -> Prepared:
-    """Cut, scale and mask an image for the model.
+    """Cut, scale and mask an image for the model. Everything after the pixels is a keyword (several ints).
 
     img2img: the region is the whole image; a mask, if given, only limits the paste-back (``blend_alpha``).
     inpaint: the region is the mask's bounds plus ``max(context, reach + 1)`` pixels, where
@@ -83,7 +85,7 @@ def prepare(
     if mask is not None:
         check_mask_shape(mask, image_rect.size)
         mask = mask_u8("mask", mask)
-    region = cut_region(image_rect, mask, kind, context, grow, feather)
+    region = cut_region(image_rect, mask, kind=kind, context=context, grow=grow, feather=feather)
     local = region.translate(-image_rect.x, -image_rect.y)
     local_mask = None if mask is None else mask[local.y : local.bottom, local.x : local.right]
     source = image_rgba[local.y : local.bottom, local.x : local.right].copy()

@@ -96,17 +96,17 @@ def tiled(submit: Submit, region: Rect, model: Model) -> bool:
 
 def img2img(inputs: Inputs, submit: Submit, model: Model) -> imaging.Prepared:
     """The whole image, repainted at ``strength``."""
-    return imaging.prepare(inputs.image, inputs.rect, None, "img2img", model.resolution, 0, 0, 0, model.max_pixels,
-                           tiled=tiled(submit, inputs.rect, model))
+    return imaging.prepare(inputs.image, inputs.rect, None, kind="img2img", resolution=model.resolution,
+                           max_pixels=model.max_pixels, tiled=tiled(submit, inputs.rect, model))
 
 
 def inpaint(inputs: Inputs, submit: Submit, model: Model) -> imaging.Prepared:
     """The mask's surroundings (``inpaint.context``), the mask grown and feathered; pasted back by the mask."""
     opts, mask = submit.inpaint, inputs.get("mask")
-    region = imaging.cut_region(inputs.rect, mask, "inpaint", opts.context, opts.grow, opts.feather) \
-        if mask is not None and mask.any() else inputs.rect
-    return imaging.prepare(inputs.image, inputs.rect, mask, "inpaint", model.resolution, opts.context, opts.grow,
-                           opts.feather, model.max_pixels, tiled=tiled(submit, region, model))
+    cut = {"kind": "inpaint", "context": opts.context, "grow": opts.grow, "feather": opts.feather}
+    region = imaging.cut_region(inputs.rect, mask, **cut) if mask is not None and mask.any() else inputs.rect
+    return imaging.prepare(inputs.image, inputs.rect, mask, **cut, resolution=model.resolution,
+                           max_pixels=model.max_pixels, tiled=tiled(submit, region, model))
 
 
 def outpaint(inputs: Inputs, submit: Submit, model: Model) -> Plan:
@@ -122,10 +122,13 @@ def outpaint(inputs: Inputs, submit: Submit, model: Model) -> Plan:
     rgb = outpainting.prefill(imaging.to_rgb8(image), new, seed)
     filled[..., :3] = np.where(new[..., None], convert_depth(rgb, image.dtype), image[..., :3])
     filled[..., 3] = max_value(image.dtype)
-    repaint = np.where(new, np.uint8(255), np.uint8(0))  # the model repaints the seam band too: grown by feather
-    region = imaging.cut_region(inputs.rect, repaint, "inpaint", opts.context, opts.feather, 0)
-    prepared = imaging.prepare(filled, inputs.rect, repaint, "inpaint", model.resolution, opts.context,
-                               opts.feather, 0, model.max_pixels, tiled=tiled(submit, region, model))
+    repaint = np.where(new, np.uint8(255), np.uint8(0))
+    # the model repaints the seam band too: the new area grown by feather, pasted back hard (the result's alpha
+    # is the soft seam), so the model's colour covers every pixel that alpha reaches
+    cut = {"kind": "inpaint", "context": opts.context, "grow": opts.feather, "feather": 0}
+    region = imaging.cut_region(inputs.rect, repaint, **cut)
+    prepared = imaging.prepare(filled, inputs.rect, repaint, **cut, resolution=model.resolution,
+                               max_pixels=model.max_pixels, tiled=tiled(submit, region, model))
     alpha = outpainting.seam_alpha(new, opts.feather)
     local = prepared.region.translate(-inputs.rect.x, -inputs.rect.y)
 
@@ -168,8 +171,8 @@ def upscale(inputs: Inputs, submit: Submit, model: Model) -> Plan:
             top = 1.0 if image.dtype.kind == "u" else max(1.0, float(np.nanmax(image)))
             np.clip(big, 0.0, top, out=big)
         return Plan(region, None, lambda _generated: convert_depth(big, image.dtype))
-    prepared = imaging.prepare(big, region, None, "img2img", model.resolution, 0, 0, 0, model.max_pixels,
-                               tiled=region.width * region.height > model.resolution ** 2)
+    prepared = imaging.prepare(big, region, None, kind="img2img", resolution=model.resolution,
+                               max_pixels=model.max_pixels, tiled=region.width * region.height > model.resolution ** 2)
     return Plan(region, prepared, lambda generated: convert_depth(imaging.finish(prepared, generated), image.dtype))
 
 

@@ -26,7 +26,7 @@ def paste(image: np.ndarray, image_rect: Rect, prepared: Prepared, result: np.nd
 
 def run(image: np.ndarray, rect: Rect, mask: np.ndarray | None, kind: str, **kw: object) -> tuple:
     args = {"resolution": 64, "context": 8, "grow": 0, "feather": 0, "max_pixels": None} | kw
-    prepared = prepare(image, rect, mask, kind, **args)
+    prepared = prepare(image, rect, mask, kind=kind, **args)
     generated = np.full(prepared.model_image.shape, 200, np.uint8)
     return prepared, finish(prepared, generated)
 
@@ -47,7 +47,7 @@ def test_img2img_keeps_alpha_and_covers_the_image(dtype: type) -> None:
 
 def test_img2img_identity_when_sizes_match() -> None:
     image = random_image(64, 64, np.uint8)
-    prepared = prepare(image, Rect(0, 0, 64, 64), None, "img2img", 64, 0, 0, 0, None)
+    prepared = prepare(image, Rect(0, 0, 64, 64), None, kind="img2img", resolution=64, max_pixels=None)
     assert prepared.model_size == Size(64, 64)
     assert np.array_equal(finish(prepared, prepared.model_image), image)
 
@@ -158,12 +158,18 @@ def test_prepare_errors(kwargs: dict, message: str) -> None:
     args = {"mask": mask, "kind": "inpaint", "rect": Rect(0, 0, 30, 20), "grow": 0, "feather": 0, "context": 4}
     args |= kwargs
     with pytest.raises(ValueError, match=message):
-        prepare(random_image(20, 30, np.uint8), args["rect"], args["mask"], args["kind"], 64, args["context"],
-                args["grow"], args["feather"], None)  # fmt: skip
+        prepare(random_image(20, 30, np.uint8), args["rect"], args["mask"], kind=args["kind"], resolution=64,
+                context=args["context"], grow=args["grow"], feather=args["feather"], max_pixels=None)
+
+
+def test_prepare_takes_its_settings_by_keyword_only() -> None:
+    """Context, grow and feather are three ints side by side: a positional call could put one in another's slot."""
+    with pytest.raises(TypeError):
+        prepare(random_image(16, 16, np.uint8), Rect(0, 0, 16, 16), None, "img2img", 64, 0, 0, 0, None)
 
 
 def test_finish_rejects_wrong_size() -> None:
     image = random_image(16, 16, np.uint8)
-    prepared = prepare(image, Rect(0, 0, 16, 16), None, "img2img", 64, 0, 0, 0, None)
+    prepared = prepare(image, Rect(0, 0, 16, 16), None, kind="img2img", resolution=64, max_pixels=None)
     with pytest.raises(ValueError, match="generated image must be \\(64, 64, 3\\) uint8, got \\(8, 8, 3\\)"):
         finish(prepared, np.zeros((8, 8, 3), np.uint8))
