@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from underpaint.protocol import errors
 from underpaint.protocol.frames import Frame
 from underpaint.protocol.jobs import JobRequest
-from underpaint.protocol.messages import Cancelled, Error, Message, Queued, Result
+from underpaint.protocol.messages import Cancelled, Error, Message, Queued
 
 from .cancel import CancelFlag
+from .job_state import TERMINAL, JobState, Step, reduce_state
 
 log = logging.getLogger("underpaint.jobs")
 Sink = Callable[[object], None]
@@ -35,7 +36,6 @@ class Job:
     request: JobRequest
     sink: Sink | None
     cancel: CancelFlag = field(default_factory=CancelFlag)
-    state: str = "queued"  # queued -> running -> done
     position: int = -1
     created: float = field(default_factory=time.monotonic)
     started: float | None = None
@@ -45,6 +45,15 @@ class Job:
     send_key: bool = False  # the client advertised resume_key: its first queued carries the key
     sent_position: int = -1  # the last position told to the client
     delivered: bool = False  # its terminal event went to a connection
+    _state: JobState = field(default=JobState.QUEUED, init=False)
+
+    @property
+    def state(self) -> JobState:
+        """Changed only by ``reduce_state``: when a worker takes the job (``take``) and at its terminal event."""
+        return self._state
+
+    def take(self) -> None:
+        self._state, self.started = reduce_state(self._state, Step.TAKEN), time.monotonic()
 
     @property
     def id(self) -> str:
@@ -55,11 +64,12 @@ class Job:
         return self.request.submit.keep_result
 
     def emit(self, item: Message | Frame) -> None:
-        terminal = isinstance(item, (Result, Cancelled, Error))
+        terminal = isinstance(item, TERMINAL)
         if self.keep and (terminal or (isinstance(item, Frame) and item.role == "result")):
             self.kept.append(item)
+        self._state = reduce_state(self._state, item)
         if terminal:
-            self.state, self.finished = "done", time.monotonic()
+            self.finished = time.monotonic()
         sink = self.sink
         if sink is not None:
             self.delivered = self.delivered or terminal
@@ -76,7 +86,17 @@ class Task:
     id: str = ""  # never a job id: a client's cancel does not find it
     cancel: CancelFlag = field(default_factory=CancelFlag)
     keep: bool = False
-    state: str = "queued"
+    _state: JobState = field(default=JobState.QUEUED, init=False)
+
+    @property
+    def state(self) -> JobState:
+        return self._state
+
+    def take(self) -> None:
+        self._state = reduce_state(self._state, Step.TAKEN)
+
+    def end(self) -> None:
+        self._state = reduce_state(self._state, Step.ENDED)
 
 
 class JobManager:
@@ -154,13 +174,13 @@ class JobManager:
             if job is None or job.id != job_id:
                 return False
             job.client = client
-            if job.state == "done":
+            if job.state is JobState.DONE:
                 del self._kept[job.key]
                 for item in job.kept:
                     sink(item)
                 return True
             job.sink = sink
-            if job.state == "queued":
+            if job.state is JobState.QUEUED:
                 job.sent_position = max(job.position, 0)
                 sink(Queued(job=job.id, position=job.sent_position))
             return True
@@ -223,7 +243,7 @@ class JobManager:
     def _expire_kept(self) -> None:
         now = time.monotonic()
         for key, job in list(self._kept.items()):
-            if job.state == "done" and job.finished is not None and now - job.finished > self.keep_results_s:
+            if job.state is JobState.DONE and job.finished is not None and now - job.finished > self.keep_results_s:
                 del self._kept[key]
 
     def _work(self) -> None:
@@ -235,7 +255,7 @@ class JobManager:
                 if self._closed:
                     return
                 self._running.append(job)
-                job.state, job.started = "running", time.monotonic()
+                job.take()
                 self._update_positions()
             if isinstance(job, Task):
                 self._run_task(job)
@@ -248,18 +268,17 @@ class JobManager:
             finally:
                 with self._cv:
                     self._running.remove(job)
-                    if job.state != "done":
+                    if job.state is not JobState.DONE:
                         job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
                     if job.keep and job.delivered:  # a result is given out once
                         self._kept.pop(job.key, None)
 
     def _run_task(self, task: Task) -> None:
-        task.state = "running"
         try:
             task.run()
         except Exception:  # noqa: BLE001 - the worker must outlive any task
             log.exception("task of %s failed", task.client)
         finally:
-            task.state = "done"
+            task.end()
             with self._cv:
                 self._running[:] = [r for r in self._running if r is not task]
