@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 log = logging.getLogger("underpaint.server")
-FLAGS = ("resume", "resume_key", "tiled", "live")  # kept jobs + resume (with the key); tiled runs; live streams
 
 
 def _diffusers_engine(config: ServerConfig) -> Engine:
@@ -86,12 +85,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def offer(engine: Engine, upscalers: Upscalers) -> Offer:
     """What the welcome advertises. ``features`` is what this server really implements: the kinds with a handler,
-    the samplers the engine maps, the preview encodings PIL can write, the ``resume``, ``tiled`` and ``live``
-    flags (``lora`` when there are LoRA files to offer); no extra input role (control, reference).
+    the samplers the engine maps, the preview encodings PIL can write, every flag of the vocabulary (``lora``
+    only when there are LoRA files to offer); no extra input role (control, reference).
     ``upscalers``: the upscaler models found in or beside the models directories."""
     loras = tuple(LoraInfo(id=lo.id, name=lo.name, family=lo.family) for lo in engine.list_loras())
+    flags = [f for f in vocabulary.FLAGS if f not in vocabulary.RESERVED_FLAGS and (loras or f != "lora")]
     features = vocabulary.features(kinds=HANDLERS, roles=(), samplers=engine.samplers(),
-                                   encodings=preview_encodings(), flags=FLAGS + (("lora",) if loras else ()))
+                                   encodings=preview_encodings(), flags=flags)
     default = engine.default_model()
     models = tuple(
         ModelInfo(id=m.id, name=m.name, family=m.family, capabilities=kinds_for(m.capabilities),
