@@ -1,0 +1,22 @@
+"""A contact sheet: one row per input (the source, then its results), each image shrunk into a square cell."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageDraw
+
+CELL, PAD, LABEL = 192, 8, 16
+
+
+def contact_sheet(rows: list[tuple[str, list[Image.Image]]], cell: int = CELL) -> Image.Image:
+    columns = max(len(images) for _, images in rows)
+    sheet = Image.new("RGB", (PAD + columns * (cell + PAD), PAD + len(rows) * (cell + LABEL + PAD)), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    for r, (name, images) in enumerate(rows):
+        y = PAD + r * (cell + LABEL + PAD)
+        draw.text((PAD, y), name, fill=(230, 230, 230))
+        for c, image in enumerate(images):
+            thumb = image.convert("RGB")
+            thumb.thumbnail((cell, cell))
+            x = PAD + c * (cell + PAD)
+            sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + LABEL + (cell - thumb.height) // 2))
+    return sheet
