@@ -13,7 +13,7 @@ from underpaint.protocol.vocabulary import WS_PATH
 from .. import __version__
 from ..config import build_config
 from .compose import extra_registries, make_server, stay_offline
-from .logs import setup_logging
+from .logs import quiet_libraries, setup_logging
 from .run_flags import add_run_arguments
 from .serve_flags import SERVE_FLAGS, add_serve_arguments
 
@@ -92,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    quiet_libraries()
     return run_demo(Path(args.out), steps=args.steps, size=args.size)
 
 
