@@ -18,12 +18,13 @@ from underpaint.protocol.connection import ResultReceived
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.messages import InpaintOptions, Progress, Submit, UpscaleOptions
 from underpaint.protocol.pixels import decode_pixels, make_frame
+from underpaint.protocol.plugin_core import transfer
 
 from .batch_inputs import BatchItem, InputError, find_images, pair_masks
 from .sheet import contact_sheet
 
 DEFAULT_SERVER = "127.0.0.1:7860"
-EXIT_SOME_FAILED, EXIT_CANNOT_START = 1, 2
+EXIT_SOME_FAILED, EXIT_CANNOT_START, EXIT_INTERRUPTED = 1, 2, 130
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Outcome:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (input name, sentence)
     rows: list[tuple[str, list[Image.Image]]] = field(default_factory=list)  # the contact sheet
+    interrupted: bool = False
 
 
 def load_rgba(path: Path) -> Image.Image:
@@ -41,8 +43,8 @@ def load_rgba(path: Path) -> Image.Image:
         raise InputError(f"{path} is not an image this server's PIL can read ({type(exc).__name__})") from None
 
 
-def make_submit(args: argparse.Namespace, job: str) -> Submit:
-    extra: dict = {}
+def make_submit(args: argparse.Namespace, job: str, result_encoding: str = "raw") -> Submit:
+    extra: dict = {"result_encoding": result_encoding}
     if args.kind == "inpaint":
         extra["inpaint"] = InpaintOptions(feather=args.feather, grow=args.grow, context=args.context)
     if args.kind == "upscale":
@@ -53,15 +55,16 @@ def make_submit(args: argparse.Namespace, job: str) -> Submit:
                   **{k: v for k, v in optional.items() if v is not None})
 
 
-def job_inputs(item: BatchItem, source: Image.Image, job: str) -> dict:
-    inputs = {"image": make_frame(job, "image", source.tobytes(), source.width, source.height, "rgba8")}
+def job_inputs(item: BatchItem, source: Image.Image, job: str, encodings: transfer.Encodings) -> dict:
+    inputs = {"image": make_frame(job, "image", source.tobytes(), source.width, source.height, "rgba8",
+                                  encodings.image)}
     if item.mask is not None:
         with Image.open(item.mask) as opened:
             mask = opened.convert("L")
         if mask.size != source.size:
             raise InputError(f"mask {item.mask.name} is {mask.width}x{mask.height} but {item.image.name} is "
                              f"{source.width}x{source.height}")
-        inputs["mask"] = make_frame(job, "mask", mask.tobytes(), mask.width, mask.height, "gray8")
+        inputs["mask"] = make_frame(job, "mask", mask.tobytes(), mask.width, mask.height, "gray8", encodings.mask)
     return inputs
 
 
@@ -104,16 +107,17 @@ def connect(args: argparse.Namespace) -> Client:
 def run_items(args: argparse.Namespace, client: Client, items: list[BatchItem], out: Path) -> Outcome:
     outcome = Outcome()
     bar = Bar(len(items), args.quiet)
+    encodings = transfer.choose(args.transfer, client.url, native_png=False)  # zlib, not raw, to a remote server
     for item in items:
+        job = new_job_id("run")
         try:
             if item.problem:
                 raise InputError(item.problem)
             source = load_rgba(item.image)
             if not client.connected:  # the previous job lost the connection: try once more for this one
                 client = connect(args)
-            job = new_job_id("run")
-            done = client.run_job(make_submit(args, job), job_inputs(item, source, job), timeout=args.timeout,
-                                  on_event=bar.step(item.name))
+            done = client.run_job(make_submit(args, job, encodings.result), job_inputs(item, source, job, encodings),
+                                  timeout=args.timeout, on_event=bar.step(item.name))
             images = result_images(done, source, args.kind)
             for i, image in enumerate(images):
                 path = out / (f"{item.name}.png" if len(images) == 1 else f"{item.name}-{i + 1}.png")
@@ -122,6 +126,10 @@ def run_items(args: argparse.Namespace, client: Client, items: list[BatchItem], 
             outcome.rows.append((item.name, [source, *images]))
         except (InputError, ProtocolError, OSError) as exc:
             outcome.failed.append((item.image.name, getattr(exc, "message", None) or str(exc)))
+        except KeyboardInterrupt:  # Ctrl-C: the job in flight is cancelled, what is done stays written
+            client.cancel(job)
+            outcome.interrupted = True
+            break
         bar.bar.update(1)
     bar.bar.close()
     client.close(wait=True)
@@ -149,9 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_items(args, client, items, out)
     if outcome.rows:
         contact_sheet(outcome.rows).save(out / "contact_sheet.png")
-    done = len(items) - len(outcome.failed)
+    done = len(outcome.rows)
     print(f"{done} of {len(items)} image(s) done, {len(outcome.written)} result(s) and contact_sheet.png in "
-          f"{out.resolve()}" if outcome.rows else f"0 of {len(items)} image(s) done")
+          f"{out.resolve()}" if done else f"0 of {len(items)} image(s) done")
     for name, why in outcome.failed:
         print(f"failed: {name}: {why}", file=sys.stderr)
+    if outcome.interrupted:
+        print(f"interrupted: {len(items) - done - len(outcome.failed)} image(s) not run", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if outcome.failed else 0

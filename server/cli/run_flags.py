@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from underpaint.protocol.plugin_core.transfer import MODES
 from underpaint.protocol.vocabulary import (
     CONTEXT,
     FEATHER,
@@ -57,4 +58,6 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
                        "%(default)s)")
     other.add_argument("--connect-timeout", type=float, default=30, help="seconds to wait for the server's "
                        "welcome (default: %(default)s)")
+    other.add_argument("--transfer", default="auto", choices=MODES, help="pixels raw or compressed (zlib) on the "
+                       "wire; auto: compressed to anything but this machine (default: %(default)s)")
     other.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -95,3 +95,12 @@ def test_a_remote_server_takes_the_token_from_the_environment(make_live, tmp_pat
                env={"UNDERPAINT_TOKEN": token})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_compressed_transfer_gives_the_same_pixels_as_raw(live, tmp_path):
+    write_image(tmp_path / "a.png", seed=4)
+    for mode in ("raw", "compressed"):
+        done = run(live, "img2img", str(tmp_path / "a.png"), "--transfer", mode, "--out", str(tmp_path / mode))
+        assert done.returncode == 0, done.stderr
+    raw, compressed = (np.asarray(Image.open(tmp_path / mode / "a.png")) for mode in ("raw", "compressed"))
+    assert np.array_equal(raw, compressed)
