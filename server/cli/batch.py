@@ -139,9 +139,9 @@ def run_items(args: argparse.Namespace, client: Client, items: list[BatchItem], 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         items = pair_masks(find_images([Path(p) for p in args.inputs]), Path(args.mask) if args.mask else None)
-        if args.kind == "inpaint" and args.mask is None:
+        if (args.kind == "inpaint") != (args.mask is not None):
             raise InputError("inpaint needs masks: --mask FILE (one for every image) or --mask FOLDER (matched by "
-                             "name)")
+                             "name)" if args.kind == "inpaint" else f"--mask is for inpaint, not {args.kind}")
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         make_submit(args, "check")  # every parameter checked before connecting

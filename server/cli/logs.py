@@ -42,9 +42,9 @@ class DropNoise(logging.Filter):
         return not any(fragment in message for fragment in self.fragments)
 
 
-def quiet_libraries() -> None:
-    """No progress bars from huggingface_hub, transformers and diffusers (model loading, writing the demo
-    model) and none of ``NOISE``. Call before the libraries load (the first two read the environment then)."""
+def drop_noise() -> None:
+    """Drop ``NOISE`` and ``NOISE_WARNINGS``; no progress bars from libraries imported after this (huggingface_hub
+    and transformers read the environment when they load). Cheap: imports nothing."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for message, category in NOISE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
@@ -52,9 +52,17 @@ def quiet_libraries() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropNoise) for f in logger.filters):
             logger.addFilter(DropNoise(fragments))
-    from diffusers.utils import logging as diffusers_logging  # diffusers' bars ignore the environment
+
+
+def quiet_libraries() -> None:
+    """``drop_noise`` and no progress bars from transformers and diffusers (model loading, writing the demo
+    model) even where they were imported already; diffusers' bars ignore the environment. Imports both."""
+    drop_noise()
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def setup_logging(level: str, as_json: bool) -> None:
@@ -65,4 +73,4 @@ def setup_logging(level: str, as_json: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     if level.lower() != "debug":
-        quiet_libraries()
+        drop_noise()

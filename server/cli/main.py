@@ -12,6 +12,7 @@ from underpaint.protocol.vocabulary import WS_PATH
 
 from .. import __version__
 from ..config import build_config
+from .batch import cmd_run
 from .compose import extra_registries, make_server, stay_offline
 from .logs import quiet_libraries, setup_logging
 from .run_flags import add_run_arguments
@@ -43,6 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"underpaint serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 2
+    if config.log_level.lower() != "debug":
+        quiet_libraries()  # after the checks: a refusal need not wait for the libraries to import
     port = sock.getsockname()[1]
     scheme = "wss" if config.ssl_certfile else "ws"
     logging.getLogger("underpaint").info("serving on %s://%s:%d%s", scheme, config.host, port, WS_PATH)
@@ -81,12 +84,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     for source in tiny_vaes.sources:
         print(f"  tiny VAE {source.name:31s} {'/'.join(source.families)}")
     return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from .batch import cmd_run as run
-
-    return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from underpaint.protocol.vocabulary import (
 
 from .batch import DEFAULT_SERVER
 
-RUN_KINDS = ("img2img", "inpaint", "upscale")
+RUN_KINDS = ("img2img", "inpaint", "upscale")  # vocabulary.KINDS but outpaint (its canvas growth is a host's)
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:

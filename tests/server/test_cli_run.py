@@ -78,6 +78,8 @@ def test_what_cannot_start_is_one_sentence_and_exit_2(live, tmp_path):
     write_image(tmp_path / "a.png")
     done = run(live, "inpaint", str(tmp_path / "a.png"))
     assert done.returncode == 2 and "inpaint needs masks" in done.stderr
+    done = run(live, "img2img", str(tmp_path / "a.png"), "--mask", str(tmp_path / "a.png"))
+    assert done.returncode == 2 and "--mask is for inpaint, not img2img" in done.stderr
     done = run(live, "img2img", str(tmp_path / "missing.png"))
     assert done.returncode == 2 and f"input {tmp_path / 'missing.png'} does not exist" in done.stderr
     done = underpaint("run", "img2img", str(tmp_path / "a.png"), "--server", "127.0.0.1:9", "--quiet", timeout=120)
