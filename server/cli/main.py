@@ -128,9 +128,10 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the models the registry sees")
-    models.add_argument("--models-dir", action="append", default=[])
-    models.add_argument("--config", type=Path)
-    models.add_argument("--allow-pickle", action="store_true")
+    models.add_argument("--models-dir", action="append", default=[], help="folder to scan (repeatable; default: "
+                        "the models_dirs setting; none: the built-in demo model)")
+    models.add_argument("--config", type=Path, help="TOML file with settings, as for serve")
+    models.add_argument("--allow-pickle", action="store_true", help="also list pickle .ckpt files")
     models.set_defaults(func=cmd_models)
 
     demo = sub.add_parser("demo", help="run img2img and inpaint with the built-in demo model, end to end")
