@@ -86,6 +86,38 @@ def protocol_limits(config: ServerConfig) -> Limits:
         raise ConfigError(f"setting {name!r}: {exc.message}") from None
 
 
+# The range of every numeric setting the protocol does not bound (those are ``protocol_limits``'s): (lowest,
+# highest); None: unbounded on that side. A ``None`` value (where the field allows it) means "not set".
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "port": (0, 65535), "threads": (1, 4096), "max_connections": (1, None), "max_connections_per_address": (1, None),
+    "hello_timeout_s": (0.1, None), "idle_timeout_s": (1, None), "frames_timeout_s": (1, None),
+    "header_timeout_s": (0.1, None), "max_connection_bytes": (1, None), "max_buffered_bytes": (1, None),
+    "auth_failures": (0, None), "max_model_pixels": (64 * 64, None), "cache_gb": (0, None), "ray_cpus": (1, None),
+    "ray_replicas": (1, None), "ray_min_replicas": (0, None), "ray_max_replicas": (1, None),
+    "ray_gpus_per_replica": (0, None), "ray_cpus_per_replica": (0, None), "ray_models_per_replica": (1, None),
+    "ray_proxy_port": (1, 65535),
+}
+CHOICES = {"log_level": ("debug", "info", "warning", "error", "critical")}
+
+
+def check_ranges(config: ServerConfig) -> None:
+    """A ConfigError naming the first setting outside its range (``RANGES``, ``CHOICES``), before anything starts."""
+    for name, (low, high) in RANGES.items():
+        value = getattr(config, name)
+        if value is None or ((low is None or value >= low) and (high is None or value <= high)):
+            continue
+        if high is None:
+            bound = f"at least {low:g}"
+        elif low is None:
+            bound = f"at most {high:g}"
+        else:
+            bound = f"between {low:g} and {high:g}"
+        raise ConfigError(f"setting {name!r} must be {bound} (got {value:g})")
+    for name, allowed in CHOICES.items():
+        if str(getattr(config, name)).lower() not in allowed:
+            raise ConfigError(f"setting {name!r} is {getattr(config, name)!r}; expected one of: {', '.join(allowed)}")
+
+
 _PATH_FIELDS = {"ssl_certfile", "ssl_keyfile", "port_file"}
 
 
@@ -155,4 +187,5 @@ def build_config(file: Path | None = None, flags: dict[str, Any] | None = None,
     for layer in layers:
         config = replace(config, **{k: _convert(k, v) for k, v in layer.items()})
     protocol_limits(config)
+    check_ranges(config)
     return config

@@ -63,6 +63,12 @@ def profile_candidates(platform: str, env: dict[str, str], home: Path) -> list[P
     return out
 
 
+def next_steps() -> str:
+    """What the painter does next (printed by ``underpaint install gimp``)."""
+    return ("Restart GIMP to load the plug-in (a GIMP that is already running does not see it), then open an image: "
+            "the jobs are under Filters > Underpaint and in the Layers dialog's menu (Underpaint).")
+
+
 def install(dest: Path | None = None) -> Path:
     """Install into the GIMP profile ``dest`` (default: ``default_profile()``); returns the plug-in dir.
 

@@ -1,4 +1,4 @@
-"""The ``underpaint`` command: serve, models, demo, install (see ``main``); ``compose`` builds the server."""
+"""The ``underpaint`` command: serve, models, demo, run, install (see ``main``); ``compose`` builds the server."""
 
 from .main import main
 

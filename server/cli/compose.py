@@ -33,13 +33,13 @@ log = logging.getLogger("underpaint.server")
 
 def _diffusers_engine(config: ServerConfig) -> Engine:
     from ..engine.diffusers_engine import DiffusersEngine
-    from ..engine.registry import ModelRegistry
+    from .settings_check import models_registry
 
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
-    registry = ModelRegistry(list(config.models_dirs), allow_pickle=config.allow_pickle)
+    registry = models_registry(config.models_dirs, allow_pickle=config.allow_pickle)  # ConfigError: no model
     loras, tiny_vaes = extra_registries(config)
     return DiffusersEngine(registry, device=config.device, cache_bytes=int(config.cache_gb * 2**30), loras=loras,
                            tiny_vaes=tiny_vaes)

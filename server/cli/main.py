@@ -1,4 +1,4 @@
-"""`underpaint serve | models | demo | install`."""
+"""`underpaint serve | models | demo | run | install`."""
 
 from __future__ import annotations
 
@@ -12,51 +12,11 @@ from underpaint.protocol.vocabulary import WS_PATH
 
 from .. import __version__
 from ..config import build_config
+from .batch import cmd_run
 from .compose import extra_registries, make_server, stay_offline
-from .logs import setup_logging
-
-SERVE_FLAGS = {  # flag -> (config field, help)
-    "--host": ("host", "address to bind (default 127.0.0.1; anything else needs --token)"),
-    "--port": ("port", "port to bind (default 7860; 0 picks a free one)"),
-    "--token": ("token", "shared secret clients must send (required off loopback, 16+ characters there); prefer "
-                "UNDERPAINT_TOKEN, a flag shows in ps. 'generate': make a random one and print it once"),
-    "--engine": ("engine", "inference backend: diffusers (default, this process) or ray (Ray Serve replicas, "
-                 "docs/ray.md)"),
-    "--ray-address": ("ray_address", "engine ray: the Ray cluster to join ('auto': the one `ray start` runs here; "
-                      "default: start a local Ray)"),
-    "--ray-cpus": ("ray_cpus", "engine ray: CPUs of the local Ray (default: all)"),
-    "--ray-replicas": ("ray_replicas", "engine ray: engine replicas (default 1)"),
-    "--ray-min-replicas": ("ray_min_replicas", "engine ray: autoscaling lower bound (turns autoscaling on)"),
-    "--ray-max-replicas": ("ray_max_replicas", "engine ray: autoscaling upper bound (turns autoscaling on)"),
-    "--ray-gpus-per-replica": ("ray_gpus_per_replica", "engine ray: GPUs per replica (0.5 shares a GPU; default 1 "
-                               "where the cluster has GPUs, else 0)"),
-    "--ray-cpus-per-replica": ("ray_cpus_per_replica", "engine ray: CPUs reserved per replica (default 1)"),
-    "--ray-models-per-replica": ("ray_models_per_replica", "engine ray: models a replica keeps loaded (default 1)"),
-    "--ray-proxy-port": ("ray_proxy_port", "engine ray: also start Ray Serve's HTTP proxy on this port (default: off)"),
-    "--device": ("device", "cuda, cuda:N, mps or cpu (default: picked automatically)"),
-    "--threads": ("threads", "CPU threads torch may use (default: torch's choice; fewer helps on a busy machine)"),
-    "--ssl-certfile": ("ssl_certfile", "TLS certificate (PEM) for wss://"),
-    "--ssl-keyfile": ("ssl_keyfile", "TLS private key (PEM)"),
-    "--max-pixels": ("max_pixels", "largest image a job may send, in pixels"),
-    "--max-frame-bytes": ("max_frame_bytes", "largest binary frame, in bytes"),
-    "--max-queued-jobs": ("max_queued_jobs", "jobs one client may have in flight"),
-    "--max-batch": ("max_batch", "largest batch count"),
-    "--max-steps": ("max_steps", "most sampling steps per job"),
-    "--keep-results-s": ("keep_results_s", "how long results kept for `resume` stay, in seconds"),
-    "--max-connections": ("max_connections", "websockets open at once, in total"),
-    "--max-connections-per-address": ("max_connections_per_address", "websockets open at once per client address"),
-    "--hello-timeout-s": ("hello_timeout_s", "seconds a new websocket has to send its hello"),
-    "--idle-timeout-s": ("idle_timeout_s", "close a session with no job in flight after this many idle seconds"),
-    "--frames-timeout-s": ("frames_timeout_s", "seconds a submit's frames may take to arrive"),
-    "--header-timeout-s": ("header_timeout_s", "seconds an HTTP request may take to send its headers"),
-    "--max-connection-bytes": ("max_connection_bytes", "input frame bytes one connection may hold"),
-    "--max-buffered-bytes": ("max_buffered_bytes", "input frame bytes all connections together may hold"),
-    "--auth-failures": ("auth_failures", "wrong tokens per address per minute before it is refused (0: no limit)"),
-    "--max-model-pixels": ("max_model_pixels", "cap the model-side image area in pixels (saves memory and time)"),
-    "--cache-gb": ("cache_gb", "memory for loaded pipelines, in GiB"),
-    "--log-level": ("log_level", "debug, info, warning or error"),
-    "--port-file": ("port_file", "write the bound port to this file once the server is ready"),
-}
+from .logs import quiet_libraries, setup_logging
+from .run_flags import add_run_arguments
+from .serve_flags import SERVE_FLAGS, add_serve_arguments
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -84,6 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"underpaint serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 2
+    if config.log_level.lower() != "debug":
+        quiet_libraries()  # after the checks: a refusal need not wait for the libraries to import
     port = sock.getsockname()[1]
     scheme = "wss" if config.ssl_certfile else "ws"
     logging.getLogger("underpaint").info("serving on %s://%s:%d%s", scheme, config.host, port, WS_PATH)
@@ -96,16 +58,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ..engine.registry import ModelRegistry
+    from ..jobs.handlers import kinds_for
+    from .settings_check import models_registry
 
-    config = build_config(args.config)
-    dirs = [Path(d) for d in args.models_dir] or list(config.models_dirs)
-    registry = ModelRegistry(dirs, allow_pickle=args.allow_pickle)
+    try:
+        config = build_config(args.config)
+        dirs = [Path(d) for d in args.models_dir] or list(config.models_dirs)
+        registry = models_registry(dirs, allow_pickle=args.allow_pickle)
+    except (OSError, ValueError) as exc:  # ConfigError is a ValueError
+        print(f"underpaint models: {exc}", file=sys.stderr)
+        return 2
     default = registry.default_id()
+    print(f"  {'model':40s} {'family':6s} {'kinds':32s} {'size':6s} {'source':11s} note")
     for spec in registry.specs():
         mark = "*" if spec.id == default else " "
-        kind = "inpaint" if spec.inpaint else "base"
-        print(f"{mark} {spec.id:40s} {spec.family:5s} {kind:7s} {spec.resolution:5d}px {spec.source:11s} {spec.note}")
+        kinds = ",".join(kinds_for(spec.capabilities)) + ("  (inpaint)" if spec.inpaint else "")
+        print(f"{mark} {spec.id:40s} {spec.family:6s} {kinds:32s} {spec.resolution:4d}px {spec.source:11s} "
+              f"{spec.note}")
+    print("* the default model: jobs that name no model run on it")
     loras, tiny_vaes = extra_registries(replace(config, models_dirs=tuple(dirs)))
     for lora in loras.specs():
         print(f"  lora {lora.id:35s} {lora.family:5s}")
@@ -119,27 +89,28 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    quiet_libraries()
     return run_demo(Path(args.out), steps=args.steps, size=args.size)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    if args.host == "krita":
-        from ..install_krita import build_zip, install
-    else:
-        from ..install_gimp import install
+    if args.zip:  # only the zip: the user's profile and kritarc stay as they are
+        if args.host != "krita" or args.dest:
+            print("underpaint install: --zip is only for krita, and writes only the zip (leave out --dest)",
+                  file=sys.stderr)
+            return 2
+        from ..install_krita import build_zip
 
-        build_zip = None
+        print(f"wrote {build_zip(Path(args.zip))}; import it in Krita with Tools > Scripts > Import Python Plugin "
+              "from File, then restart Krita")
+        return 0
+    if args.host == "krita":
+        from ..install_krita import install, next_steps
+    else:
+        from ..install_gimp import install, next_steps
     dest = install(Path(args.dest) if args.dest else None)
     print(f"installed the {args.host} plugin into {dest}")
-    if args.host == "krita":
-        from ..install_krita import next_steps
-
-        print(next_steps())
-    if args.zip:
-        if build_zip is None:
-            print("--zip is only for krita", file=sys.stderr)
-            return 2
-        print(f"wrote {build_zip(Path(args.zip))}")
+    print(next_steps())
     return 0
 
 
@@ -149,28 +120,18 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"underpaint {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the inference server", description="Run the inference server. "
+    serve = sub.add_parser("serve", help="run the inference server", usage="%(prog)s [options]",
+                           description="Run the inference server. "
                            "Every setting can also come from UNDERPAINT_<NAME> environment variables or a TOML "
                            "file (--config); flags win over the environment, which wins over the file.")
-    serve.add_argument("--config", type=Path, help="TOML file with settings (a [server] table or top-level keys)")
-    for flag, (_field, text) in SERVE_FLAGS.items():
-        serve.add_argument(flag, default=None, help=text)
-    serve.add_argument("--models-dir", action="append", default=[],
-                       help="folder to scan for models (repeatable; ComfyUI models/checkpoints and A1111 "
-                            "models/Stable-diffusion work as they are). None: the built-in demo model")
-    serve.add_argument("--allow-pickle", action="store_true", help="also load pickle .ckpt files (unsafe)")
-    serve.add_argument("--allow-origin", action="append", default=[], help="browser Origin allowed to connect")
-    serve.add_argument("--log-json", action="store_true", help="structured JSON log lines")
-    serve.add_argument("--ray-attach", action="store_true", help="engine ray: use the engine application a KubeRay "
-                       "RayService deployed (import path underpaint.server.scale.app:build) instead of deploying it")
-    serve.add_argument("--no-preload", action="store_true", help="load the default model at the first job, "
-                       "not in the background at start-up")
+    add_serve_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the models the registry sees")
-    models.add_argument("--models-dir", action="append", default=[])
-    models.add_argument("--config", type=Path)
-    models.add_argument("--allow-pickle", action="store_true")
+    models.add_argument("--models-dir", action="append", default=[], help="folder to scan (repeatable; default: "
+                        "the models_dirs setting; none: the built-in demo model)")
+    models.add_argument("--config", type=Path, help="TOML file with settings, as for serve")
+    models.add_argument("--allow-pickle", action="store_true", help="also list pickle .ckpt files")
     models.set_defaults(func=cmd_models)
 
     demo = sub.add_parser("demo", help="run img2img and inpaint with the built-in demo model, end to end")
@@ -179,11 +140,20 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=256, help="side of the sample image in pixels")
     demo.set_defaults(func=cmd_demo)
 
+    run = sub.add_parser("run", help="img2img, inpaint or upscale image files through a running server",
+                         description="Run img2img, inpaint or upscale over image files or folders through a running "
+                         "server (the local one, or --server URL; a token comes from UNDERPAINT_TOKEN). Every "
+                         "result is written to --out beside contact_sheet.png; the exit status is 1 when some image "
+                         "failed, 2 when nothing could start.")
+    add_run_arguments(run)
+    run.set_defaults(func=cmd_run)
+
     install = sub.add_parser("install", help="install a host plugin into the user's profile")
     install.add_argument("host", choices=("krita", "gimp"))
     install.add_argument("--dest", help="krita: the pykrita folder; gimp: the GIMP profile folder "
                          "(default: the user's own)")
-    install.add_argument("--zip", help="krita: also write an importable plugin zip here")
+    install.add_argument("--zip", help="krita: only write an importable plugin zip here (the profile is not "
+                         "touched)")
     install.set_defaults(func=cmd_install)
     return top
 

@@ -126,16 +126,36 @@ class JobRunner:
 
     def __call__(self, job: Job) -> None:
         submit = job.request.submit
+        began, outcome = time.monotonic(), "done"
         try:
             job.cancel.raise_if_cancelled()
             self._run(job, submit)
         except JobCancelled:
+            outcome = "cancelled"
             job.emit(Cancelled(job=job.id))
         except ProtocolError as exc:  # EngineError included
+            outcome = f"error {exc.code}"
             job.emit(Error(code=exc.code, message=exc.message, job=job.id, field=exc.field))
         except MemoryError:
+            outcome = f"error {errors.OUT_OF_MEMORY}"
             job.emit(Error(code=errors.OUT_OF_MEMORY, message="the server ran out of memory for this job; try a "
                            "smaller region or batch", job=job.id))
+        self._log(job, outcome, began)
+
+    def _log(self, job: Job, outcome: str, began: float) -> None:
+        """One INFO line per job: who, what, how big, how long it waited and ran, how it ended."""
+        submit = job.request.submit
+        tiles = job.request.tiles("image")
+        size = (f"{max(t.x + t.width for t in tiles) - min(t.x for t in tiles)}x"
+                f"{max(t.y + t.height for t in tiles) - min(t.y for t in tiles)}" if tiles else "?")
+        try:
+            model = submit.model or self.engine.default_model()
+        except Exception:  # noqa: BLE001 - the log line must not fail the worker
+            model = "(default)"
+        now = time.monotonic()
+        log.info("job %s client %s: %s model %s %s %d steps batch %d, queued %.2f s, ran %.2f s: %s", job.id,
+                 job.client, submit.kind, model, size, submit.steps, submit.batch, began - job.created, now - began,
+                 outcome)
 
     def _model(self, submit: Submit):
         if submit.kind not in HANDLERS:  # the connection refuses these already (welcome.features)

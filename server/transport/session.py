@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class _Close:
 
 
 _CLOSE = _Close()
+log = logging.getLogger("underpaint.session")
 TRIM_AFTER_BYTES = 16 * 1024 * 1024  # a session that received this much gives the freed heap back at its end
 
 
@@ -59,6 +61,7 @@ class Session:
         self.address = ws.client.host if ws.client else "unknown"
         self.opened = self.last_seen = time.monotonic()
         self.received = 0  # bytes of frames received
+        self.close_reason = "the client closed it"  # for the log line when the session ends
         # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
         # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -91,10 +94,12 @@ class Session:
         """Tell the client; an error that names a job ends that job, a fatal one ends the session."""
         self.outbox.put_nowait(Error.from_exception(exc))
         if exc.code in errors.FATAL_CODES:
+            self.close_reason = f"error {exc.code}: {exc.message}"
             self.outbox.put_nowait(_CLOSE)
 
     def refuse(self, exc: ProtocolError) -> None:
         """End the session before it starts (bad token, forbidden origin)."""
+        self.close_reason = f"refused ({exc.code}): {exc.message}"
         self.outbox.put_nowait(self.conn.reject(exc))
         self.outbox.put_nowait(_CLOSE)
 
@@ -102,14 +107,17 @@ class Session:
         """Close the session from the server's side (timeouts), with the reason in the close frame."""
         if error is not None:
             self.outbox.put_nowait(Error.from_exception(error))
+        self.close_reason = f"closed by the server: {reason}"
         self.outbox.put_nowait(_Close(code, reason))
 
     async def run(self) -> None:
         refusal = self.service.admit(self.address)
         await self.ws.accept()
         if refusal is not None:
+            log.info("connection from %s refused: %s", self.address, refusal)
             await self.ws.close(code=1013, reason=refusal[:120])  # 1013: try again later
             return
+        log.info("connection %s opened from %s", self.client, self.address)
         sender = asyncio.create_task(self._send_loop())
         receiver: asyncio.Task | None = None
         watchdog: asyncio.Task | None = None
@@ -124,6 +132,8 @@ class Session:
             watchdog = asyncio.create_task(self._watch(sender))
             await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            log.info("connection %s from %s closed after %.1f s: %s", self.client, self.address,
+                     time.monotonic() - self.opened, self.close_reason)
             for task in (receiver, watchdog):
                 if task is not None:
                     task.cancel()
@@ -162,6 +172,7 @@ class Session:
             message = await self.ws.receive()
             self.last_seen = time.monotonic()
             if message["type"] == "websocket.disconnect":
+                self.close_reason = f"the client closed it (code {message.get('code', 1000)})"
                 return
             try:
                 if message.get("bytes") is not None:

@@ -138,15 +138,18 @@ def test_installed_plugin_imports_with_only_the_stdlib_and_its_vendor_folder(tmp
     assert done.stdout.strip() == "ok"
 
 
-def test_cli_installs_and_builds_the_zip(tmp_path: Path) -> None:
+def test_cli_installs_or_builds_the_zip(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    done = subprocess.run([sys.executable, "-m", "underpaint.server.cli", "install", "krita", "--dest",
-                           str(tmp_path / "pk"), "--zip", str(tmp_path / "u.zip")], capture_output=True, text=True,
-                          timeout=120, env=env)
+    cli = [sys.executable, "-m", "underpaint.server.cli", "install", "krita"]
+    done = subprocess.run([*cli, "--zip", str(tmp_path / "u.zip")], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "u.zip").is_file() and not (tmp_path / "cfg").exists()  # the zip only: no kritarc
+    done = subprocess.run([*cli, "--dest", str(tmp_path / "pk")], capture_output=True, text=True, timeout=120,
+                          env=env)
     assert done.returncode == 0, done.stderr
     assert "Restart Krita" in done.stdout and "Settings > Dockers > Underpaint" in done.stdout
     assert (tmp_path / "pk" / "underpaint_krita" / "__init__.py").is_file()
-    assert (tmp_path / "u.zip").is_file()
     assert "enable_underpaint_krita=true" in (tmp_path / "cfg" / "kritarc").read_text()
 
 

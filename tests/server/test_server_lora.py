@@ -81,10 +81,11 @@ def test_a_lora_of_another_family_is_a_job_error_and_the_server_goes_on(client: 
 
 
 def test_models_lists_the_loras_and_tiny_vaes_beside_a_comfyui_checkpoints_folder(tmp_path: Path) -> None:
+    from test_cli_operator import write_diffusers_folder
     from test_server_cli import underpaint
 
     models = tmp_path / "ComfyUI" / "models"
-    (models / "checkpoints").mkdir(parents=True)
+    write_diffusers_folder(models / "checkpoints" / "tiny-sd")
     write_sd15_shaped(models / "loras" / "styles" / "ink.safetensors")
     (models / "loras" / "notes.safetensors").write_bytes(b"junk")
     for part in ("encoder", "decoder"):
