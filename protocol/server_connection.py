@@ -34,7 +34,7 @@ from .messages import (
     decode_message,
     peek_protocol,
 )
-from .vocabulary import ENCODINGS, PROTOCOL_VERSION
+from .vocabulary import ENCODINGS, MAX_HELLO_BYTES, PROTOCOL_VERSION
 
 TERMINAL = (Result, Cancelled)
 
@@ -229,6 +229,10 @@ class ServerConnection:
         if self._state is State.CLOSED:
             raise ProtocolError(errors.NOT_READY, "the session is closed")
         if self._state is State.NEW:
+            size = _wire_size(text, MAX_HELLO_BYTES)
+            if size > MAX_HELLO_BYTES:  # refused unread: nothing is parsed before the size is known to be small
+                raise ProtocolError(errors.TOO_LARGE, f"a message before the welcome is at most {MAX_HELLO_BYTES} "
+                                    f"bytes (a hello's size); this one has at least {size}")
             version = peek_protocol(text, "hello")
             if version is not None and version != PROTOCOL_VERSION:
                 self._state = State.CLOSED
@@ -268,7 +272,7 @@ class ServerConnection:
             return [msg] if msg.job in self._active else []  # a cancel that crossed the job's end is moot
         if isinstance(msg, Resume):
             if "resume" not in self.features:
-                raise ProtocolError(errors.UNSUPPORTED, "this server does not offer the 'resume' feature", "job")
+                raise ProtocolError(errors.UNSUPPORTED, _resume_missing(self.welcome), "job")
             if self.live(msg.job):
                 raise ProtocolError(errors.DUPLICATE_JOB, f"job {msg.job!r} is already in flight", "job", msg.job)
             self._active.add(msg.job)  # the transport answers unknown_job (naming it) if it has no such job
@@ -336,6 +340,20 @@ class ServerConnection:
         del self._pending[job]
         self._active.add(job)
         return [JobRequest(pending.submit, tiles)]
+
+
+def _wire_size(text: str | bytes, limit: int) -> int:
+    """Bytes of ``text`` on the wire; a str longer than ``limit`` characters is not encoded (it is too large)."""
+    if isinstance(text, str) and len(text) <= limit:
+        return len(text.encode("utf-8", "surrogatepass"))
+    return len(text)
+
+
+def _resume_missing(welcome: Welcome | None) -> str:
+    """Who lacks the ``resume`` feature, as ``check_features`` says it for ``keep_result``."""
+    if welcome is not None and "resume" in welcome.features:
+        return "the client did not advertise the 'resume' feature ('resume' is missing from hello.features)"
+    return "this server does not offer the 'resume' feature"
 
 
 def _type_of(text: str | bytes) -> object:
