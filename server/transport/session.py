@@ -26,6 +26,7 @@ from underpaint.protocol.server_connection import ServerConnection
 from .live_events import handle_live
 from .security import check_origin
 from .service import Service
+from .wire import FRAME_SLACK, WIRE_KEY, WireBudget
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Session:
         # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
+        self.wire: WireBudget | None = ws.scope.get("extensions", {}).get(WIRE_KEY)  # None outside our uvicorn
 
     def sink(self, item: object) -> None:
         """Thread-safe: called from the worker; big frames are encoded there, off the event loop."""
@@ -129,6 +131,8 @@ class Session:
                     task.cancel()
             self.service.leave(self.address)
             self.conn.close()
+            if self.wire is not None:
+                self.wire.close()
             self.service.jobs.disconnect(self.client)
             self.service.live.disconnect(self.client)
             if self.received > TRIM_AFTER_BYTES:
@@ -185,6 +189,8 @@ class Session:
                 self.refuse(exc)
                 return
             self.outbox.put_nowait(self.conn.accept(self.service.welcome()))
+            if self.wire is not None:  # authenticated: bigger messages, counted as they arrive
+                self.wire.open(self.conn, self.service.buffers, self.service.config.max_frame_bytes + FRAME_SLACK)
         elif isinstance(event, JobRequest):
             jobs.submit(self.client, event, self.sink, send_key="resume_key" in self.conn.features)
         elif isinstance(event, Cancel):
