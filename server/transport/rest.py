@@ -7,7 +7,6 @@ import io
 import json
 import uuid
 
-import numpy as np
 from fastapi import FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
@@ -16,9 +15,11 @@ from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
 from underpaint.protocol.jobs import JobRequest, check_features
 from underpaint.protocol.messages import Cancelled, Error, Result, Submit
-from underpaint.protocol.pixels import decode_pixels, make_frame
+from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.vocabulary import KINDS
 
+from .rest_errors import install_error_handlers, without_reprs
+from .rest_result import ZIP_NAME, result_response
 from .security import bearer_token, check_origin
 from .service import Service
 
@@ -39,7 +40,8 @@ def _documented(*codes: int) -> dict:
 
 
 def _http_error(exc: ProtocolError) -> HTTPException:
-    return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": exc.message, "field": exc.field})
+    return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": without_reprs(exc.message),
+                                                     "field": exc.field})
 
 
 def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Image:
@@ -50,10 +52,15 @@ def _read_image(data: bytes, name: str, mode: str, max_pixels: int) -> Image.Ima
             raise ProtocolError(errors.TOO_LARGE, f"{name} of {image.width}x{image.height} exceeds the server's "
                                 f"limit of {max_pixels} pixels", name)
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:  # ValueError: a
-        # text chunk past PIL's limit (a 200 MiB zTXt), and other malformed chunks
+        return image.convert(mode)
+    except UnidentifiedImageError:
+        raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not in an image format the server reads (PNG, JPEG, "
+                            "WebP, TIFF, ...)", name) from None
+    except (OSError, ValueError, SyntaxError, NotImplementedError, EOFError, Image.DecompressionBombError) as exc:
+        # what Pillow raises for damaged or unsupported files: a text chunk past its limit (ValueError), a
+        # broken chunk (SyntaxError), a pixel format it cannot decode (NotImplementedError), a colour mode it
+        # cannot convert (ValueError)
         raise ProtocolError(errors.BAD_PAYLOAD, f"{name} is not a readable image: {exc}", name) from None
-    return image.convert(mode)
 
 
 def _address(request: Request) -> str:
@@ -76,6 +83,7 @@ def _check_files(kind: object, roles: tuple[str, ...]) -> None:
 
 def add_rest_routes(app: FastAPI, service: Service) -> None:
     config = service.config
+    install_error_handlers(app)
 
     def guard(authorization: str | None, origin: str | None, address: str = "unknown") -> None:
         try:
@@ -96,13 +104,17 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
         return [m.to_dict() for m in service.welcome().models]
 
     @app.post("/v1/jobs", response_class=Response,
-              responses={200: {"content": {"image/png": {}}, "description": "the whole image with the result"},
+              responses={200: {"content": {"image/png": {}, "application/zip": {}},
+                               "description": "the whole image with the result as a PNG; with batch > 1 a zip of "
+                               f"one PNG per image ({ZIP_NAME.format(index='N')}, N = 0, 1, ...); the seeds in "
+                               "X-Underpaint-Seeds"},
                          **_documented(400, 401, 403, 404, 413, 429, 503)})
     async def run_job(
         request: Request,
         image: UploadFile = File(..., description="the source image (PNG, JPEG, ...)"),
         mask: UploadFile | None = File(None, description="white = repaint; same size as the image"),
-        params: str = Form("{}", description='submit fields as JSON, e.g. {"kind": "inpaint", "prompt": "a cat"}'),
+        params: str = Form("{}", description='submit fields as JSON, e.g. {"kind": "inpaint", "prompt": "a cat"}; '
+                           "without a prompt the job runs with an empty one (fine for img2img and upscale)"),
         authorization: str | None = Header(None),
         origin: str | None = Header(None),
     ) -> Response:
@@ -134,6 +146,9 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             job = JobRequest.of(submit, {"image": image_frame, "mask": mask_frame}, service.limits)
         except json.JSONDecodeError as exc:
             raise _http_error(ProtocolError(errors.BAD_JSON, f"params is not JSON: {exc}", "params")) from None
+        except ValueError:  # after JSONDecodeError, its subclass: Python's limit on integer digits
+            raise _http_error(ProtocolError(errors.BAD_JSON, "params holds a number with more digits than the "
+                                            "server reads (at most 4300)", "params")) from None
         except RecursionError:
             raise _http_error(ProtocolError(errors.BAD_JSON, "params is nested too deeply", "params")) from None
         except ProtocolError as exc:
@@ -165,13 +180,4 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             raise _http_error(outcome.to_exception())
         if isinstance(outcome, Cancelled) or not frames:
             raise _http_error(ProtocolError(errors.INTERNAL, "the job ended without a result"))
-        first = frames[0]
-        region = np.frombuffer(decode_pixels(first), np.uint8).reshape(first.height, first.width, 4)
-        whole = np.array(src)
-        whole[first.y:first.y + first.height, first.x:first.x + first.width] = region
-        buf = io.BytesIO()
-        Image.fromarray(whole, "RGBA").save(buf, "PNG")
-        seeds = ",".join(map(str, outcome.seeds))  # type: ignore[union-attr]
-        return Response(buf.getvalue(), media_type="image/png", headers={"X-Underpaint-Seeds": seeds})
-
-
+        return result_response(src, frames, outcome.seeds)  # type: ignore[union-attr]
