@@ -52,6 +52,7 @@ class ServerConfig:
     header_timeout_s: float = 10.0  # an HTTP request (or upgrade) must send its headers within this
     max_connection_bytes: int = 1024 * 1024 * 1024  # input frames held per connection (waiting/queued jobs)
     max_buffered_bytes: int = 4 * 1024 * 1024 * 1024  # input frames held by the whole server
+    max_kept_jobs: int = 16  # keep_result jobs per client address, queued, running or waiting for resume
     auth_failures: int = 10  # bad tokens per address per minute before that address is refused for a minute
     max_model_pixels: int | None = None  # cap on the model-side image area (None: the model's native size)
     cache_gb: float = 12.0

@@ -51,6 +51,7 @@ SERVE_FLAGS = {  # flag -> (config field, help)
     "--header-timeout-s": ("header_timeout_s", "seconds an HTTP request may take to send its headers"),
     "--max-connection-bytes": ("max_connection_bytes", "input frame bytes one connection may hold"),
     "--max-buffered-bytes": ("max_buffered_bytes", "input frame bytes all connections together may hold"),
+    "--max-kept-jobs": ("max_kept_jobs", "keep_result jobs one client address may have kept at once"),
     "--auth-failures": ("auth_failures", "wrong tokens per address per minute before it is refused (0: no limit)"),
     "--max-model-pixels": ("max_model_pixels", "cap the model-side image area in pixels (saves memory and time)"),
     "--cache-gb": ("cache_gb", "memory for loaded pipelines, in GiB"),

@@ -41,7 +41,8 @@ class Service:
                                keep_results_s=config.keep_results_s, workers=engine.parallel_jobs())
         self.live = LiveStreams(engine, self.jobs, self.limits, config.max_model_pixels)
         self.auth = AuthLimiter(config.auth_failures)
-        self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
+        # input frames held by every websocket together, and by kept jobs whose websocket closed
+        self.buffers = BufferPool(config.max_buffered_bytes, outside=lambda: self.jobs.kept.total)
         self.connections: Counter[str] = Counter()  # address -> open websockets
 
     def admit(self, address: str) -> str | None:

@@ -55,9 +55,10 @@ class Session:
     def __init__(self, service: Service, ws: WebSocket) -> None:
         self.service = service
         self.ws = ws
-        self.conn = ServerConnection(service.limits, service.config.max_connection_bytes, service.buffers)
         self.client = f"ws-{uuid.uuid4().hex[:12]}"
-        self.address = ws.client.host if ws.client else "unknown"
+        self.address = ws.client.host if ws.client else "unknown"  # the owner of this client's kept jobs
+        self.conn = ServerConnection(service.limits, service.config.max_connection_bytes, service.buffers,
+                                     elsewhere=lambda: service.jobs.kept.of(self.address))
         self.opened = self.last_seen = time.monotonic()
         self.received = 0  # bytes of frames received
         # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
@@ -130,10 +131,11 @@ class Session:
                 if task is not None:
                     task.cancel()
             self.service.leave(self.address)
+            held = self.conn.detach_kept()  # kept jobs go on: the job manager counts their bytes from here
             self.conn.close()
             if self.wire is not None:
                 self.wire.close()
-            self.service.jobs.disconnect(self.client)
+            self.service.jobs.disconnect(self.client, held)
             self.service.live.disconnect(self.client)
             if self.received > TRIM_AFTER_BYTES:
                 await asyncio.get_running_loop().run_in_executor(None, give_back_memory)
@@ -192,7 +194,13 @@ class Session:
             if self.wire is not None:  # authenticated: bigger messages, counted as they arrive
                 self.wire.open(self.conn, self.service.buffers, self.service.config.max_frame_bytes + FRAME_SLACK)
         elif isinstance(event, JobRequest):
-            jobs.submit(self.client, event, self.sink, send_key="resume_key" in self.conn.features)
+            cap = self.service.config.max_kept_jobs
+            if event.submit.keep_result and jobs.kept_count(self.address) >= cap:
+                raise ProtocolError(errors.QUEUE_FULL, f"{self.address} already has {cap} kept jobs (keep_result) "
+                                    "waiting to run or to be resumed (the limit per client address); resume or "
+                                    "cancel them, or submit without keep_result", "keep_result", event.submit.job)
+            jobs.submit(self.client, event, self.sink, send_key="resume_key" in self.conn.features,
+                        owner=self.address)
         elif isinstance(event, Cancel):
             jobs.cancel(self.client, event.job)  # False: the job is finishing; its terminal event is on its way
         elif isinstance(event, Resume):

@@ -40,10 +40,10 @@ class WireBudget:
             self._pool.used += on_the_way - self.counted
         self.counted = on_the_way
         limit = self._conn.max_bytes
-        if limit is not None and self._conn.buffered + on_the_way > limit:
+        if limit is not None and self._conn.counted + on_the_way > limit:
             return (f"this connection would hold more than its limit of {limit} bytes of input (a message still "
                     "arriving counts); wait for your jobs to finish")
-        if self._pool is not None and self._pool.used > self._pool.limit:
+        if self._pool is not None and self._pool.held() > self._pool.limit:
             return (f"the server holds its limit of {self._pool.limit} bytes of input (a message still arriving "
                     "counts); try again when jobs have finished")
         return None
