@@ -37,6 +37,7 @@ class _Close:
 
 _CLOSE = _Close()
 TRIM_AFTER_BYTES = 16 * 1024 * 1024  # a session that received this much gives the freed heap back at its end
+BEFORE_HELLO = 4  # messages a socket may send before its hello is accepted (each is at most MAX_HELLO_BYTES)
 
 
 def give_back_memory() -> None:
@@ -61,6 +62,7 @@ class Session:
                                      elsewhere=lambda: service.jobs.kept.of(self.address))
         self.opened = self.last_seen = time.monotonic()
         self.received = 0  # bytes of frames received
+        self.unknown = 0  # messages received before the hello was accepted
         # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
         # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
@@ -169,6 +171,12 @@ class Session:
             self.last_seen = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 return
+            if self.conn.state is State.NEW:
+                self.unknown += 1
+                if self.unknown > BEFORE_HELLO:  # a stranger gets a few tries, not the hello timeout's worth
+                    why = f"no hello in the first {BEFORE_HELLO} messages"
+                    self.end(1008, why, ProtocolError(errors.NOT_READY, why))
+                    return
             try:
                 if message.get("bytes") is not None:
                     self.received += len(message["bytes"])

@@ -214,3 +214,96 @@ def test_strangers_cannot_make_the_server_hold_big_messages(tmp_path):
                       "sent_mib": [round(r.sent / MIB, 1) for r in sockets]}))
     assert codes == [1009] * 4
     assert peak - start < 64, (start, peak)
+
+
+def test_a_socket_gets_a_few_messages_before_hello_not_the_timeouts_worth(make_live):
+    """Before: a stranger could send messages (each parsed) until the hello timeout."""
+    server = make_live(hello_timeout_s=30)
+    raw = Raw(server.url)
+    try:
+        codes = []
+        for _ in range(5):
+            raw.send('{"type": "cancel", "job": "x"}')
+        for _ in range(4):
+            codes.append(raw.recv_error(timeout=10)["code"])
+        last = raw.recv_error(timeout=10)
+        assert codes == ["not_ready"] * 4 and "no hello in the first 4 messages" in last["message"]
+        assert raw.close_code(timeout=10) == 1008
+    finally:
+        raw.close()
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_what_strangers_cost_at_most(tmp_path):
+    """256 sockets (the connection cap) each hold a 64 KiB message minus its last byte before hello, then each
+    sends its four allowed messages of 64 KiB of floats (the slowest JSON to parse): the memory and CPU time an
+    unauthenticated client can take (docs/security.md)."""
+    sockets_n = 256
+    with running_process(tmp_path, "--no-preload", "--max-connections-per-address", "256", "--hello-timeout-s", "60",
+                         env={"OMP_NUM_THREADS": "1"}) as (url, proc):
+        port = int(url.split(":")[2].split("/")[0])
+        start_rss = _rss_mb(proc.pid)
+        sockets = [RawSocket(port) for _ in range(sockets_n)]
+        try:
+            for raw in sockets:
+                raw.begin(0x1, MAX_HELLO_BYTES)
+                raw.sock.sendall(b" " * (MAX_HELLO_BYTES - 1))
+            time.sleep(2)
+            held_rss = _rss_mb(proc.pid)
+            floats = ("[" + "1e308," * (MAX_HELLO_BYTES // 6 - 2) + "0]").encode()
+            cpu_before = _cpu_s(proc.pid)
+            for raw in sockets:
+                raw.sock.sendall(b" ")  # the first message is complete: not_ready
+                for _ in range(3):
+                    raw.begin(0x1, len(floats))
+                    raw.sock.sendall(floats)
+                raw.message("[]")  # the fifth: the socket is closed
+            codes = [raw.close_code() for raw in sockets]
+            cpu = _cpu_s(proc.pid) - cpu_before
+        finally:
+            for raw in sockets:
+                raw.close()
+    figures = {"sockets": sockets_n, "rss_start_mb": round(start_rss), "rss_holding_mb": round(held_rss),
+               "held_per_socket_kib": round((held_rss - start_rss) * 1024 / sockets_n),
+               "cpu_s": round(cpu, 2), "cpu_per_socket_ms": round(cpu * 1000 / sockets_n, 1)}
+    print(json.dumps(figures))
+    assert codes == [1008] * sockets_n  # four messages answered, the fifth closes the socket
+    assert held_rss - start_rss < 128, figures
+    assert cpu < sockets_n * 0.25, figures
+
+
+def _head_answer(port: int, lines: bytes, total: int) -> tuple[bytes, int]:
+    """Send a request line, then ``lines`` repeatedly (up to ``total`` bytes, never ending the head): the answer
+    and the bytes sent before the server closed the connection."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        sent = 0
+        try:
+            while sent < total:
+                sock.sendall(lines)
+                sent += len(lines)
+        except OSError:
+            pass  # closed by the server
+        try:
+            return sock.recv(200), sent
+        except OSError:
+            return b"", sent
+    finally:
+        sock.close()
+
+
+def test_a_request_head_is_bounded_in_bytes_and_lines(make_live):
+    """Before: uvicorn's httptools parser kept every header line (as Python objects) for the whole header
+    timeout, so a stranger could send hundreds of MB of them."""
+    server = make_live(header_timeout_s=30)
+    answer, _ = _head_answer(server.port, b"a: b\r\n" * 1000, 200_000)
+    assert answer.startswith(b"HTTP/1.1 400"), answer  # too many header lines
+    answer, sent = _head_answer(server.port, b"x-big: " + b"v" * 65536, 64 * MIB)  # one endless header value
+    assert sent < 64 * MIB and (answer.startswith(b"HTTP/1.1 431") or answer == b""), (answer, sent)
+    assert httpx.get(f"{server.http}/health", headers={f"x-h{n}": "v" for n in range(100)}).status_code == 200
