@@ -40,7 +40,10 @@ def decode_message(text: str | bytes, table: dict[str, type[Message]]) -> Messag
 
 def peek_protocol(text: str | bytes, kind: str) -> int | None:
     """``protocol`` of a ``hello``/``welcome`` that may not decode (another version's fields): the version check
-    comes before anything else, so a v1 peer gets ``incompatible_version``, not ``missing_field``."""
+    comes before anything else, so a v1 peer gets ``incompatible_version``, not ``missing_field``. Text over
+    ``MAX_TEXT_BYTES`` is never parsed."""
+    if len(text) > MAX_TEXT_BYTES:
+        return None
     try:
         data = json.loads(text)
     except (ValueError, RecursionError, TypeError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import errors
@@ -34,7 +35,7 @@ from .messages import (
     decode_message,
     peek_protocol,
 )
-from .vocabulary import ENCODINGS, PROTOCOL_VERSION
+from .vocabulary import ENCODINGS, MAX_HELLO_BYTES, PROTOCOL_VERSION
 
 TERMINAL = (Result, Cancelled)
 
@@ -53,10 +54,16 @@ class _Pending:
 
 
 class BufferPool:
-    """Bytes of input frames held for all connections of a server (shared; used on one event loop)."""
+    """Bytes of input frames held for all connections of a server (shared; ``used`` changes on one event loop).
+    ``outside`` says what is held beyond the connections (kept jobs whose connection closed); read from any
+    thread."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, outside: Callable[[], int] | None = None) -> None:
         self.limit, self.used = limit, 0
+        self.outside = outside or (lambda: 0)
+
+    def held(self) -> int:
+        return self.used + self.outside()
 
 
 class ServerConnection:
@@ -65,11 +72,14 @@ class ServerConnection:
     Input frames are counted from arrival until the job's terminal event: at most ``max_bytes`` per connection
     and ``pool.limit`` for the whole server (``too_large`` naming the job once either would be passed)."""
 
-    def __init__(self, limits: Limits, max_bytes: int | None = None, pool: BufferPool | None = None) -> None:
+    def __init__(self, limits: Limits, max_bytes: int | None = None, pool: BufferPool | None = None,
+                 elsewhere: Callable[[], int] | None = None) -> None:
         self.limits = limits
         self.max_bytes = max_bytes
         self.pool = pool
+        self.elsewhere = elsewhere or (lambda: 0)  # what this client's kept jobs of closed connections hold
         self._bytes: dict[str, int] = {}  # job -> bytes of its input frames held
+        self._keep: set[str] = set()  # active jobs submitted with keep_result: they outlive the connection
         self.frame_limits = FrameLimits(max_pixels=limits.max_pixels, max_frame_bytes=limits.max_frame_bytes)
         self._state = State.NEW
         self.hello: Hello | None = None
@@ -122,12 +132,27 @@ class ServerConnection:
             self._release(job)
         self._active.clear()
         self._pending.clear()
+        self._keep.clear()
         return live | self.streams.close()
+
+    def detach_kept(self) -> dict[str, int]:
+        """Before ``close``: the active ``keep_result`` jobs, which go on without this connection, and the bytes
+        of input frames each holds. They are no longer counted here (nor in the pool): the caller counts them."""
+        out = {job: self._bytes.get(job, 0) for job in self._keep & self._active}
+        for job in out:
+            self._release(job)
+            self._active.discard(job)
+        return out
 
     @property
     def buffered(self) -> int:
         """Bytes of input frames this connection holds (waiting, queued or running jobs)."""
         return sum(self._bytes.values())
+
+    @property
+    def counted(self) -> int:
+        """What counts against ``max_bytes``: ``buffered`` plus what this client's kept jobs still hold."""
+        return self.buffered + self.elsewhere()
 
     def expire(self, timeout: float, now: float | None = None) -> list[ProtocolError]:
         """End the jobs that have waited more than ``timeout`` s for their frames: the errors to send."""
@@ -149,12 +174,14 @@ class ServerConnection:
 
     def _hold(self, frame: Frame, nbytes: int) -> None:
         """Count a frame's bytes against this connection and the server, or refuse it (``too_large``)."""
-        mine = self.buffered + nbytes
+        kept = self.elsewhere()
+        mine = self.buffered + kept + nbytes
         if self.max_bytes is not None and mine > self.max_bytes:
+            also = f", {kept} of them held by your kept jobs" if kept else ""
             raise ProtocolError(errors.TOO_LARGE, f"this connection would hold {mine} bytes of input frames (limit "
-                                f"{self.max_bytes}); wait for your jobs to finish", "job", frame.job)
+                                f"{self.max_bytes}{also}); wait for your jobs to finish", "job", frame.job)
         if self.pool is not None:
-            if self.pool.used + nbytes > self.pool.limit:
+            if self.pool.held() + nbytes > self.pool.limit:
                 raise ProtocolError(errors.TOO_LARGE, "the server holds too many input frames right now (limit "
                                     f"{self.pool.limit} bytes); try again when jobs have finished", "job", frame.job)
             self.pool.used += nbytes
@@ -191,6 +218,7 @@ class ServerConnection:
 
     def _end(self, job: str) -> None:
         self._active.discard(job)
+        self._keep.discard(job)
         self._pending.pop(job, None)
         self._release(job)
 
@@ -229,6 +257,10 @@ class ServerConnection:
         if self._state is State.CLOSED:
             raise ProtocolError(errors.NOT_READY, "the session is closed")
         if self._state is State.NEW:
+            size = _wire_size(text, MAX_HELLO_BYTES)
+            if size > MAX_HELLO_BYTES:  # refused unread: nothing is parsed before the size is known to be small
+                raise ProtocolError(errors.TOO_LARGE, f"a message before the welcome is at most {MAX_HELLO_BYTES} "
+                                    f"bytes (a hello's size); this one has at least {size}")
             version = peek_protocol(text, "hello")
             if version is not None and version != PROTOCOL_VERSION:
                 self._state = State.CLOSED
@@ -268,7 +300,7 @@ class ServerConnection:
             return [msg] if msg.job in self._active else []  # a cancel that crossed the job's end is moot
         if isinstance(msg, Resume):
             if "resume" not in self.features:
-                raise ProtocolError(errors.UNSUPPORTED, "this server does not offer the 'resume' feature", "job")
+                raise ProtocolError(errors.UNSUPPORTED, _resume_missing(self.welcome), "job")
             if self.live(msg.job):
                 raise ProtocolError(errors.DUPLICATE_JOB, f"job {msg.job!r} is already in flight", "job", msg.job)
             self._active.add(msg.job)  # the transport answers unknown_job (naming it) if it has no such job
@@ -335,7 +367,23 @@ class ServerConnection:
         check_limits(pending.submit, self.limits, check_frames(pending.submit, tiles))
         del self._pending[job]
         self._active.add(job)
+        if pending.submit.keep_result:
+            self._keep.add(job)
         return [JobRequest(pending.submit, tiles)]
+
+
+def _wire_size(text: str | bytes, limit: int) -> int:
+    """Bytes of ``text`` on the wire; a str longer than ``limit`` characters is not encoded (it is too large)."""
+    if isinstance(text, str) and len(text) <= limit:
+        return len(text.encode("utf-8", "surrogatepass"))
+    return len(text)
+
+
+def _resume_missing(welcome: Welcome | None) -> str:
+    """Who lacks the ``resume`` feature, as ``check_features`` says it for ``keep_result``."""
+    if welcome is not None and "resume" in welcome.features:
+        return "the client did not advertise the 'resume' feature ('resume' is missing from hello.features)"
+    return "this server does not offer the 'resume' feature"
 
 
 def _type_of(text: str | bytes) -> object:

@@ -203,6 +203,7 @@ GROW = Range(-512, 512, 0)
 CONTEXT = Range(0, 8192, 64)
 
 MAX_TEXT_BYTES = 1 << 20  # a JSON control message is at most 1 MiB
+MAX_HELLO_BYTES = 1 << 16  # a message before the welcome (the largest valid hello is ~36 KiB): 64 KiB
 MAX_PROMPT = 8000  # characters
 JOB_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
 MAX_JOB_ID = 64

@@ -52,6 +52,7 @@ class ServerConfig:
     header_timeout_s: float = 10.0  # an HTTP request (or upgrade) must send its headers within this
     max_connection_bytes: int = 1024 * 1024 * 1024  # input frames held per connection (waiting/queued jobs)
     max_buffered_bytes: int = 4 * 1024 * 1024 * 1024  # input frames held by the whole server
+    max_kept_jobs: int = 16  # keep_result jobs per client address, queued, running or waiting for resume
     auth_failures: int = 10  # bad tokens per address per minute before that address is refused for a minute
     max_model_pixels: int | None = None  # cap on the model-side image area (None: the model's native size)
     cache_gb: float = 12.0
@@ -92,7 +93,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "port": (0, 65535), "threads": (1, 4096), "max_connections": (1, None), "max_connections_per_address": (1, None),
     "hello_timeout_s": (0.1, None), "idle_timeout_s": (1, None), "frames_timeout_s": (1, None),
     "header_timeout_s": (0.1, None), "max_connection_bytes": (1, None), "max_buffered_bytes": (1, None),
-    "auth_failures": (0, None), "max_model_pixels": (64 * 64, None), "cache_gb": (0, None), "ray_cpus": (1, None),
+    "max_kept_jobs": (0, None), "auth_failures": (0, None), "max_model_pixels": (64 * 64, None), "cache_gb": (0, None),
+    "ray_cpus": (1, None),
     "ray_replicas": (1, None), "ray_min_replicas": (0, None), "ray_max_replicas": (1, None),
     "ray_gpus_per_replica": (0, None), "ray_cpus_per_replica": (0, None), "ray_models_per_replica": (1, None),
     "ray_proxy_port": (1, 65535),

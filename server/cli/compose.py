@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from underpaint.protocol import vocabulary
 from underpaint.protocol.messages import LoraInfo, ModelInfo, UpscalerInfo
+from underpaint.protocol.vocabulary import MAX_HELLO_BYTES
 
 from ..config import ConfigError, ServerConfig, protocol_limits
 from ..engine.interface import Engine
@@ -138,14 +139,15 @@ def make_server(config: ServerConfig, engine: Engine | None = None):
 
     from ..transport.guard import guarded_http
     from ..transport.security import check_startup
+    from ..transport.wire import guarded_websocket
 
     check_startup(config)
     engine = engine or build_engine(config)
     app = build_app(config, engine)
     sock = bind_socket(config.host, config.port)
     uv_config = uvicorn.Config(
-        app, log_level=config.log_level.lower(), ws_max_size=config.max_frame_bytes + 65536,
-        ws="websockets-sansio", ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile,
+        app, log_level=config.log_level.lower(), ws_max_size=MAX_HELLO_BYTES,  # until authenticated (wire.py)
+        ws=guarded_websocket(), ws_per_message_deflate=False, ssl_certfile=config.ssl_certfile,
         ssl_keyfile=config.ssl_keyfile, log_config=None, lifespan="on", http=guarded_http(config.header_timeout_s),
     )
     return uvicorn.Server(uv_config), sock

@@ -50,6 +50,7 @@ SERVE_GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "--header-timeout-s": ("header_timeout_s", "seconds an HTTP request may take to send its headers"),
         "--max-connection-bytes": ("max_connection_bytes", "input frame bytes one connection may hold"),
         "--max-buffered-bytes": ("max_buffered_bytes", "input frame bytes all connections together may hold"),
+        "--max-kept-jobs": ("max_kept_jobs", "keep_result jobs one client address may have kept at once"),
     },
     "Ray (--engine ray)": {
         "--ray-address": ("ray_address", "the Ray cluster to join ('auto': the one `ray start` runs here; not "

@@ -24,6 +24,7 @@ from underpaint.protocol.messages import Cancelled, Error, Message, Queued
 
 from .cancel import CancelFlag
 from .job_state import TERMINAL, JobState, Step, reduce_state
+from .kept import KeptLedger
 
 log = logging.getLogger("underpaint.jobs")
 Sink = Callable[[object], None]
@@ -35,6 +36,7 @@ class Job:
     client: str
     request: JobRequest
     sink: Sink | None
+    owner: str = ""  # who may keep it (the client's address): kept jobs count against it and share its turn
     cancel: CancelFlag = field(default_factory=CancelFlag)
     position: int = -1
     created: float = field(default_factory=time.monotonic)
@@ -109,6 +111,7 @@ class JobManager:
         self._queues: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> its queue, in turn order
         self._running: list[Job] = []  # at most one per worker
         self._kept: dict[str, Job] = {}
+        self.kept = KeptLedger()  # what kept jobs of closed connections hold
         self._closed = False
         self._workers = [threading.Thread(target=self._work, name=f"underpaint-worker-{i}", daemon=True)
                          for i in range(workers)]
@@ -116,8 +119,9 @@ class JobManager:
             worker.start()
 
     # ------------------------------------------------------------------ called by transports
-    def submit(self, client: str, request: JobRequest, sink: Sink, send_key: bool = False) -> Job:
-        job = Job(client, request, sink, send_key=send_key)
+    def submit(self, client: str, request: JobRequest, sink: Sink, send_key: bool = False,
+               owner: str | None = None) -> Job:
+        job = Job(client, request, sink, owner=owner or client, send_key=send_key)
         with self._cv:
             self._queues.setdefault(client, deque()).append(job)
             if job.keep:
@@ -135,7 +139,7 @@ class JobManager:
                 job = next((j for j in queue if j.id == job_id and j.client == client), None)
                 if job is not None:
                     queue.remove(job)
-                    self._kept.pop(job.key, None)
+                    self._forget(job)
                     job.emit(Cancelled(job=job_id))
                     self._update_positions()
                     return True
@@ -145,25 +149,35 @@ class JobManager:
                     return True
         return False
 
-    def disconnect(self, client: str) -> None:
-        """A dropped socket cancels the client's jobs, except those that asked for their result to be kept."""
+    def disconnect(self, client: str, held: dict[str, int] | None = None) -> None:
+        """A dropped socket cancels the client's jobs, except those that asked for their result to be kept: they
+        go on in their owner's one turn of the round robin, and the bytes ``held`` by each (job id -> bytes of
+        its input frames) count against their owner and the server until they are delivered or expire."""
+        held = held or {}
         with self._cv:
             queue = self._queues.pop(client, deque())
             for job in queue:
                 if job.keep:
-                    job.sink = None
-                    self._queues.setdefault(f"detached:{job.key}", deque()).append(job)
+                    self._queues.setdefault(f"kept:{job.owner}", deque()).append(job)
             for running in self._running:
-                if running.client != client:
-                    continue
-                if running.keep:
-                    running.sink = None
-                else:
+                if running.client == client and not running.keep:
                     running.cancel.set()
             for job in self._kept.values():
                 if job.client == client:
                     job.sink = None
+                    if job.id in held:
+                        self.kept.hold(job, job.owner, held[job.id])
             self._update_positions()
+
+    def kept_count(self, owner: str) -> int:
+        """Kept jobs of ``owner`` not yet delivered (queued, running, or waiting for ``resume``)."""
+        with self._cv:
+            self._expire_kept()
+            return sum(1 for job in self._kept.values() if job.owner == owner)
+
+    def _forget(self, job: Job) -> None:
+        self._kept.pop(job.key, None)
+        self.kept.release(job)
 
     def resume(self, client: str, job_id: str, key: str | None, sink: Sink) -> bool:
         """Re-attach a kept job to the connection that presents its key: replay its result (once), or stream
@@ -175,7 +189,7 @@ class JobManager:
                 return False
             job.client = client
             if job.state is JobState.DONE:
-                del self._kept[job.key]
+                self._forget(job)
                 for item in job.kept:
                     sink(item)
                 return True
@@ -242,9 +256,9 @@ class JobManager:
 
     def _expire_kept(self) -> None:
         now = time.monotonic()
-        for key, job in list(self._kept.items()):
+        for job in list(self._kept.values()):
             if job.state is JobState.DONE and job.finished is not None and now - job.finished > self.keep_results_s:
-                del self._kept[key]
+                self._forget(job)
 
     def _work(self) -> None:
         while True:
@@ -271,7 +285,10 @@ class JobManager:
                     if job.state is not JobState.DONE:
                         job.emit(Error(code=errors.INTERNAL, message="job ended without a result", job=job.id))
                     if job.keep and job.delivered:  # a result is given out once
-                        self._kept.pop(job.key, None)
+                        self._forget(job)
+                    elif job.keep:  # waits for resume: its results are what it holds now, not its inputs
+                        job.request = JobRequest(job.request.submit, {})
+                        self.kept.resize(job, sum(len(f.payload) for f in job.kept if isinstance(f, Frame)))
 
     def _run_task(self, task: Task) -> None:
         try:

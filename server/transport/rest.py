@@ -16,7 +16,9 @@ from underpaint.protocol.messages import Cancelled, Error, Result, Submit
 from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.vocabulary import KINDS
 
-from ..imaging.files import paste_png, read_image
+from ..imaging.files import read_image
+from .rest_errors import install_error_handlers, without_reprs
+from .rest_result import ZIP_NAME, result_response
 from .security import bearer_token, check_origin
 from .service import Service
 
@@ -37,7 +39,8 @@ def _documented(*codes: int) -> dict:
 
 
 def _http_error(exc: ProtocolError) -> HTTPException:
-    return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": exc.message, "field": exc.field})
+    return HTTPException(STATUS.get(exc.code, 400), {"code": exc.code, "message": without_reprs(exc.message),
+                                                     "field": exc.field})
 
 
 def _address(request: Request) -> str:
@@ -60,6 +63,7 @@ def _check_files(kind: object, roles: tuple[str, ...]) -> None:
 
 def add_rest_routes(app: FastAPI, service: Service) -> None:
     config = service.config
+    install_error_handlers(app)
 
     def guard(authorization: str | None, origin: str | None, address: str = "unknown") -> None:
         try:
@@ -80,13 +84,17 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
         return [m.to_dict() for m in service.welcome().models]
 
     @app.post("/v1/jobs", response_class=Response,
-              responses={200: {"content": {"image/png": {}}, "description": "the whole image with the result"},
+              responses={200: {"content": {"image/png": {}, "application/zip": {}},
+                               "description": "the whole image with the result as a PNG; with batch > 1 a zip of "
+                               f"one PNG per image ({ZIP_NAME.format(index='N')}, N = 0, 1, ...); the seeds in "
+                               "X-Underpaint-Seeds"},
                          **_documented(400, 401, 403, 404, 413, 429, 503)})
     async def run_job(
         request: Request,
         image: UploadFile = File(..., description="the source image (PNG, JPEG, ...)"),
         mask: UploadFile | None = File(None, description="white = repaint; same size as the image"),
-        params: str = Form("{}", description='submit fields as JSON, e.g. {"kind": "inpaint", "prompt": "a cat"}'),
+        params: str = Form("{}", description='submit fields as JSON, e.g. {"kind": "inpaint", "prompt": "a cat"}; '
+                           "without a prompt the job runs with an empty one (fine for img2img and upscale)"),
         authorization: str | None = Header(None),
         origin: str | None = Header(None),
     ) -> Response:
@@ -117,6 +125,9 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             job = JobRequest.of(submit, {"image": image_frame, "mask": mask_frame}, service.limits)
         except json.JSONDecodeError as exc:
             raise _http_error(ProtocolError(errors.BAD_JSON, f"params is not JSON: {exc}", "params")) from None
+        except ValueError:  # after JSONDecodeError, its subclass: Python's limit on integer digits
+            raise _http_error(ProtocolError(errors.BAD_JSON, "params holds a number with more digits than the "
+                                            "server reads (at most 4300)", "params")) from None
         except RecursionError:
             raise _http_error(ProtocolError(errors.BAD_JSON, "params is nested too deeply", "params")) from None
         except ProtocolError as exc:
@@ -148,7 +159,4 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             raise _http_error(outcome.to_exception())
         if isinstance(outcome, Cancelled) or not frames:
             raise _http_error(ProtocolError(errors.INTERNAL, "the job ended without a result"))
-        seeds = ",".join(map(str, outcome.seeds))  # type: ignore[union-attr]
-        return Response(paste_png(src, frames[0]), media_type="image/png", headers={"X-Underpaint-Seeds": seeds})
-
-
+        return result_response(src, frames, outcome.seeds)  # type: ignore[union-attr]

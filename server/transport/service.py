@@ -44,7 +44,8 @@ class Service:
         self.jobs = jobs
         self.live = live
         self.auth = AuthLimiter(config.auth_failures)
-        self.buffers = BufferPool(config.max_buffered_bytes)  # input frames held by every websocket together
+        # input frames held by every websocket together, and by kept jobs whose websocket closed
+        self.buffers = BufferPool(config.max_buffered_bytes, outside=lambda: self.jobs.kept.total)
         self.connections: Counter[str] = Counter()  # address -> open websockets
 
     def admit(self, address: str) -> str | None:

@@ -27,6 +27,7 @@ from underpaint.protocol.server_connection import ServerConnection
 from .live_events import handle_live
 from .security import check_origin
 from .service import Service
+from .wire import FRAME_SLACK, WIRE_KEY, WireBudget
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class _Close:
 _CLOSE = _Close()
 log = logging.getLogger("underpaint.session")
 TRIM_AFTER_BYTES = 16 * 1024 * 1024  # a session that received this much gives the freed heap back at its end
+BEFORE_HELLO = 4  # messages a socket may send before its hello is accepted (each is at most MAX_HELLO_BYTES)
 
 
 def give_back_memory() -> None:
@@ -56,16 +58,19 @@ class Session:
     def __init__(self, service: Service, ws: WebSocket) -> None:
         self.service = service
         self.ws = ws
-        self.conn = ServerConnection(service.limits, service.config.max_connection_bytes, service.buffers)
         self.client = f"ws-{uuid.uuid4().hex[:12]}"
-        self.address = ws.client.host if ws.client else "unknown"
+        self.address = ws.client.host if ws.client else "unknown"  # the owner of this client's kept jobs
+        self.conn = ServerConnection(service.limits, service.config.max_connection_bytes, service.buffers,
+                                     elsewhere=lambda: service.jobs.kept.of(self.address))
         self.opened = self.last_seen = time.monotonic()
         self.received = 0  # bytes of frames received
         self.close_reason = "the client closed it"  # for the log line when the session ends
+        self.unknown = 0  # messages received before the hello was accepted
         # Message (encoded by conn.send), bytes (an encoded frame, checked by conn.send_frame),
         # str (text the connection already produced: welcome, rejection) or _CLOSE
         self.outbox: asyncio.Queue[object] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
+        self.wire: WireBudget | None = ws.scope.get("extensions", {}).get(WIRE_KEY)  # None outside our uvicorn
 
     def sink(self, item: object) -> None:
         """Thread-safe: called from the worker; big frames are encoded there, off the event loop."""
@@ -138,8 +143,11 @@ class Session:
                 if task is not None:
                     task.cancel()
             self.service.leave(self.address)
+            held = self.conn.detach_kept()  # kept jobs go on: the job manager counts their bytes from here
             self.conn.close()
-            self.service.jobs.disconnect(self.client)
+            if self.wire is not None:
+                self.wire.close()
+            self.service.jobs.disconnect(self.client, held)
             self.service.live.disconnect(self.client)
             if self.received > TRIM_AFTER_BYTES:
                 await asyncio.get_running_loop().run_in_executor(None, give_back_memory)
@@ -174,6 +182,12 @@ class Session:
             if message["type"] == "websocket.disconnect":
                 self.close_reason = f"the client closed it (code {message.get('code', 1000)})"
                 return
+            if self.conn.state is State.NEW:
+                self.unknown += 1
+                if self.unknown > BEFORE_HELLO:  # a stranger gets a few tries, not the hello timeout's worth
+                    why = f"no hello in the first {BEFORE_HELLO} messages"
+                    self.end(1008, why, ProtocolError(errors.NOT_READY, why))
+                    return
             try:
                 if message.get("bytes") is not None:
                     self.received += len(message["bytes"])
@@ -196,8 +210,16 @@ class Session:
                 self.refuse(exc)
                 return
             self.outbox.put_nowait(self.conn.accept(self.service.welcome()))
+            if self.wire is not None:  # authenticated: bigger messages, counted as they arrive
+                self.wire.open(self.conn, self.service.buffers, self.service.config.max_frame_bytes + FRAME_SLACK)
         elif isinstance(event, JobRequest):
-            jobs.submit(self.client, event, self.sink, send_key="resume_key" in self.conn.features)
+            cap = self.service.config.max_kept_jobs
+            if event.submit.keep_result and jobs.kept_count(self.address) >= cap:
+                raise ProtocolError(errors.QUEUE_FULL, f"{self.address} already has {cap} kept jobs (keep_result) "
+                                    "waiting to run or to be resumed (the limit per client address); resume or "
+                                    "cancel them, or submit without keep_result", "keep_result", event.submit.job)
+            jobs.submit(self.client, event, self.sink, send_key="resume_key" in self.conn.features,
+                        owner=self.address)
         elif isinstance(event, Cancel):
             jobs.cancel(self.client, event.job)  # False: the job is finishing; its terminal event is on its way
         elif isinstance(event, Resume):

@@ -162,3 +162,27 @@ def test_a_job_refused_with_queue_full_gets_exactly_one_error():
     from underpaint.protocol.messages import Error
     assert server.send(Error.from_exception(exc)) is not None  # its one terminal event
     assert server.receive_bytes(make_frame("b", "image", bytes(16), 2, 2, "rgba8").encode()) == []  # no second
+
+
+# ----------------------------------------------------------------------------- issue #24: nothing unread is parsed
+def test_a_message_before_the_welcome_is_measured_before_it_is_parsed():
+    """A hello-sized message is the most a stranger may send: a bigger one is too_large unread (before: parsed
+    whole, twice, so a padded v1 hello got incompatible_version and junk got not_ready)."""
+    from underpaint.protocol.vocabulary import MAX_HELLO_BYTES
+
+    padded_v1 = json.dumps({"type": "hello", "protocol": 1, "client": "k", "pad": "x" * MAX_HELLO_BYTES})
+    for text in (padded_v1, "[" + "0," * MAX_HELLO_BYTES + "0]", padded_v1.encode()):
+        server = ServerConnection(LIMITS)
+        exc = expect(errors.TOO_LARGE, server.receive_text, text)
+        assert str(MAX_HELLO_BYTES) in exc.message and server.state == "new"
+    server = ServerConnection(LIMITS)
+    assert server.receive_text(ClientConnection("t").hello())[0].client == "t"  # a real hello is far below it
+
+
+def test_resume_without_the_feature_in_hello_says_the_client_did_not_advertise_it():
+    server = ServerConnection(LIMITS)
+    server.receive_text(ClientConnection("t", features=("kind:img2img",)).hello())
+    server.accept(WELCOME)
+    exc = expect(errors.UNSUPPORTED, server.receive_text, Resume(job="j", key=KEY).encode())
+    assert exc.message == ("the client did not advertise the 'resume' feature ('resume' is missing from "
+                           "hello.features)")
