@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +27,30 @@ def _logger(t0: float):
     return log
 
 
-def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = False) -> dict:
+class SectionTimeout(BaseException):
+    """A section ran past its time limit. Not an ``Exception``, so that no ``except Exception`` in a section
+    swallows it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Raise ``SectionTimeout`` in the main thread after ``seconds`` (SIGALRM): a blocked socket call, wait or
+    join is interrupted there, and the section's ``with`` blocks still stop its servers on the way out."""
+    def expire(signum: int, frame: object) -> None:
+        raise SectionTimeout(f"{what} did not finish within {seconds:g} s, so it was stopped: something hung "
+                             "(or the machine is far too busy); --time-limit sets another limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = False,
+        limit_s: float | None = None) -> dict:
     from .coldstart import cold_start
     from .common import PROFILES, bench_server
     from .concurrency import concurrency
@@ -36,6 +62,7 @@ def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = 
     from .transfer import layer_transfer
 
     profile = PROFILES[profile_name]
+    limit = limit_s or profile.section_limit_s
     sections: dict[str, dict] = {}
 
     def section(name: str, fn, *args) -> None:
@@ -44,8 +71,9 @@ def run(profile_name: str, only: set[str], work: Path, log, gpu_dry_run: bool = 
         log(f"section {name}")
         t0 = time.perf_counter()
         try:
-            sections[name] = fn(*args)
-        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
+            with time_limit(limit, f"the {name} section"):
+                sections[name] = fn(*args)
+        except (Exception, SectionTimeout) as exc:  # noqa: BLE001 - one broken section must not lose the others
             traceback.print_exc()
             sections[name] = {"error": f"{type(exc).__name__}: {exc}"}
         sections[name]["section_s"] = round(time.perf_counter() - t0, 3)
@@ -77,14 +105,19 @@ def main(argv: list[str] | None = None) -> int:
                       help="1 repetition, smallest sizes: checks the suite runs (timings meaningless)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=None, help="folder for <profile>.json and REPORT.md "
-                        "(default bench/results; REPORT.md is written by the full profile only)")
+                        "(default bench/results; only a full-profile run of every section, none failed, writes "
+                        "REPORT.md)")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per process, bench and "
                         "servers alike (default 1: see docs/performance.md; 0 leaves torch's default)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="S", help="seconds a section may run "
+                        "before it is stopped and reported as failed (default: the profile's section_limit_s)")
     parser.add_argument("--gpu-dry-run", action="store_true", help="run section 6 on the CPU with tiny models "
                         "(checks that it works without a GPU; its numbers mean nothing)")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error("--threads must be >= 0")
+    if args.time_limit is not None and args.time_limit <= 0:
+        parser.error("--time-limit must be a positive number of seconds")
     if args.threads:
         for name in THREAD_VARS:  # before numpy/torch load here; inherited by every server subprocess
             os.environ[name] = str(args.threads)
@@ -103,26 +136,36 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     work = Path(tempfile.mkdtemp(prefix="underpaint-bench-"))
-    result = run(profile, only, work, log, args.gpu_dry_run)
+    result = run(profile, only, work, log, args.gpu_dry_run, args.time_limit)
     machine["loadavg_1m_end"] = os.getloadavg()[0]
     command = "python -m bench" + ("" if profile == "full" else f" --{profile}")
     report = {"profile": profile, "command": command, "threads": args.threads or None, "started": started,
               "machine": machine, "duration_s": time.perf_counter() - t0, "settings": result["profile"],
               "sections": result["sections"]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{profile}.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write(out_dir / f"{profile}.json", json.dumps(report, indent=2) + "\n")
     markdown = render(report)
-    if profile == "full":
-        (out_dir / "REPORT.md").write_text(markdown)
+    failed = [name for name, s in report["sections"].items() if "error" in s]
+    complete = profile == "full" and only == set(SECTIONS) and not failed
+    if complete:
+        _write(out_dir / "REPORT.md", markdown)
     else:
         print(markdown)
-    failed = [name for name, s in report["sections"].items() if "error" in s]
+        if profile == "full":
+            log("REPORT.md left as it was: only a full run of every section with none failed replaces it")
     if failed:
         log(f"sections failed: {', '.join(failed)}; server logs kept in {work}")
         return 1
     shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote {out_dir / (profile + '.json')}" + (" and REPORT.md" if profile == "full" else ""))
+    log(f"wrote {out_dir / (profile + '.json')}" + (" and REPORT.md" if complete else ""))
     return 0
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` in one step: an interrupted run never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ class Profile:
     preview_reps: int = 5
     transfer_reps: dict[int, int] = field(default_factory=lambda: {1024: 5, 4096: 3, 8192: 1})
     transfer_encodings: tuple[str, ...] = ("raw", "zlib", "png")
+    # raw layers sent as Client sends them (tiles of DEFAULT_TILE_SIDE); 4096² is the P3 target case
+    transfer_tiled_reps: dict[int, int] = field(default_factory=lambda: {4096: 3, 8192: 1})
     coldstart_reps: int = 3
     clients: int = 8
     jobs_per_client: int = 5
@@ -48,6 +50,7 @@ class Profile:
     gpu_steps: int = 20
     gpu_reps: int = 3
     live_frames: int = 30
+    section_limit_s: float = 3600.0  # a section still running after this fails with a sentence (a hang)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,12 +59,14 @@ class Profile:
 PROFILES = {
     "full": Profile("full"),
     "quick": Profile("quick", overhead_reps={64: 3, 512: 3}, preview_reps=2,
-                     transfer_reps={1024: 3, 4096: 2}, coldstart_reps=2, concurrency_steps=4, concurrency_rounds=1,
-                     gpu_reps=2, live_frames=10),
+                     transfer_reps={1024: 3, 4096: 2}, transfer_tiled_reps={4096: 2}, coldstart_reps=2,
+                     concurrency_steps=4, concurrency_rounds=1, gpu_reps=2, live_frames=10, section_limit_s=1200.0),
     "smoke": Profile("smoke", steps=2, overhead_reps={64: 1}, warmup_max_side=0, preview_side=64, preview_reps=1,
                      transfer_reps={256: 1}, coldstart_reps=1, clients=2, jobs_per_client=2, concurrency_steps=2,
                      concurrency_rounds=1,
-                     gpu_steps=2, gpu_reps=1, live_frames=2),
+                     gpu_steps=2, gpu_reps=1, live_frames=2,
+                     # 67 MB each way: past the socket buffers, where a bench that sends before it reads hangs
+                     transfer_tiled_reps={4096: 1}, section_limit_s=300.0),
 }
 
 

@@ -2,7 +2,8 @@
 
     python -m bench.echo --port-file F
 
-Same stack as the real server (uvicorn + FastAPI websocket, no per-message deflate). For each binary frame:
+Same stack as the real server (uvicorn + FastAPI websocket, no per-message deflate), and like its session a
+receive loop that goes on reading while a send loop waits for the client. For each binary frame:
 ``decode_frame`` -> payload decode -> ``imaging.decode_pixels`` (server decode), then ``imaging.encode_pixels``
 -> ``make_frame`` in the same encoding -> ``Frame.encode`` (server encode); it sends the result frame back,
 then a JSON text message with its two timings and two ``time.monotonic()`` stamps (system-wide on Linux):
@@ -12,6 +13,7 @@ when the message reached the app and when it started sending the answer.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -47,18 +49,31 @@ def create_app() -> FastAPI:
 
     @app.websocket("/echo")
     async def echo(ws: WebSocket) -> None:
+        # A receive loop and a send loop, as the real session (server/transport/session.py) has: reading goes on
+        # while an answer waits for the client to take it, so a client that sends before it reads cannot deadlock
         await ws.accept()
-        while True:
-            message = await ws.receive()
-            received = time.monotonic()
-            if message["type"] == "websocket.disconnect":
-                return
-            out, timings = echo_frame(message["bytes"])
-            sending = time.monotonic()
-            await ws.send_bytes(out)
-            await ws.send_text(json.dumps({**timings, "received_at": received, "sending_at": sending}))
+        outbox: asyncio.Queue[tuple[bytes, dict[str, float]]] = asyncio.Queue()
+        sender = asyncio.create_task(_send_loop(ws, outbox))
+        try:
+            while True:
+                message = await ws.receive()
+                received = time.monotonic()
+                if message["type"] == "websocket.disconnect":
+                    return
+                out, timings = echo_frame(message["bytes"])
+                outbox.put_nowait((out, {**timings, "received_at": received}))
+        finally:
+            sender.cancel()
 
     return app
+
+
+async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[tuple[bytes, dict[str, float]]]) -> None:
+    while True:
+        out, stamps = await outbox.get()
+        sending = time.monotonic()
+        await ws.send_bytes(out)
+        await ws.send_text(json.dumps({**stamps, "sending_at": sending}))
 
 
 def main(argv: list[str] | None = None) -> int:
