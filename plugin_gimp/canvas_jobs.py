@@ -1,4 +1,4 @@
-"""GIMP's side of the jobs that change the canvas: Expand Canvas (outpaint) and Upscale.
+"""GIMP's side of the jobs that change the canvas: Expand Canvas and Upscale.
 
 Expand Canvas sends the layer over the expanded canvas (GEGL's abyss gives transparent pixels outside the
 layer, so the new area arrives with alpha 0) and grows the canvas only when the result is here: the growth
@@ -21,7 +21,7 @@ from .pixels import PixelSpec  # noqa: E402
 from .trace import log  # noqa: E402
 
 Plan, Rect = core.regions.Plan, core.regions.Rect
-KINDS = (OUTPAINT, UPSCALE)
+KINDS = core.params.CANVAS_KINDS
 
 
 def plans(kind: str, image: Gimp.Image, layer: Gimp.Layer, params: JobParams) -> tuple[Plan, Plan]:

@@ -117,7 +117,7 @@ class KritaLive:
         tracked = self.extension.document(doc)
         self.state = _State(tracked, node, node.uniqueId().toString(), node.name(), params, fmt,
                             Rect(0, 0, doc.width(), doc.height()), started=time.monotonic())
-        if self.controller.connection == "disconnected":
+        if self.controller.connection is core.session.ConnectionState.DISCONNECTED:
             self.controller.connect()
         self.timer.start()
         self.controller.report(f"Live on '{node.name()}' (seed {params.seed}): paint, the result follows",
@@ -190,7 +190,7 @@ class KritaLive:
         if state.session.error:
             self.stop(_stopped(state.session.error), error=True)
             return
-        if self.controller.connection != "connected":  # the connection went; the session may not know yet
+        if self.controller.connection is not core.session.ConnectionState.CONNECTED:  # gone; the session may not know
             self.stop(_stopped(self.controller.message), error=True)
             return
         frame = state.loop.tick()
@@ -200,10 +200,10 @@ class KritaLive:
     def _begin(self, state: _State) -> None:
         """Open the server stream once the connection is up; give up (one message) when it fails."""
         connection = self.controller.connection
-        if connection == "disconnected":
+        if connection is core.session.ConnectionState.DISCONNECTED:
             self.stop(f"Live could not start: {self.controller.message}", error=True)
             return
-        if connection != "connected":
+        if connection is not core.session.ConnectionState.CONNECTED:
             return
         client = self.controller.client
         state.session = (self.make_session or default_session)(client, state.params)
