@@ -62,6 +62,9 @@ class JobState(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    def __str__(self) -> str:  # the plain value in text and records, as before it was an enum
+        return self.value
+
 
 FINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 

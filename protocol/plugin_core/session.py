@@ -33,6 +33,9 @@ class ConnectionState(str, Enum):
     CONNECTING = "connecting"  # a client is connecting, or a reconnect waits for its backoff
     CONNECTED = "connected"
 
+    def __str__(self) -> str:  # the plain value in text and records, as before it was an enum
+        return self.value
+
 
 @dataclass(frozen=True)
 class Identity:
