@@ -32,7 +32,7 @@ def plans(kind: str, image: Gimp.Image, layer: Gimp.Layer, params: JobParams) ->
         region = core.canvas.plan_expand(canvas, params.expand).region
         sent = Plan(OUTPAINT, layer_rect, region, masked=False)
         return sent, sent
-    base = core.regions.plan_region("img2img", layer_rect, gimp_image.selection_rect(image), 0)
+    base = core.regions.plan_region(core.regions.IMG2IMG, layer_rect, gimp_image.selection_rect(image), 0)
     sent = Plan(UPSCALE, layer_rect, base.region, masked=False)
     big = core.canvas.upscaled(base.region, params.factor)
     return sent, Plan(UPSCALE, big, big, masked=False)

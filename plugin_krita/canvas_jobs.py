@@ -49,7 +49,8 @@ def capture(kdoc: Any, params: GenerationParams, fmt: str) -> Capture:
             return Capture(plan, fmt, padded, None, source_id, source_name, expand=expand)
         sel_rect, _ = kdoc.selection(canvas)
         bounds = geometry_of(node.bounds()) if node is not None else None
-        base = core.regions.plan_region("img2img", canvas, sel_rect, 0, source=bounds, bounds_name="canvas")
+        base = core.regions.plan_region(core.regions.IMG2IMG, canvas, sel_rect, 0, source=bounds,
+                                        bounds_name="canvas")
         region = base.region
         pixels = bytes(read(region))
         check_size(fmt, pixels, region.width, region.height, "the layer's pixel data")

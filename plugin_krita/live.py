@@ -113,7 +113,7 @@ class KritaLive:
             self.controller.report(problem)
             self.sync()
             return False
-        params = dataclasses.replace(params, mode="img2img", batch=1, seed=params.resolved_seed())
+        params = dataclasses.replace(params, mode=core.regions.IMG2IMG, batch=1, seed=params.resolved_seed())
         tracked = self.extension.document(doc)
         self.state = _State(tracked, node, node.uniqueId().toString(), node.name(), params, fmt,
                             Rect(0, 0, doc.width(), doc.height()), started=time.monotonic())
@@ -157,14 +157,14 @@ class KritaLive:
         seed = getattr(frame, "seed", None)
         seed = state.params.seed if seed is None else seed
         params = dataclasses.replace(state.params, seed=seed)
-        plan = core.regions.Plan("img2img", state.region, rect, masked=False)
+        plan = core.regions.Plan(core.regions.IMG2IMG, state.region, rect, masked=False)
         job = Job(pclient.new_job_id("krita-live"), state.doc.key, state.doc.name,
                   Capture(plan, state.fmt, b"", None, state.source_id, state.source_name), params)
         welcome = self.controller.welcome
-        record = ResultRecord(params, "img2img", seed, (rect.x, rect.y, rect.width, rect.height),
+        record = ResultRecord(params, core.regions.IMG2IMG, seed, (rect.x, rect.y, rect.width, rect.height),
                               welcome.server_version if welcome else "", time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               state.source_id)
-        name = core.naming.result_layer_name("img2img", params.prompt, seed)
+        name = core.naming.result_layer_name(core.regions.IMG2IMG, params.prompt, seed)
         names = state.doc.add_results(job, [ResultImage(rect, frame.pixels, seed, name, record)])
         self.controller.last_seed = seed
         self.controller.report(f"Applied live frame {frame.number}: added layer {', '.join(names)}", error=False)
