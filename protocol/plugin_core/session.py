@@ -302,7 +302,8 @@ class JobSession:
             why = reconnect.gave_up_text(url, self.backoff.budget)
         self.backoff.reset()
         self._keys, self.retry_at = {}, None
-        return [*self._fail_all(why, why), Note(why, error=error is not None)]
+        lost = why if error is not None else "The connection was closed."  # what a job in flight reads
+        return [*self._fail_all(lost, lost), Note(why, error=error is not None)]
 
     def _retry(self) -> list[Output]:
         if self._state is not ConnectionState.CONNECTING or self.client is not None:

@@ -205,6 +205,15 @@ def test_late_events_of_a_closed_connection_are_ignored() -> None:
     assert host.session.handle(host.posted.pop()) == []
 
 
+def test_a_closed_connection_fails_the_jobs_in_flight_with_a_sentence() -> None:
+    host = Host()
+    host.connected()
+    job = host.submit()
+    note = host.deliver(pclient.Disconnected(None))[-1]
+    assert host.finished()[-1].text == "The connection was closed." and note.text == "Disconnected"
+    assert job.id not in host.session.jobs and host.session.state is session.ConnectionState.DISCONNECTED
+
+
 def test_cancel_waits_for_the_server_unless_the_job_never_reached_it() -> None:
     host = Host()
     waiting = host.submit()
