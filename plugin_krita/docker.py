@@ -328,9 +328,11 @@ class UnderpaintDocker(DockWidget):
         self.mode.setCurrentIndex(max(self.mode.findData(selected), 0))
 
     def _sync_samplers(self) -> None:
-        """Offer the samplers both this plugin and the server advertised ("default" while not connected)."""
+        """Offer the samplers both this plugin and the server advertised; while not connected the choice stays
+        (it is checked against the server once connected)."""
         samplers = self.controller.offer().samplers
-        if [self.sampler.itemData(i) for i in range(self.sampler.count())] == list(samplers) or not samplers:
+        current = [self.sampler.itemData(i) for i in range(self.sampler.count())]
+        if self.controller.welcome is None or current == list(samplers) or not samplers:
             return
         selected = self.sampler.currentData()
         self.sampler.clear()
