@@ -409,6 +409,9 @@ def docker_ui(ctx: Context):
     yield ctx.sleep(0.3)
     ctx.record["connection"] = d.connection.text()
     ctx.record["models"] = [d.model.itemText(i) for i in range(d.model.count())]
+    ctx.record["samplers"] = [d.sampler.itemData(i) for i in range(d.sampler.count())]
+    ctx.record["modes"] = [d.mode.itemText(i) for i in range(d.mode.count())]
+    ctx.record["offered_samplers"] = list(ctx.controller.offer().samplers)
     ctx.record["widgets"] = sorted(w.objectName() for w in d.findChildren(object)
                                    if w.objectName().startswith("underpaint_"))
     path = os.path.join(ctx.config["out"], "docker.png")
