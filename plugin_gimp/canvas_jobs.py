@@ -1,4 +1,4 @@
-"""GIMP's side of the jobs that change the canvas: Expand Canvas (outpaint) and Upscale.
+"""GIMP's side of the jobs that change the canvas: Expand Canvas and Upscale.
 
 Expand Canvas sends the layer over the expanded canvas (GEGL's abyss gives transparent pixels outside the
 layer, so the new area arrives with alpha 0) and grows the canvas only when the result is here: the growth
@@ -21,7 +21,7 @@ from .pixels import PixelSpec  # noqa: E402
 from .trace import log  # noqa: E402
 
 Plan, Rect = core.regions.Plan, core.regions.Rect
-KINDS = (OUTPAINT, UPSCALE)
+KINDS = core.params.CANVAS_KINDS
 
 
 def plans(kind: str, image: Gimp.Image, layer: Gimp.Layer, params: JobParams) -> tuple[Plan, Plan]:
@@ -32,7 +32,7 @@ def plans(kind: str, image: Gimp.Image, layer: Gimp.Layer, params: JobParams) ->
         region = core.canvas.plan_expand(canvas, params.expand).region
         sent = Plan(OUTPAINT, layer_rect, region, masked=False)
         return sent, sent
-    base = core.regions.plan_region("img2img", layer_rect, gimp_image.selection_rect(image), 0)
+    base = core.regions.plan_region(core.regions.IMG2IMG, layer_rect, gimp_image.selection_rect(image), 0)
     sent = Plan(UPSCALE, layer_rect, base.region, masked=False)
     big = core.canvas.upscaled(base.region, params.factor)
     return sent, Plan(UPSCALE, big, big, masked=False)

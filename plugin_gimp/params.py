@@ -15,9 +15,10 @@ from typing import Any
 
 from ._protocol import core, vocabulary
 
-IMG2IMG, INPAINT, OUTPAINT, UPSCALE = core.params.PLUGIN_KINDS
+IMG2IMG, INPAINT = core.regions.IMG2IMG, core.regions.INPAINT
+OUTPAINT, UPSCALE = core.canvas.EXPAND, core.canvas.UPSCALE
 KINDS = core.params.PLUGIN_KINDS
-REFINE_KINDS = (IMG2IMG, INPAINT, OUTPAINT)  # the kinds with a resolution choice (fit / full in tiles)
+REFINE_KINDS = core.params.REFINE_KINDS  # the kinds with a resolution choice (fit / full in tiles)
 SIDES = core.canvas.SIDES
 DEFAULT_URL = core.settings.DEFAULT_URL
 SAMPLERS = tuple(vocabulary.SAMPLERS)  # the dialog narrows them to what the server offers
@@ -134,7 +135,7 @@ class JobParams:
     batch: int = 1
     loras: str = ""  # as typed: "id:weight, id" (core.params.loras)
     resolution: str = "auto"
-    expand: core.canvas.Expansion = core.canvas.Expansion()  # outpaint
+    expand: core.canvas.Expansion = core.canvas.Expansion()  # expand canvas
     factor: int = 2  # upscale
     upscaler: str | None = None  # upscale: None = a plain resize
     refine: bool = True  # upscale

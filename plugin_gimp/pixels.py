@@ -14,6 +14,8 @@ import sys
 from array import array
 from dataclasses import dataclass
 
+from ._protocol import vocabulary
+
 BASE_TYPES = ("rgb", "gray", "indexed")
 COMPONENT_TYPES = ("u8", "u16", "u32", "half", "float", "double")
 MASK_BABL = "Y u8"
@@ -95,8 +97,10 @@ def preview_rgb(pixel_format: str, data: bytes, width: int, height: int) -> tupl
     """8-bit RGB or RGBA bytes (and whether there is alpha) for showing a preview; None if unknown."""
     if pixel_format.endswith("16") and not pixel_format.startswith(("bgra", "rgbaf")):
         data, pixel_format = bytes(data)[1::2], pixel_format[:-2] + "8"  # high bytes of little-endian
-    channels = {"rgb8": 3, "rgba8": 4, "gray8": 1, "graya8": 2}.get(pixel_format)
-    if channels is None or len(data) != width * height * channels:
+    row = vocabulary.PIXEL_FORMATS.get(pixel_format)
+    shown = row is not None and row.dtype == "|u1" and row.layout in ("RGB", "RGBA", "Y", "YA")
+    channels = row.channels if shown else 0
+    if not shown or len(data) != width * height * channels:
         return None
     data = bytes(data)
     if pixel_format == "gray8":

@@ -15,7 +15,7 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 from . import canvas_jobs, gimp_image, job, live, naming, params, reuse, settings, ui  # noqa: E402
 from . import pixels as px  # noqa: E402
-from ._protocol import core, geometry  # noqa: E402
+from ._protocol import core, geometry, vocabulary  # noqa: E402
 from .canvas_preview import CanvasPreview, remove_stale  # noqa: E402
 from .trace import log  # noqa: E402
 
@@ -23,10 +23,8 @@ Plan, RegionError = core.regions.Plan, core.regions.RegionError
 
 PROCEDURES = {"plug-in-underpaint-img2img": params.IMG2IMG, "plug-in-underpaint-inpaint": params.INPAINT,
               "plug-in-underpaint-expand": params.OUTPAINT, "plug-in-underpaint-upscale": params.UPSCALE}
-LABELS = {params.IMG2IMG: "_Image to Image…", params.INPAINT: "_Inpaint Selection…",
-          params.OUTPAINT: "_Expand Canvas…", params.UPSCALE: "_Upscale…"}
-TITLES = {params.IMG2IMG: "Underpaint: Image to Image", params.INPAINT: "Underpaint: Inpaint Selection",
-          params.OUTPAINT: "Underpaint: Expand Canvas", params.UPSCALE: "Underpaint: Upscale"}
+LABELS = {name: f"_{kind.label}…" for name, kind in vocabulary.KINDS.items()}  # the access key: its first letter
+TITLES = {name: f"Underpaint: {kind.label}" for name, kind in vocabulary.KINDS.items()}
 BLURBS = {
     params.IMG2IMG: "Repaint the layer (or the selected part of it) from a prompt with an Underpaint server; "
                     "the result becomes a new layer above it.",
@@ -138,8 +136,7 @@ class _Request:
     result_plan: Plan  # what the results cover: the plan, except for upscale (the region x factor)
     spec: px.PixelSpec
     layer: Gimp.Layer
-    submit: object
-    frames: tuple
+    request: job.JobRequest
     layer_mask: tuple[str, bytes] | None
 
 
@@ -165,19 +162,17 @@ def _prepare(image: Gimp.Image, layer: Gimp.Layer, spec: px.PixelSpec, kind: str
         else:  # img2img repaints the whole region: the layer mask carries the selection's feathering
             babl = gimp_image.mask_babl(spec)
             layer_mask = (babl, gimp_image.read_selection(image, the_plan.region, babl))
-    job_id = job.pclient.new_job_id("gimp")
-    enc = job.encodings(server.url, remembered.transfer)  # raw on loopback, compressed to a remote server
-    frames = job.build_frames(job_id, the_plan, spec, pixels, wire_mask if kind == params.INPAINT else None, enc)
-    submit = job.build_submit(job_id, job_params, spec, previews=kind not in canvas_jobs.KINDS, enc=enc)
-    return _Request(job_params, server, the_plan, result_plan, spec, layer, submit, frames, layer_mask)
+    request = job.plan_request(job_params, the_plan, result_plan, spec, pixels, wire_mask,
+                               previews=kind not in canvas_jobs.KINDS)
+    return _Request(job_params, server, the_plan, result_plan, spec, layer, request, layer_mask)
 
 
 def _execute(image: Gimp.Image, request: _Request, kind: str, window_wanted: bool) -> job.JobRunner:
     """Run the job to its end (results inserted, failed or cancelled); the runner tells which."""
     window: ui.ProgressWindow | None = None
     canvas: CanvasPreview | None = None
-    runner = job.JobRunner(request.server.url, request.server.token, request.submit, *request.frames,
-                           request.result_plan, _Progress(None), idle_timeout=_idle_timeout())
+    runner = job.JobRunner(request.server.url, request.server.token, request.request, _Progress(None),
+                           idle_timeout=_idle_timeout(), transfer=request.server.transfer)
     if not window_wanted:
         Gimp.progress_init(f"Underpaint: {TITLES[kind].split(': ', 1)[1]}")
     try:

@@ -1,4 +1,4 @@
-"""Krita's side of the jobs that change the canvas: expand canvas (outpaint) and upscale.
+"""Krita's side of the jobs that change the canvas: expand canvas and upscale.
 
 Capture: what is sent (expand: the whole canvas padded with transparent pixels to the expanded region;
 upscale: the selection or the source layer's pixels on the canvas). Placement: expand grows the canvas only
@@ -18,7 +18,7 @@ from typing import Any
 from .jobs import Capture, UserError
 from .params import GenerationParams
 from .pixels import BYTES_PER_PIXEL, check_size
-from .proto import core, geometry, messages
+from .proto import core, geometry
 
 Rect = geometry.Rect
 CANVAS_KINDS = core.params.CANVAS_KINDS
@@ -26,7 +26,7 @@ SCALE_FILTER = "Bicubic"  # how the existing layers are scaled by "Upscale canva
 
 
 def capture(kdoc: Any, params: GenerationParams, fmt: str) -> Capture:
-    """The pixels of an outpaint (``params.mode == "outpaint"``) or upscale job."""
+    """The pixels of an expand canvas (``core.canvas.EXPAND``) or upscale job."""
     doc = kdoc.doc
     canvas = Rect(0, 0, doc.width(), doc.height())
     node = None
@@ -39,52 +39,30 @@ def capture(kdoc: Any, params: GenerationParams, fmt: str) -> Capture:
     source_id = node.uniqueId().toString() if node is not None else ""
     source_name = node.name() if node is not None else "Visible image"
     try:
-        if params.mode == "outpaint":
+        if params.mode == core.canvas.EXPAND:
             expand = core.canvas.plan_expand(canvas, core.canvas.Expansion(*params.expand))
             pixels = bytes(read(canvas))
             check_size(fmt, pixels, canvas.width, canvas.height, "the canvas's pixel data")
             region = expand.region
             padded = core.canvas.pad(pixels, BYTES_PER_PIXEL[fmt], canvas, region)
-            plan = core.regions.Plan("outpaint", region, region, masked=False)
+            plan = core.regions.Plan(core.canvas.EXPAND, region, region, masked=False)
             return Capture(plan, fmt, padded, None, source_id, source_name, expand=expand)
         sel_rect, _ = kdoc.selection(canvas)
         bounds = geometry_of(node.bounds()) if node is not None else None
-        base = core.regions.plan_region("img2img", canvas, sel_rect, 0, source=bounds, bounds_name="canvas")
+        base = core.regions.plan_region(core.regions.IMG2IMG, canvas, sel_rect, 0, source=bounds,
+                                        bounds_name="canvas")
         region = base.region
         pixels = bytes(read(region))
         check_size(fmt, pixels, region.width, region.height, "the layer's pixel data")
-        plan = core.regions.Plan("upscale", canvas, region, base.masked)
+        plan = core.regions.Plan(core.canvas.UPSCALE, canvas, region, base.masked)
         return Capture(plan, fmt, pixels, None, source_id, source_name,
                        result_region=core.canvas.upscaled(region, params.upscale_factor))
     except (core.canvas.CanvasError, core.regions.RegionError) as exc:
         raise UserError(str(exc)) from None
 
 
-def limit_problem(capture: Capture, limits: messages.Limits) -> str | None:
-    """Why the server would refuse this canvas job's size (the expanded canvas, the upscaled image), or None."""
-    if capture.result_region is not None and capture.result_region.area > limits.max_pixels:
-        factor = capture.result_region.width // max(1, capture.region.width)
-        return core.canvas.upscale_problem(capture.region, factor, limits.max_pixels)
-    if capture.expand is not None and capture.region.area > limits.max_pixels:
-        r = capture.region
-        return (f"The expanded canvas {r.width}x{r.height} has {r.area:,} pixels but this server accepts at most "
-                f"{limits.max_pixels:,}: expand by less.")
-    return None
-
-
 def geometry_of(qrect: Any) -> Rect:
     return Rect(qrect.x(), qrect.y(), max(0, qrect.width()), max(0, qrect.height()))
-
-
-def submit_fields(kind: str, params: GenerationParams, offer: core.params.Offer) -> dict[str, Any]:
-    """The Submit fields of the canvas jobs and the resolution choice (only what the server offers)."""
-    fields: dict[str, Any] = {}
-    if offer.tiled and kind in ("img2img", "inpaint", "outpaint"):
-        fields["resolution"] = params.resolution
-    if kind == "upscale":
-        fields["upscale"] = messages.UpscaleOptions(factor=params.upscale_factor, upscaler=params.upscaler,
-                                                    refine=params.refine)
-    return fields
 
 
 def grow_canvas(doc: Any, capture: Capture, params: GenerationParams) -> tuple[int, int]:
@@ -95,7 +73,7 @@ def grow_canvas(doc: Any, capture: Capture, params: GenerationParams) -> tuple[i
         doc.resizeImage(region.x, region.y, region.width, region.height)
         doc.waitForDone()
         return capture.expand.shift
-    if capture.kind == "upscale" and params.grow_canvas:
+    if capture.kind == core.canvas.UPSCALE and params.grow_canvas:
         factor = params.upscale_factor
         doc.scaleImage(doc.width() * factor, doc.height() * factor, int(doc.xRes() * factor),
                        int(doc.yRes() * factor), SCALE_FILTER)

@@ -49,6 +49,7 @@ class CanvasPanel:
     """The widgets; ``add_to(form)`` puts them into the docker's parameter form."""
 
     def __init__(self) -> None:
+        self._tiled = False  # the server offers the resolution choice (else it runs "auto", its one way)
         self.resolution = _named(qt.QComboBox(), "resolution")
         self.resolution.setToolTip("Large layers: fit to the model's size (fast, softer) or refine at the "
                                    "layer's own resolution in overlapping tiles (sharp, slower)")
@@ -96,9 +97,11 @@ class CanvasPanel:
 
     def update(self, mode: str, tiled: bool, area: tuple[int, int], model_side: int, strength: float) -> None:
         """Show the controls of ``mode``; Auto's label for an ``area`` (width, height) of the source."""
-        self._upscale.setVisible(mode == "upscale")
-        self._expand.setVisible(mode == "outpaint")
-        self._resolution_row.setVisible(tiled and mode != "upscale")
+        self._upscale.setVisible(mode == core.canvas.UPSCALE)
+        self._expand.setVisible(mode == core.canvas.EXPAND)
+        self._tiled = tiled
+        refinable = mode not in vocabulary.KINDS or vocabulary.KINDS[mode].refinable  # "auto" is
+        self._resolution_row.setVisible(tiled and refinable)
         choices = core.canvas.resolution_choices(area[0], area[1], model_side, strength)
         selected = self.resolution.currentData() or "auto"
         if [self.resolution.itemText(i) for i in range(self.resolution.count())] != [t for t, _ in choices]:
@@ -109,7 +112,8 @@ class CanvasPanel:
 
     # ---------------------------------------------------------------- parameters
     def values(self) -> dict[str, Any]:
-        return {"resolution": self.resolution.currentData() or "auto", "upscale_factor": self.factor.currentData(),
+        resolution = (self.resolution.currentData() or "auto") if self._tiled else "auto"
+        return {"resolution": resolution, "upscale_factor": self.factor.currentData(),
                 "upscaler": self.upscaler.currentData(), "refine": self.refine.isChecked(),
                 "grow_canvas": self.grow_canvas.isChecked(),
                 "expand": tuple(self.sides[side].value() for side, _ in SIDE_LABELS)}

@@ -17,8 +17,7 @@ from .params import MAX_SEED, GenerationParams, ParamsError
 from .proto import core, vocabulary
 from .settings import Settings, SettingsError
 
-MODES = (("Auto (inpaint with a selection)", "auto"), ("Img2img", "img2img"), ("Inpaint", "inpaint"),
-         ("Expand canvas", "outpaint"), ("Upscale", "upscale"))
+MODES = (("Auto (inpaint with a selection)", "auto"), *((k.label, k.name) for k in vocabulary.KINDS.values()))
 SOURCES = (("Active layer", "layer"), ("Visible image", "visible"))
 # the pixels' encoding on the wire (``core.transfer``): auto = raw on this machine, compressed to a remote server
 CANVAS_SYNC_MS = 200  # after a canvas change, before the docker reads the (new) active document
@@ -101,6 +100,9 @@ class UnderpaintDocker(DockWidget):
         form = qt.QFormLayout(form_page)
         self.model = _named(qt.QComboBox(), "model")
         self.model.addItem("Server default", None)
+        self.sampler = _named(qt.QComboBox(), "sampler")
+        self.sampler.setToolTip("How the model steps through the noise; 'default' lets the model decide")
+        self.sampler.addItem("default", "default")
         self.mode = _named(qt.QComboBox(), "mode")
         for text, value in MODES:
             self.mode.addItem(text, value)
@@ -132,7 +134,8 @@ class UnderpaintDocker(DockWidget):
         for widget in (self.seed_random, self.seed, last):
             seed_row.addWidget(widget)
         for label, widget in (("Prompt", self.prompt), ("Negative", self.negative), ("Model", self.model),
-                              ("LoRAs", self.loras), ("Mode", self.mode), ("Source", self.source),
+                              ("LoRAs", self.loras), ("Sampler", self.sampler), ("Mode", self.mode),
+                              ("Source", self.source),
                               ("Strength", self.strength), ("Steps", self.steps), ("CFG", self.cfg),
                               ("Images", self.batch)):
             form.addRow(label, widget)
@@ -205,13 +208,16 @@ class UnderpaintDocker(DockWidget):
             model=self.model.currentData(), mode=self.mode.currentData(), source=self.source.currentData(),
             strength=round(self.strength.value(), 4), steps=self.steps.value(), guidance=round(self.cfg.value(), 4),
             seed=seed, batch=self.batch.value(), loras=self.loras.text().strip(),
+            sampler=self.sampler.currentData() or "default",
             **self.canvas.values()).validated()
 
     def set_params(self, params: GenerationParams) -> None:
         self.prompt.setPlainText(params.prompt)
         self.negative.setPlainText(params.negative_prompt)
         self.loras.setText(params.loras)
-        for combo, value in ((self.mode, params.mode), (self.source, params.source)):
+        if self.sampler.findData(params.sampler) < 0:  # not offered yet (not connected): keep the choice
+            self.sampler.addItem(params.sampler, params.sampler)
+        for combo, value in ((self.mode, params.mode), (self.source, params.source), (self.sampler, params.sampler)):
             index = combo.findData(value)
             if index >= 0:
                 combo.setCurrentIndex(index)
@@ -293,6 +299,7 @@ class UnderpaintDocker(DockWidget):
         self.connection.setText(server.get(status.connection, "Not connected"))
         self._sync_models()
         self._sync_modes()
+        self._sync_samplers()
         self._apply_limits(status)
         if status.progress:
             self.progress.setRange(0, max(1, status.progress[1]))
@@ -311,7 +318,7 @@ class UnderpaintDocker(DockWidget):
         """Offer only the job kinds both this plugin and the server advertised (Auto needs both)."""
         kinds = self.controller.offer().kinds
         wanted = [(text, value) for text, value in MODES
-                  if value in kinds or (value == "auto" and {"img2img", "inpaint"} <= set(kinds))]
+                  if value in kinds or (value == "auto" and set(core.regions.REGION_KINDS) <= set(kinds))]
         if [self.mode.itemData(i) for i in range(self.mode.count())] == [v for _, v in wanted] or not wanted:
             return
         selected = self.mode.currentData()
@@ -319,6 +326,19 @@ class UnderpaintDocker(DockWidget):
         for text, value in wanted:
             self.mode.addItem(text, value)
         self.mode.setCurrentIndex(max(self.mode.findData(selected), 0))
+
+    def _sync_samplers(self) -> None:
+        """Offer the samplers both this plugin and the server advertised; while not connected the choice stays
+        (it is checked against the server once connected)."""
+        samplers = self.controller.offer().samplers
+        current = [self.sampler.itemData(i) for i in range(self.sampler.count())]
+        if self.controller.welcome is None or current == list(samplers) or not samplers:
+            return
+        selected = self.sampler.currentData()
+        self.sampler.clear()
+        for name in samplers:
+            self.sampler.addItem(name, name)
+        self.sampler.setCurrentIndex(max(self.sampler.findData(selected), 0))
 
     def _sync_canvas(self) -> None:
         """Resolution, upscale and expand controls for the mode and what the server offers."""

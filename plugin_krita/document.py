@@ -21,7 +21,7 @@ from .params import (
     encode_annotation,
 )
 from .pixels import BYTES_PER_PIXEL, check_size, from_bgra8, pixel_format
-from .proto import core, frames, geometry
+from .proto import core, frames, geometry, vocabulary
 from .results import ResultImage
 from .settings import Settings
 
@@ -117,7 +117,7 @@ class KritaDocument:
             pixels = qt.to_bytes(self.doc.pixelData(r.x, r.y, r.width, r.height))
         check_size(fmt, pixels, r.width, r.height, "the layer's pixel data")
         mask = None
-        if plan.kind == "inpaint":
+        if vocabulary.KINDS[plan.kind].needs_selection:
             mask = qt.to_bytes(sel.pixelData(r.x, r.y, r.width, r.height))
             if len(mask) != r.width * r.height:
                 raise UserError("Could not read the selection mask.")

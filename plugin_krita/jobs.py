@@ -1,7 +1,7 @@
-"""Krita's job bookkeeping: what a job captured from which document, and the jobs in flight.
+"""Krita's record of a job: what it captured from which document, and what it placed.
 
-Planning, naming and event handling are the shared plugin core's (``proto.core``); nothing here touches
-Krita or Qt.
+Planning, naming, the jobs in flight and event handling are the shared plugin core's (``proto.core``: its
+``session.JobSession`` keeps each ``Job`` as a session job's ``tag``); nothing here touches Krita or Qt.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Capture:
     source_id: str  # the source layer's unique id, "" for the visible image
     source_name: str
     result_region: Rect | None = None  # where results lie when not in the region sent (upscale)
-    expand: core.canvas.ExpandPlan | None = None  # outpaint: the canvas grows by this when the result arrives
+    expand: core.canvas.ExpandPlan | None = None  # expand canvas: it grows by this when the result arrives
 
     @property
     def kind(self) -> str:
@@ -56,53 +56,21 @@ class Job:
     doc_name: str
     capture: Capture
     params: GenerationParams  # seed resolved: never None here
-    track: Tracker = field(init=False)
+    track: Tracker | None = None  # the session's tracker of this job, once submitted
     preview_shown: bool = False
     layers: list[str] = field(default_factory=list)  # names of result layers, once placed
 
-    def __post_init__(self) -> None:
-        self.track = Tracker(self.id, labels=dict(LABELS))
-
     @property
     def state(self) -> str:
-        return self.track.state
+        return self.track.state if self.track is not None else core.jobs.JobState.SENDING
 
     @property
     def preview_rect(self) -> Rect | None:
         """The region the server announced for previews (``started``), None before it."""
-        return self.track.region
+        return self.track.region if self.track is not None else None
 
 
 # wire field names as the docker labels them (for the error sentences)
 LABELS = {"steps": "Steps", "batch": "Images", "guidance": "CFG", "strength": "Strength", "seed": "Seed",
-          "negative_prompt": "Negative", "prompt": "Prompt", "model": "Model"}
-
-
-class JobBook:
-    """The jobs in flight, in submission order, each bound to the document it came from."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
-
-    def add(self, job: Job) -> None:
-        if job.id in self._jobs:
-            raise ValueError(f"job {job.id} is already tracked")
-        self._jobs[job.id] = job
-
-    def get(self, job_id: str | None) -> Job | None:
-        return self._jobs.get(job_id) if job_id else None
-
-    def pop(self, job_id: str) -> Job | None:
-        return self._jobs.pop(job_id, None)
-
-    def for_document(self, doc_key: int) -> list[Job]:
-        return [j for j in self._jobs.values() if j.doc_key == doc_key]
-
-    def all(self) -> list[Job]:
-        return list(self._jobs.values())
-
-    def running(self) -> Job | None:
-        return next((j for j in self._jobs.values() if j.state == "running"), None)
-
-    def __len__(self) -> int:
-        return len(self._jobs)
+          "negative_prompt": "Negative", "prompt": "Prompt", "model": "Model",
+          "sampler": "Sampler"}

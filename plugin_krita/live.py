@@ -113,11 +113,11 @@ class KritaLive:
             self.controller.report(problem)
             self.sync()
             return False
-        params = dataclasses.replace(params, mode="img2img", batch=1, seed=params.resolved_seed())
+        params = dataclasses.replace(params, mode=core.regions.IMG2IMG, batch=1, seed=params.resolved_seed())
         tracked = self.extension.document(doc)
         self.state = _State(tracked, node, node.uniqueId().toString(), node.name(), params, fmt,
                             Rect(0, 0, doc.width(), doc.height()), started=time.monotonic())
-        if self.controller.connection == "disconnected":
+        if self.controller.connection is core.session.ConnectionState.DISCONNECTED:
             self.controller.connect()
         self.timer.start()
         self.controller.report(f"Live on '{node.name()}' (seed {params.seed}): paint, the result follows",
@@ -157,14 +157,14 @@ class KritaLive:
         seed = getattr(frame, "seed", None)
         seed = state.params.seed if seed is None else seed
         params = dataclasses.replace(state.params, seed=seed)
-        plan = core.regions.Plan("img2img", state.region, rect, masked=False)
+        plan = core.regions.Plan(core.regions.IMG2IMG, state.region, rect, masked=False)
         job = Job(pclient.new_job_id("krita-live"), state.doc.key, state.doc.name,
                   Capture(plan, state.fmt, b"", None, state.source_id, state.source_name), params)
         welcome = self.controller.welcome
-        record = ResultRecord(params, "img2img", seed, (rect.x, rect.y, rect.width, rect.height),
+        record = ResultRecord(params, core.regions.IMG2IMG, seed, (rect.x, rect.y, rect.width, rect.height),
                               welcome.server_version if welcome else "", time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               state.source_id)
-        name = core.naming.result_layer_name("img2img", params.prompt, seed)
+        name = core.naming.result_layer_name(core.regions.IMG2IMG, params.prompt, seed)
         names = state.doc.add_results(job, [ResultImage(rect, frame.pixels, seed, name, record)])
         self.controller.last_seed = seed
         self.controller.report(f"Applied live frame {frame.number}: added layer {', '.join(names)}", error=False)
@@ -190,7 +190,7 @@ class KritaLive:
         if state.session.error:
             self.stop(_stopped(state.session.error), error=True)
             return
-        if self.controller.connection != "connected":  # the connection went; the session may not know yet
+        if self.controller.connection is not core.session.ConnectionState.CONNECTED:  # gone; the session may not know
             self.stop(_stopped(self.controller.message), error=True)
             return
         frame = state.loop.tick()
@@ -200,10 +200,10 @@ class KritaLive:
     def _begin(self, state: _State) -> None:
         """Open the server stream once the connection is up; give up (one message) when it fails."""
         connection = self.controller.connection
-        if connection == "disconnected":
+        if connection is core.session.ConnectionState.DISCONNECTED:
             self.stop(f"Live could not start: {self.controller.message}", error=True)
             return
-        if connection != "connected":
+        if connection is not core.session.ConnectionState.CONNECTED:
             return
         client = self.controller.client
         state.session = (self.make_session or default_session)(client, state.params)

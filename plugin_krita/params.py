@@ -15,7 +15,7 @@ from .proto import core, vocabulary
 
 ANNOTATION_TYPE = "underpaint"
 ANNOTATION_DESCRIPTION = "Underpaint generation parameters"
-MODES = core.regions.MODES + core.params.CANVAS_KINDS  # outpaint: "Expand canvas"; upscale
+MODES = core.regions.MODES + core.params.CANVAS_KINDS  # "auto" and every job kind
 SOURCES = ("layer", "visible")
 MAX_SEED = vocabulary.MAX_SEED
 ParamsError = core.params.ParamsError  # a generation parameter out of range or of the wrong type
@@ -33,6 +33,7 @@ class GenerationParams:
     guidance: float = vocabulary.GUIDANCE.default
     seed: int | None = None  # None: random
     batch: int = int(vocabulary.BATCH.default)
+    sampler: str = "default"  # a sampler of the vocabulary; the docker offers the server's
     loras: str = ""  # as typed: "id:weight, id" (core.params.loras); "" = none
     resolution: str = "auto"  # fit | full | auto (servers with the ``tiled`` feature)
     upscale_factor: int = 2
@@ -57,6 +58,7 @@ class GenerationParams:
         except (TypeError, core.canvas.CanvasError) as exc:
             raise ParamsError(f"expand must be 4 pixel counts (left, top, right, bottom): {exc}") from None
         _choice("source", self.source, SOURCES)
+        _choice("sampler", self.sampler, tuple(vocabulary.SAMPLERS))
         _number("strength", self.strength, vocabulary.STRENGTH, float)
         _number("steps", self.steps, vocabulary.STEPS, int)
         _number("guidance", self.guidance, vocabulary.GUIDANCE, float)
@@ -111,7 +113,7 @@ class ResultRecord:
     """What produced one result layer: the parameters with the seed that was actually used."""
 
     params: GenerationParams
-    kind: str  # a job kind: img2img | inpaint | outpaint | upscale
+    kind: str  # a job kind of the vocabulary
     seed: int
     region: tuple[int, int, int, int]  # x, y, width, height in document pixels
     server_version: str = ""

@@ -58,7 +58,7 @@ def from_bgra8(fmt: str, data: bytes) -> bytes:
         out[0::2] = data
         out[1::2] = data
         return bytes(out)
-    if fmt in ("rgbaf16", "rgbaf32"):
+    if vocabulary.PIXEL_FORMATS[fmt].dtype in ("<f2", "<f4"):  # half and single float RGBA
         rgba = bytearray(data)
         rgba[0::4], rgba[2::4] = data[2::4], data[0::4]
         table = _F16_LEVELS if fmt == "rgbaf16" else _F32_LEVELS

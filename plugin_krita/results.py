@@ -1,4 +1,4 @@
-"""Result frames of a Krita job turned into layer contents: decoded and checked by the plugin core, inpaint
+"""Result images of a Krita job (decoded and checked by the shared session) turned into layer contents: inpaint
 results clipped to what changed, named, with the record of what made them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .jobs import Job
 from .params import ResultRecord
 from .pixels import BYTES_PER_PIXEL, clear_unchanged, crop
-from .proto import core, frames, geometry, messages
+from .proto import core, geometry
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,17 @@ class ResultImage:
     record: ResultRecord
 
 
-def result_images(job: Job, result: messages.Result, result_frames: tuple[frames.Frame, ...],
+def result_images(job: Job, decoded: tuple[core.jobs.ResultImage, ...] | list[core.jobs.ResultImage],
                   server_version: str = "") -> list[ResultImage]:
-    """Decode, check and (inpaint) clip each result frame; name it and record its parameters."""
+    """Each decoded result image (checked by the session) clipped (inpaint), named, with its parameters."""
     cap, params = job.capture, job.params
     bpp = BYTES_PER_PIXEL[cap.pixel_format]
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     region = (cap.region.x, cap.region.y, cap.region.width, cap.region.height)
     images = []
-    for decoded in core.jobs.decode_results(cap.result_plan, cap.pixel_format, result, result_frames, params.seed):
-        rect, data, seed = decoded.rect, decoded.pixels, decoded.seed
-        if cap.kind == "inpaint":
+    for image in decoded:
+        rect, data, seed = image.rect, image.pixels, image.seed if image.seed is not None else params.seed
+        if cap.kind == core.regions.INPAINT:
             local = rect.translate(-cap.region.x, -cap.region.y)
             original = crop(cap.pixels, bpp, cap.region.width, local.x, local.y, local.width, local.height)
             data, _ = clear_unchanged(data, original, bpp, rect.width)

@@ -1,12 +1,12 @@
-"""A Krita job's pixels on the wire: the encodings chosen by the shared policy (``core.transfer``) and, for
-8-bit documents sent compressed, PNG tiles encoded by Qt (libpng, in C)."""
+"""A Krita job as the shared session's ``JobRequest``: its pixels travel in the encodings of the shared policy
+(``core.transfer``) and, for 8-bit documents sent compressed, as PNG tiles encoded by Qt (libpng, in C)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from . import canvas_jobs
-from .proto import core, frames, messages
+from .proto import core, messages
 
 PREVIEW_ENCODINGS = ("jpeg",)  # Qt decodes these (and png, which is core) for the preview layer
 PREVIEW_MAX_SIZE = 512
@@ -24,33 +24,22 @@ def native_png(pixel_format: str) -> core.transfer.PngEncoder | None:
     return encode_png_bgra8
 
 
-def wire_inputs(job: Any, mode: str, url: str, tile_side: int
-                ) -> tuple[core.transfer.Encodings, dict[str, frames.Frame | tuple[frames.Frame, ...]], int]:
-    """Encodings, input frames and ``result_tile`` of a captured ``job`` (``jobs.Job``) sent to ``url``."""
-    cap = job.capture
-    png = native_png(cap.pixel_format)
-    encodings = core.transfer.choose(mode, url, png is not None, PREVIEW_ENCODINGS)
-    inputs, result_tile = core.transfer.job_inputs(job.id, cap.region, cap.pixel_format, cap.pixels, cap.mask,
-                                                   encodings, png, tile_side)
-    return encodings, inputs, result_tile
-
-
-def wire_job(job: Any, settings: Any, offer: core.params.Offer, url: str, tile_side: int
-             ) -> tuple[messages.Submit, dict[str, frames.Frame | tuple[frames.Frame, ...]]]:
-    """The ``Submit`` and input frames of a captured ``job`` for the server at ``url``."""
+def job_request(job: Any, settings: Any) -> core.request.JobRequest:
+    """The host-neutral request of a captured ``job`` (``jobs.Job``) with the docker's ``settings``."""
     p, s, cap = job.params, settings, job.capture
-    enc, inputs, result_tile = wire_inputs(job, s.transfer, url, tile_side)
+    upscale = None
+    if cap.kind == core.canvas.UPSCALE:
+        upscale = messages.UpscaleOptions(factor=p.upscale_factor, upscaler=p.upscaler, refine=p.refine)
     in_document = cap.kind not in canvas_jobs.CANVAS_KINDS  # canvas jobs show no preview layer
-    preview = messages.PreviewOptions(enabled=s.preview and in_document, max_size=PREVIEW_MAX_SIZE,
-                                      min_interval_ms=PREVIEW_INTERVAL_MS, encoding=offer.preview_encoding(enc.preview))
-    submit = messages.Submit(
-        job=job.id, kind=cap.kind, model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
-        strength=p.strength, steps=p.steps, guidance=p.guidance, seed=p.seed, batch=p.batch, preview=preview,
-        inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
-        result_format=cap.pixel_format, result_encoding=enc.result, result_tile=result_tile, keep_result=offer.resume,
-        loras=tuple(messages.LoraChoice(id=i, weight=w) for i, w in core.params.loras(p.loras)),
-        **canvas_jobs.submit_fields(cap.kind, p, offer))
-    return submit, inputs
+    previews = core.request.Previews(enabled=s.preview and in_document, max_size=PREVIEW_MAX_SIZE,
+                                     interval_ms=PREVIEW_INTERVAL_MS, encodings=PREVIEW_ENCODINGS)
+    return core.request.JobRequest(
+        plan=cap.plan, pixel_format=cap.pixel_format, image=cap.pixels, mask=cap.mask, prompt=p.prompt,
+        negative_prompt=p.negative_prompt, model=p.model, strength=p.strength, steps=p.steps, guidance=p.guidance,
+        seed=p.seed, sampler=p.sampler, batch=p.batch, loras=core.params.loras(p.loras), resolution=p.resolution,
+        upscale=upscale, inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
+        previews=previews, result_plan=cap.result_plan if cap.result_region is not None else None,
+        png=native_png(cap.pixel_format))
 
 
-__all__ = ["PREVIEW_ENCODINGS", "native_png", "wire_inputs", "wire_job"]
+__all__ = ["PREVIEW_ENCODINGS", "job_request", "native_png"]

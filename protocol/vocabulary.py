@@ -10,7 +10,7 @@ a feature name is how the protocol grows without a new major version (see docs/p
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PROTOCOL_VERSION = 2
 WS_PATH = "/v1/ws"  # the endpoint; the protocol version is negotiated in hello/welcome
@@ -44,14 +44,27 @@ SERVER_ROLES = tuple(name for name, r in ROLES.items() if r.sender == "server")
 
 
 # ----------------------------------------------------------------------------- job kinds
+HOST_ONLY = {"wire": False}  # field metadata: what hosts and server know about a row, never sent or checked on the wire
+
+
 @dataclass(frozen=True)
 class JobKind:
-    """A job kind and the input roles its ``submit.inputs`` must (``required``) or may (``optional``) name.
-    The region of a job is the bounding box of its ``image`` input."""
+    """A job kind: the input roles its ``submit.inputs`` must (``required``) or may (``optional``) name, and what
+    hosts and server need to know about it. The region of a job is the bounding box of its ``image`` input.
+
+    ``label``: how a painter's UI names it; ``changes_canvas``: its result grows or scales the canvas (its own
+    controls, no preview layer); ``needs_selection``: it repaints a selection (the ``mask`` input);
+    ``refinable``: ``submit.resolution`` applies (fit to the model or full resolution in tiles, feature
+    ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none)."""
 
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    label: str = field(default="", metadata=HOST_ONLY)
+    changes_canvas: bool = field(default=False, metadata=HOST_ONLY)
+    needs_selection: bool = field(default=False, metadata=HOST_ONLY)
+    refinable: bool = field(default=False, metadata=HOST_ONLY)
+    options: str | None = field(default=None, metadata=HOST_ONLY)
 
     @property
     def feature(self) -> str:
@@ -63,10 +76,14 @@ class JobKind:
 
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (
-    JobKind("img2img", required=("image",), optional=("control", "reference")),
-    JobKind("inpaint", required=("image", "mask"), optional=("control", "reference")),
-    JobKind("outpaint", required=("image",), optional=("mask",)),  # transparent pixels (or the mask) are filled
-    JobKind("upscale", required=("image",)),
+    JobKind("img2img", required=("image",), optional=("control", "reference"), label="Image to Image",
+            refinable=True),
+    JobKind("inpaint", required=("image", "mask"), optional=("control", "reference"), label="Inpaint Selection",
+            needs_selection=True, refinable=True),
+    # transparent pixels (or the mask) are filled
+    JobKind("outpaint", required=("image",), optional=("mask",), label="Expand Canvas", changes_canvas=True,
+            refinable=True),
+    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale"),
 )}
 
 

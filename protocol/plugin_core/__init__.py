@@ -10,13 +10,16 @@
 - ``reconnect``: the backoff after a dropped connection and its sentences.
 - ``transfer``: which encodings a job's pixels travel in (raw on loopback, compressed to a remote server).
 - ``jobs``: the event reducer: client events of one job -> host-neutral updates, and decoding of results.
+- ``request``: ``JobRequest`` (a job as a host planned it), the checks against the server, its Submit + frames.
+- ``session``: ``JobSession``, the jobs of one connection for every host: submit, check, events, results,
+  resume and reconnect, sentences.
 - ``live``: ``LiveSession``, live painting for a host timer: push the canvas, poll the newest frame.
 
 The host adapters (``plugin_krita``, ``plugin_gimp``) keep only what touches their host: pixels, selection,
 layers, progress widgets, dialogs.
 """
 
-from . import canvas, jobs, live, naming, params, reconnect, regions, sentences, settings, transfer
+from . import canvas, jobs, live, naming, params, reconnect, regions, request, sentences, session, settings, transfer
 
-__all__ = ["canvas", "jobs", "live", "naming", "params", "reconnect", "regions", "sentences", "settings",
-           "transfer"]
+__all__ = ["canvas", "jobs", "live", "naming", "params", "reconnect", "regions", "request", "sentences", "session",
+           "settings", "transfer"]

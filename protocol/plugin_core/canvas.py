@@ -1,4 +1,4 @@
-"""Jobs that change the canvas, host-independent: expand canvas (outpaint), upscale, and the resolution choice.
+"""Jobs that change the canvas, host-independent: expand canvas, upscale, and the resolution choice.
 
 Expand canvas: the plugin sends the *expanded* canvas as one ``image`` input (the old canvas at its place, the new
 area transparent; ``x, y`` may be negative) and grows the canvas only when the result arrives, in one undo step
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from .. import geometry, vocabulary
 
 Rect = geometry.Rect
+EXPAND = "outpaint"  # the kind of "Expand canvas"
+UPSCALE = "upscale"
 SIDES = ("left", "top", "right", "bottom")
 MAX_EXPAND = 8192  # pixels added on one side
 ANCHORS = ("center", "top_left", "top", "top_right", "left", "right", "bottom_left", "bottom", "bottom_right")

@@ -12,6 +12,7 @@ then ``resuming()``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from .. import connection, errors, geometry, messages, pixels
@@ -38,10 +39,11 @@ class Preview:
 
 @dataclass(frozen=True)
 class Finished:
-    state: str  # done | failed | cancelled
+    state: str  # a final JobState: done | failed | cancelled
     text: str
     result: Any = None  # messages.Result when done
     frames: tuple = ()
+    images: tuple = ()  # decoded ``ResultImage``s when done (``session.JobSession`` decodes them)
 
 
 def progress_text(step: int, total: int) -> str:
@@ -49,72 +51,104 @@ def progress_text(step: int, total: int) -> str:
     return f"Step {min(step, total)}/{total}" if total > 0 else "Generating …"
 
 
+class JobState(str, Enum):
+    """Where one job is; only ``Tracker`` (its reducer) moves it."""
+
+    SENDING = "sending"  # planned, not yet on a connection
+    QUEUED = "queued"
+    RUNNING = "running"
+    DETACHED = "detached"  # its connection dropped; the server keeps it until the host resumes it
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:  # the plain value in text and records, as before it was an enum
+        return self.value
+
+
+FINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+
+
 @dataclass
 class Tracker:
-    """The state of one job as its events arrive; ``update`` returns what the host should do, or None."""
+    """The state of one job as its events arrive; ``update`` returns what the host should do, or None.
+
+    ``state``, ``kept`` and ``cancel_requested`` change only through the methods below."""
 
     job: str
     labels: dict[str, str] = field(default_factory=dict)  # wire field -> host label, for error sentences
-    state: str = "sending"  # sending, queued, running, done, failed, cancelled
+    kept: bool = False  # submitted with keep_result: survives a dropped connection
+    cancel_requested: bool = False
     position: int = 0
     step: int = 0
     total: int = 0
     region: Rect | None = None
-    cancel_requested: bool = False
-    kept: bool = False  # submitted with keep_result: survives a dropped connection
     resumed: bool = False
+    _state: JobState = field(default=JobState.SENDING, init=False, repr=False)
+
+    @property
+    def state(self) -> JobState:
+        return self._state
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self._state in FINAL
 
     @property
     def detached(self) -> bool:
         """Its connection dropped; the server keeps it until the host resumes it."""
-        return self.state == "detached"
+        return self._state is JobState.DETACHED
 
     def resuming(self) -> Status:
-        self.state, self.resumed = "queued", True
+        self._state, self.resumed = JobState.QUEUED, True
         return Status("Resuming the job after the connection was lost …")
 
-    def sent(self) -> Status:
-        self.state = "queued"
+    def sent(self, kept: bool = False) -> Status:
+        self._state, self.kept = JobState.QUEUED, kept
         return Status("Sent; waiting for the server")
 
+    def request_cancel(self) -> None:
+        """The host asked the server to cancel: previews stop, a dropped link no longer keeps the job."""
+        self.cancel_requested = True
+
     def fail(self, text: str) -> Finished:
-        self.state = "failed"
-        return Finished("failed", text)
+        self._state = JobState.FAILED
+        return Finished(JobState.FAILED, text)
+
+    def cancel(self) -> Finished:
+        """Cancelled without the server (not sent yet, or detached)."""
+        self._state = JobState.CANCELLED
+        return Finished(JobState.CANCELLED, "Cancelled")
 
     def update(self, event: object) -> Status | Preview | Finished | None:
         if self.finished or getattr(event, "job", None) != self.job:
             return None
         if isinstance(event, messages.Queued):
-            self.state, self.position = "queued", event.position
+            self._state, self.position = JobState.QUEUED, event.position
             return Status(f"Queued (position {event.position + 1})" if event.position else "Queued")
         if isinstance(event, messages.Started):
-            self.state = "running"
+            self._state = JobState.RUNNING
             if event.width and event.height:
                 self.region = Rect(event.x, event.y, event.width, event.height)
             return Status(progress_text(0, 0))
         if isinstance(event, messages.Progress):
-            self.state, self.step, self.total = "running", min(event.step, event.total), event.total
+            self._state, self.step, self.total = JobState.RUNNING, min(event.step, event.total), event.total
             prefix = "Cancelling … " if self.cancel_requested else ""
             return Status(prefix + progress_text(self.step, self.total), self.step, self.total)
         if isinstance(event, connection.PreviewReceived):
             return None if self.cancel_requested else Preview(event.frame, self.region)
         if isinstance(event, connection.ResultReceived):
-            self.state = "done"
-            return Finished("done", "", event.result, tuple(event.frames))
+            self._state = JobState.DONE
+            return Finished(JobState.DONE, "", event.result, tuple(event.frames))
         if isinstance(event, messages.Error):
             if event.code == errors.CONNECTION_LOST and self.kept and not self.cancel_requested:
-                self.state = "detached"
+                self._state = JobState.DETACHED
                 return Status("Connection lost: the server keeps the job; reconnecting …")
             if event.code == errors.UNKNOWN_JOB and self.resumed:
                 return self.fail(LOST_TEXT)
             return self.fail(explain(event.code, event.message, self.labels))
         if isinstance(event, messages.Cancelled):
-            self.state = "cancelled"
-            return Finished("cancelled", "Cancelled")
+            return self.cancel()
         return None
 
 
@@ -149,5 +183,5 @@ def decode_results(plan: Plan, pixel_format: str, result: Any, frames: tuple, re
     return images
 
 
-__all__ = ["Finished", "Preview", "RegionError", "ResultImage", "Status", "Tracker", "decode_results",
-           "progress_text"]
+__all__ = ["FINAL", "Finished", "JobState", "Preview", "RegionError", "ResultImage", "Status", "Tracker",
+           "decode_results", "progress_text"]

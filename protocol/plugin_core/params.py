@@ -10,7 +10,11 @@ from typing import Any
 from .. import vocabulary
 from ..vocabulary import Range
 
-PLUGIN_KINDS = ("img2img", "inpaint", "outpaint", "upscale")  # what the host adapters can capture and place
+# Every kind of the vocabulary: the host adapters capture and place each (a new kind: a row, a handler, widgets).
+PLUGIN_KINDS = tuple(vocabulary.KINDS)
+# offered only once a server advertised them (they have their own UI)
+CANVAS_KINDS = tuple(name for name, kind in vocabulary.KINDS.items() if kind.changes_canvas)
+REFINE_KINDS = tuple(name for name, kind in vocabulary.KINDS.items() if kind.refinable)  # submit.resolution
 
 
 class ParamsError(ValueError):
@@ -59,7 +63,6 @@ def model_problem(welcome: Any, model: str | None) -> str | None:
 
 
 RESUME_FLAGS = ("resume", "resume_key")
-CANVAS_KINDS = ("outpaint", "upscale")  # offered only once a server advertised them (they have their own UI)
 TILED_FLAG = "tiled"  # submit.resolution: fit to the model or full resolution in tiles
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import geometry
+from .. import geometry, vocabulary
 
 Rect = geometry.Rect
-MODES = ("auto", "img2img", "inpaint")  # auto: inpaint when there is a selection, img2img otherwise
+IMG2IMG = "img2img"
+INPAINT = "inpaint"
+# the kinds ``plan_region`` plans (the others change the canvas: ``canvas``)
+REGION_KINDS = tuple(name for name, kind in vocabulary.KINDS.items() if not kind.changes_canvas)
+MODES = ("auto", *REGION_KINDS)  # auto: inpaint when there is a selection, img2img otherwise
 
 
 class RegionError(ValueError):
@@ -33,7 +37,7 @@ def choose_kind(mode: str, has_selection: bool) -> str:
     if mode not in MODES:
         raise RegionError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode == "auto":
-        return "inpaint" if has_selection else "img2img"
+        return INPAINT if has_selection else IMG2IMG
     return mode
 
 
@@ -50,14 +54,14 @@ def plan_region(kind: str, bounds: Rect, selection: Rect | None, context: int, s
         raise RegionError(f"The {bounds_name} has no pixels (it is 0 pixels wide or high).")
     if selection is not None and selection.is_empty:
         selection = None
-    if kind == "inpaint" and selection is None:
-        raise RegionError("Inpaint needs a selection: select the area to repaint first.")
-    if kind not in ("img2img", "inpaint"):
+    if kind not in REGION_KINDS:
         raise RegionError(f"Unknown job kind {kind!r}.")
+    if vocabulary.KINDS[kind].needs_selection and selection is None:
+        raise RegionError("Inpaint needs a selection: select the area to repaint first.")
     if selection is not None and selection.intersect(bounds).is_empty:
         raise RegionError(f"The selection does not overlap the {bounds_name}: select part of it, or select "
                           "nothing.")
-    if kind == "inpaint":
+    if vocabulary.KINDS[kind].needs_selection:
         return Plan(kind, bounds, geometry.context_region(selection, bounds, context), masked=True)
     base = selection if selection is not None else (source if source is not None else bounds)
     region = base.intersect(bounds)

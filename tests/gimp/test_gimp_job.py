@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -13,6 +14,8 @@ from underpaint.protocol import connection, errors, messages
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.pixels import make_frame
+from underpaint.protocol.plugin_core import params as core_params
+from underpaint.protocol.plugin_core import request as core_request
 from underpaint.protocol.plugin_core.regions import plan_region
 
 SPEC = px.choose_spec("rgb", "u8")
@@ -81,13 +84,11 @@ def happy(events_after_submit):
     return script
 
 
-def make_runner(script, kind=IMG2IMG, the_plan=PLAN, clock=None, **values):
+def make_runner(script, kind=IMG2IMG, the_plan=PLAN, clock=None, client_factory=None, **values):
     p = parse_params(kind, {"prompt": "p", "seed": 5, **values})
-    job_id = pclient.new_job_id("t")
-    submit = job.build_submit(job_id, p, SPEC)
     image = bytes(the_plan.region.width * the_plan.region.height * 4)
     mask = bytes(the_plan.region.width * the_plan.region.height) if kind == INPAINT else None
-    image_frame, mask_frame = job.build_frames(job_id, the_plan, SPEC, image, mask)
+    request = job.plan_request(p, the_plan, the_plan, SPEC, image, mask)
     sink = Sink()
     holder: dict = {}
 
@@ -96,8 +97,8 @@ def make_runner(script, kind=IMG2IMG, the_plan=PLAN, clock=None, **values):
         return holder["client"]
 
     extra = {"clock": clock} if clock else {}
-    runner = job.JobRunner("ws://x:1/v1/ws", "tok", submit, image_frame, mask_frame, the_plan, sink,
-                           idle_timeout=30, client_factory=factory, **extra)
+    runner = job.JobRunner("ws://x:1/v1/ws", "tok", request, sink, idle_timeout=30,
+                           client_factory=client_factory or factory, **extra)
     return runner, sink, holder
 
 
@@ -124,11 +125,12 @@ def test_happy_path_events_reach_the_sink_in_order() -> None:
     assert outcome.seed == 77 and outcome.model == "demo" and outcome.pixels == bytes([7]) * (8 * 4 * 4)
     assert holder["client"].token == "tok" and holder["client"].closed
     kinds = [c[0] for c in sink.calls]
-    assert kinds == ["status", "status", "status", "status", "progress", "status", "progress", "preview",
+    # connecting, connected, sent, queued, started (a busy bar), two steps with a preview between them
+    assert kinds == ["status", "status", "status", "status", "status", "progress", "status", "progress", "preview",
                      "status", "progress"]
     assert ("preview", 4, 4, 64) in sink.calls and ("progress", 1.0) in sink.calls
     submit, image, mask = holder["client"].submitted[0]
-    assert submit.result_format == "rgba8" and submit.seed == 5 and submit.preview.encoding == "raw"
+    assert submit.result_format == "rgba8" and submit.seed == 5 and submit.preview.encoding == "zlib"  # remote
     assert (image.x, image.y, image.width, image.height, image.encoding) == (4, 6, 8, 4, "zlib") and mask is None
 
 
@@ -228,7 +230,7 @@ def test_cancel_sends_cancel_for_a_submitted_job() -> None:
     runner.step(wait=0.2)
     runner.cancel()
     client = holder["client"]
-    assert client.cancelled == [runner.submit_msg.job] and client.closed
+    assert client.cancelled == [runner.job.id] and client.closed
     with pytest.raises(job.JobFailed, match="Cancelled"):
         runner.result()
 
@@ -241,29 +243,41 @@ def test_result_before_finish() -> None:
 
 def test_inpaint_frames_need_a_mask() -> None:
     the_plan = plan_region(INPAINT, Rect(0, 0, 16, 16), Rect(2, 2, 4, 4), 0)
-    with pytest.raises(job.JobFailed, match="needs the selection mask"):
-        job.build_frames("j", the_plan, SPEC, bytes(the_plan.region.area * 4), None)
+    with pytest.raises(ValueError, match="needs the selection mask"):
+        job.plan_request(parse_params(INPAINT, {}), the_plan, the_plan, SPEC, bytes(the_plan.region.area * 4), None)
+
+
+def submit_of(kind: str, values: dict, welcome_features: tuple[str, ...] = ("tiled",)) -> messages.Submit:
+    """The Submit the session would send for ``kind`` with ``values`` to a (remote) server with these features."""
+    the_plan = dataclasses.replace(PLAN, kind=kind)
+    request = job.plan_request(parse_params(kind, values), the_plan, the_plan, SPEC, bytes(PLAN.region.area * 4),
+                               None, previews=False)
+    offer = core_params.offer((f"kind:{kind}", *welcome_features), job.FEATURES)
+    return core_request.wire(request, "j", offer, "ws://x:1/v1/ws", "auto", 1024, keep=False)[0]
 
 
 def test_canvas_jobs_submit_their_options() -> None:
-    spec = px.choose_spec("rgb", "u8")
-    out = job.build_submit("j1", parse_params("outpaint", {"expand-right": 64, "resolution": "full"}), spec, False)
+    out = submit_of("outpaint", {"expand-right": 64, "resolution": "full"})
     assert out.kind == "outpaint" and out.resolution == "full" and out.inpaint.feather > 0  # a soft seam
-    up = job.build_submit("j2", parse_params("upscale", {"factor": "x4", "refine": False}), spec, False)
+    up = submit_of("upscale", {"factor": "x4", "refine": False})
     assert up.upscale == messages.UpscaleOptions(factor=4, upscaler=None, refine=False)
     assert "resolution" not in up.to_dict()
 
 
+def problem_of(welcome: messages.Welcome, values: dict) -> str | None:
+    request = job.plan_request(parse_params(IMG2IMG, values), PLAN, PLAN, SPEC, bytes(PLAN.region.area * 4), None)
+    return core_request.problem(request, welcome, core_params.offer(welcome.features, job.FEATURES))
+
+
 def test_full_resolution_on_a_server_without_tiles_is_refused_with_a_sentence() -> None:
-    spec = px.choose_spec("rgb", "u8")
-    submit = job.build_submit("j3", parse_params(IMG2IMG, {"resolution": "full"}), spec)
     welcome = messages.Welcome(protocol=2, server_version="t", device="cpu", features=("kind:img2img",),
                                defaults=messages.Defaults(model="m"),
                                limits=messages.Limits(max_pixels=10**6, max_frame_bytes=10**7, max_queued_jobs=2,
                                                       max_batch=2, max_steps=50))
-    assert "cannot refine at full resolution" in job.server_problem(welcome, submit, 64)
+    assert "cannot refine at full resolution" in problem_of(welcome, {"resolution": "full"})
     tiled = messages.Welcome(**{**welcome.__dict__, "features": ("kind:img2img", "tiled")})
-    assert job.server_problem(tiled, submit, 64) is None
+    assert problem_of(tiled, {"resolution": "full"}) is None
+    assert "does not offer the sampler 'lcm'" in problem_of(tiled, {"sampler": "lcm"})
 
 
 # ------------------------------------------------------------------ dropped links: reconnect and resume
@@ -309,8 +323,7 @@ class Link:
 
 
 def link_runner(link, clock=None):
-    runner, sink, _ = make_runner(lambda c, s: [], clock=clock)
-    runner.client_factory = link.factory
+    runner, sink, _ = make_runner(lambda c, s: [], clock=clock, client_factory=link.factory)
     return runner, sink
 
 
@@ -371,12 +384,12 @@ def test_without_resume_a_dropped_link_fails_the_job() -> None:
     ("ws://10.0.0.2:7860/v1/ws", "raw", "raw", "raw"), ("ws://localhost:7860/v1/ws", "compressed", "zlib", "zlib"),
 ])
 def test_the_transfer_setting_picks_the_encodings(url, transfer, image, result) -> None:
-    enc = job.encodings(url, transfer)
     p = parse_params(INPAINT, {"prompt": "p", "seed": 5})
-    submit = job.build_submit("j", p, SPEC, enc=enc)
     area = PLAN_MASKED.region.width * PLAN_MASKED.region.height
-    image_frame, mask_frame = job.build_frames("j", PLAN_MASKED, SPEC, bytes(area * 4), bytes(area), enc)
-    assert (image_frame.encoding, mask_frame.encoding, submit.result_encoding) == (image, image, result)
+    request = job.plan_request(p, PLAN_MASKED, PLAN_MASKED, SPEC, bytes(area * 4), bytes(area))
+    offer = core_params.offer(("kind:inpaint",), job.FEATURES)
+    submit, inputs = core_request.wire(request, "j", offer, url, transfer, 1024, keep=False)
+    assert (inputs["image"].encoding, inputs["mask"].encoding, submit.result_encoding) == (image, image, result)
 
 
 PLAN_MASKED = plan_region(INPAINT, Rect(0, 0, 32, 32), Rect(4, 4, 8, 8), 4)

@@ -9,7 +9,6 @@ from support.server import running_server
 from underpaint.plugin_gimp import job
 from underpaint.plugin_gimp import pixels as px
 from underpaint.plugin_gimp.params import IMG2IMG, INPAINT, parse_params
-from underpaint.protocol import client as pclient
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.plugin_core.regions import plan_region
 
@@ -37,10 +36,9 @@ def server_url(tmp_path_factory: pytest.TempPathFactory):
 
 def run(url: str, kind: str, the_plan, spec: px.PixelSpec, image: bytes, mask: bytes | None, **values):
     p = parse_params(kind, {"prompt": "test", "steps": 2, "seed": 11, **values})
-    job_id = pclient.new_job_id("gimp-test")
-    frames = job.build_frames(job_id, the_plan, spec, image, mask)
     sink = Sink()
-    runner = job.JobRunner(url, None, job.build_submit(job_id, p, spec), *frames, the_plan, sink, idle_timeout=120)
+    runner = job.JobRunner(url, None, job.plan_request(p, the_plan, the_plan, spec, image, mask), sink,
+                           idle_timeout=120)
     runner.start()
     for _ in range(3000):
         if runner.step(wait=0.1):

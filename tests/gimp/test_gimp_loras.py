@@ -9,6 +9,10 @@ from underpaint.plugin_gimp import job
 from underpaint.plugin_gimp import pixels as px
 from underpaint.plugin_gimp.params import IMG2IMG, ParamError, arguments_for, mnemonic, parse_params, values_from_record
 from underpaint.protocol import messages
+from underpaint.protocol.geometry import Rect
+from underpaint.protocol.plugin_core import params as core_params
+from underpaint.protocol.plugin_core import request as core_request
+from underpaint.protocol.plugin_core.regions import plan_region
 
 SPEC = px.choose_spec("rgb", "u8")
 WELCOME = messages.Welcome(
@@ -20,6 +24,23 @@ WELCOME = messages.Welcome(
            messages.LoraInfo(id="xl/ink", name="ink", family="sdxl")))
 
 
+PLAN = plan_region(IMG2IMG, Rect(0, 0, 8, 8), None, 0)
+
+
+def request_of(values: dict) -> core_request.JobRequest:
+    return job.plan_request(parse_params(IMG2IMG, values), PLAN, PLAN, SPEC, bytes(8 * 8 * 4), None)
+
+
+def problem(loras: str, welcome: messages.Welcome = WELCOME) -> str | None:
+    offer = core_params.offer(welcome.features, job.FEATURES)
+    return core_request.problem(request_of({"loras": loras}), welcome, offer)
+
+
+def submit_of(values: dict) -> messages.Submit:
+    offer = core_params.offer(WELCOME.features, job.FEATURES)
+    return core_request.wire(request_of(values), "j", offer, "ws://127.0.0.1:1/v1/ws", "auto", 1024, False)[0]
+
+
 def test_the_argument_exists_with_a_free_access_key() -> None:
     specs = arguments_for(IMG2IMG)
     assert "loras" in [s.name for s in specs]
@@ -29,11 +50,11 @@ def test_the_argument_exists_with_a_free_access_key() -> None:
 
 def test_loras_go_out_with_their_weights_and_are_recorded() -> None:
     p = parse_params(IMG2IMG, {"prompt": "p", "loras": " speed/hyper8:0.7 "})
-    submit = job.build_submit("j1", p, SPEC)
-    assert submit.loras == (messages.LoraChoice(id="speed/hyper8", weight=0.7),)
-    assert job.server_problem(WELCOME, submit, 64) is None
+    assert submit_of({"prompt": "p", "loras": " speed/hyper8:0.7 "}).loras == (
+        messages.LoraChoice(id="speed/hyper8", weight=0.7),)
+    assert problem(" speed/hyper8:0.7 ") is None
     assert values_from_record(IMG2IMG, p.record())["loras"] == "speed/hyper8:0.7"
-    assert job.build_submit("j2", parse_params(IMG2IMG, {"prompt": "p"}), SPEC).loras == ()
+    assert submit_of({"prompt": "p"}).loras == ()
 
 
 def test_a_bad_entry_is_a_param_error_naming_it() -> None:
@@ -42,9 +63,6 @@ def test_a_bad_entry_is_a_param_error_naming_it() -> None:
 
 
 def test_loras_the_server_cannot_apply_are_problems_before_sending() -> None:
-    def problem(loras: str, welcome=WELCOME) -> str | None:
-        return job.server_problem(welcome, job.build_submit("j", parse_params(IMG2IMG, {"loras": loras}), SPEC), 64)
-
     assert "'xl/ink' is for sdxl models" in problem("xl/ink")
     assert "no LoRA 'gone'" in problem("gone")
     without = dataclasses.replace(WELCOME, features=("kind:img2img",))

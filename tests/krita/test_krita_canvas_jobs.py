@@ -1,4 +1,5 @@
-"""Krita's expand canvas and upscale jobs without Krita: capture, submit fields, limits, results, parameters."""
+"""Krita's expand canvas and upscale jobs without Krita: capture, the request (submit fields, limits), results,
+parameters."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from underpaint.plugin_krita import canvas_jobs
 from underpaint.plugin_krita.jobs import Job, UserError
 from underpaint.plugin_krita.params import GenerationParams, ParamsError
 from underpaint.plugin_krita.results import result_images
+from underpaint.plugin_krita.settings import Settings
+from underpaint.plugin_krita.transfer import job_request
 from underpaint.protocol import messages, pixels
 from underpaint.protocol.geometry import Rect
+from underpaint.protocol.plugin_core import jobs as core_jobs
 from underpaint.protocol.plugin_core import params as core_params
+from underpaint.protocol.plugin_core import request as core_request
 
 
 class QRect:
@@ -97,28 +102,42 @@ def test_upscale_sends_the_layer_and_expects_it_scaled() -> None:
     assert cap.result_region == Rect(16, 8, 80, 40)
     limits = messages.Limits(max_pixels=3000, max_frame_bytes=1 << 20, max_queued_jobs=1, max_batch=1,
                              max_steps=10)
-    assert "gives 80x40" in canvas_jobs.limit_problem(cap, limits)
-    assert canvas_jobs.limit_problem(cap, dataclasses.replace(limits, max_pixels=3200)) is None
+    request = job_request(Job("j", 1, "doc", cap, GenerationParams(mode="upscale", upscale_factor=4)), Settings())
+    assert "gives 80x40" in core_request.canvas_problem(request, limits.max_pixels)
+    assert core_request.canvas_problem(request, 3200) is None
 
 
 def test_submit_fields_follow_the_servers_offer() -> None:
-    p = GenerationParams(resolution="full", upscale_factor=4, upscaler="esrgan", refine=False)
+    p = GenerationParams(resolution="full", upscale_factor=4, upscaler="esrgan", refine=False, seed=1)
     tiled = core_params.offer(("tiled", "kind:img2img", "kind:upscale"))
-    assert canvas_jobs.submit_fields("img2img", p, tiled) == {"resolution": "full"}
-    assert canvas_jobs.submit_fields("img2img", p, core_params.offer(("kind:img2img",))) == {}
-    up = canvas_jobs.submit_fields("upscale", p, tiled)
-    assert up == {"upscale": messages.UpscaleOptions(factor=4, upscaler="esrgan", refine=False)}
+
+    def submit(mode: str, offer: core_params.Offer) -> messages.Submit:
+        params = dataclasses.replace(p, mode=mode)
+        cap = canvas_jobs.capture(KDoc(layer=Rect(4, 2, 8, 6)), dataclasses.replace(params, mode="upscale"), "bgra8")
+        if mode != "upscale":  # the same pixels as an img2img job
+            cap = dataclasses.replace(cap, plan=dataclasses.replace(cap.plan, kind=mode), result_region=None)
+        request = job_request(Job("j", 1, "doc", cap, params), Settings())
+        return core_request.wire(request, "j", offer, "ws://127.0.0.1:1/v1/ws", "auto", 1024, keep=False)[0]
+
+    assert submit("img2img", tiled).resolution == "full" and "upscale" not in submit("img2img", tiled).to_dict()
+    assert "resolution" not in submit("img2img", core_params.offer(("kind:img2img",))).to_dict()
+    assert submit("upscale", tiled).upscale == messages.UpscaleOptions(factor=4, upscaler="esrgan", refine=False)
 
 
 def test_upscale_results_are_checked_against_the_scaled_region() -> None:
     cap = canvas_jobs.capture(KDoc(layer=Rect(4, 2, 8, 6)), GenerationParams(mode="upscale"), "bgra8")
     job = Job("j1", 1, "doc", cap, GenerationParams(mode="upscale", seed=5))
     frame = pixels.make_frame("j1", "result", bytes(16 * 12 * 4), 16, 12, "bgra8", "raw", 8, 4)
-    (image,) = result_images(job, messages.Result(job="j1", images=1, seeds=[5]), (frame,))
+    results = job_request(job, Settings()).results  # what the session checks results against
+
+    def decode(result: messages.Result, frames: tuple) -> list:
+        return core_jobs.decode_results(results, "bgra8", result, frames, 5)
+
+    (image,) = result_images(job, decode(messages.Result(job="j1", images=1, seeds=[5]), (frame,)))
     assert image.rect == Rect(8, 4, 16, 12) and image.name == "Underpaint [upscale, seed 5]"
     wrong = pixels.make_frame("j1", "result", bytes(8 * 6 * 4), 8, 6, "bgra8", "raw", 4, 2)
     with pytest.raises(ValueError, match="outside the region"):
-        result_images(job, messages.Result(job="j1", images=1), (wrong,))
+        decode(messages.Result(job="j1", images=1), (wrong,))
 
 
 def test_canvas_parameters_round_trip_and_are_checked() -> None:

@@ -134,7 +134,7 @@ def test_cancel_mid_job_removes_the_preview_and_adds_nothing(harness: Harness) -
 def test_closing_a_document_drops_its_jobs_and_ignores_late_events(harness: Harness) -> None:
     closing, other = FakeDocument(key=7), FakeDocument(key=8)
     harness.controller.generate(closing, GenerationParams(prompt="slow", steps=150, strength=1.0))
-    harness.pump(lambda: harness.controller.jobs.running() is not None)
+    harness.pump(lambda: harness.controller.session.running() is not None)
     harness.controller.generate(other, GenerationParams(seed=1, **FAST))
     closing.open = False
     harness.controller.document_closed(7)
@@ -439,7 +439,7 @@ def test_failed_reconnects_back_off_quietly_then_give_up_with_one_sentence() -> 
 
     c = fake_controller()
     now = [0.0]
-    c._backoff = Backoff(first=0.01, cap=0.02, budget=60.0, clock=lambda: now[0])
+    c.session.backoff = Backoff(first=0.01, cap=0.02, budget=60.0, clock=lambda: now[0])
     c.connect()
     c.handle(pclient.Connected(RESUMING))
     doc = FakeDocument()
@@ -519,8 +519,20 @@ def test_a_job_survives_a_dropped_connection_on_a_real_server(harness: Harness) 
     doc = FakeDocument(layer=Rect(0, 0, 32, 32))
     job_id = harness.controller.generate(doc, GenerationParams(seed=5, steps=30, strength=1.0, prompt="long"))
     harness.pump(lambda: (harness.controller.status().progress or (0, 0))[0] >= 1)
-    harness.controller._client._ws.close()  # the network drops: no close() by the plugin
+    harness.controller.client._ws.close()  # the network drops: no close() by the plugin
     harness.pump(lambda: "Reconnecting" in harness.controller.message or harness.idle())
     harness.pump(harness.idle)
     (job, images), = doc.results
     assert job.id == job_id and job.track.resumed and images[0].seed == 5, harness.controller.message
+
+
+def test_the_sampler_goes_out_and_one_the_server_lacks_is_refused_before_sending() -> None:
+    c = fake_controller(connected=True)
+    with pytest.raises(UserError, match="does not offer the sampler 'lcm'"):
+        c.generate(FakeDocument(), GenerationParams(sampler="lcm"))
+    c = fake_controller()
+    c.connect()
+    c.handle(pclient.Connected(dataclasses.replace(WELCOME, features=WELCOME.features + ("sampler:lcm",))))
+    c.generate(FakeDocument(), GenerationParams(sampler="lcm"))
+    (submit, _, _), = FakeClient.instances[0].submitted
+    assert submit.sampler == "lcm" and c.offer().samplers == ("default", "lcm")

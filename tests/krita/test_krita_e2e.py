@@ -27,6 +27,7 @@ from PIL import Image
 from support.hosts import KRITA_HOSTS, Host, params
 from support.link import flaky_link
 from support.server import running_process
+from underpaint.protocol import vocabulary
 from underpaint.protocol.geometry import Rect, context_region
 
 pytestmark = pytest.mark.host
@@ -209,9 +210,11 @@ def test_docker_shows_the_server_and_its_models(session: KritaRun) -> None:
     assert rec["connection"].startswith(f"Connected: {session.results['server_url']} · cpu")
     assert "default model" in rec["connection"]
     assert rec["models"][0] == "Server default" and len(rec["models"]) >= 2  # the server's models
+    assert rec["samplers"] == rec["offered_samplers"] and rec["samplers"][0] == "default" and len(rec["samplers"]) > 1
+    assert rec["modes"][1:] == [kind.label for kind in vocabulary.KINDS.values()]  # the rows' labels, all offered
     for name in ("prompt", "negative", "strength", "steps", "cfg", "seed", "seed_random", "last_seed", "batch",
-                 "mode", "source", "model", "generate", "cancel", "progress", "status", "server_url", "token",
-                 "preview", "padding", "feather", "grow"):
+                 "sampler", "mode", "source", "model", "generate", "cancel", "progress", "status", "server_url",
+                 "token", "preview", "padding", "feather", "grow"):
         assert f"underpaint_{name}" in rec["widgets"], name
     assert Image.open(rec["screenshot"]).size[0] > 100
 

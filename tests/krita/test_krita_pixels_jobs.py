@@ -72,18 +72,3 @@ def test_plans_come_from_the_core_with_the_canvas_as_bounds() -> None:
 def _job(job_id: str, doc: int) -> J.Job:
     capture = J.Capture(J.Plan("img2img", CANVAS, Rect(0, 0, 1, 1), False), "bgra8", bytes(4), None, "", "x")
     return J.Job(job_id, doc, "doc", capture, params=None)  # type: ignore[arg-type]
-
-
-def test_job_book_tracks_jobs_per_document() -> None:
-    book = J.JobBook()
-    book.add(_job("a", 1))
-    book.add(_job("b", 2))
-    book.add(_job("c", 1))
-    with pytest.raises(ValueError, match="already tracked"):
-        book.add(_job("a", 3))
-    assert [j.id for j in book.for_document(1)] == ["a", "c"]
-    assert book.running() is None
-    book.get("c").track.state = "running"
-    assert book.running().id == "c"
-    assert book.pop("a").id == "a" and book.pop("a") is None and len(book) == 2
-    assert book.get(None) is None

@@ -205,6 +205,8 @@ FRAMES: dict[str, FrameCase] = {
 def _spec_dict(spec: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(spec):
+        if f.metadata.get("wire", True) is False:  # e.g. a kind's label: for hosts, not a wire rule
+            continue
         value = getattr(spec, f.name)
         if isinstance(value, type):
             value = value.__name__

@@ -25,24 +25,6 @@ def test_modules_stay_small(path):
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 400, path.name
 
 
-def _vocabulary_names() -> set[str]:
-    from underpaint.protocol import vocabulary as v
-
-    return set(v.KINDS) | set(v.ROLES) | set(v.PIXEL_FORMATS) | set(v.ENCODINGS) | set(v.SAMPLERS)
-
-
-@pytest.mark.parametrize("path", [p for p in SOURCES if p.name != "vocabulary.py"], ids=lambda p: p.name)
-def test_no_module_but_the_vocabulary_declares_a_table_of_names(path):
-    """A tuple, list, set or dict of two or more vocabulary names anywhere else is a re-declared table."""
-    names = _vocabulary_names()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
-        if not isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)) or not items:
-            continue
-        strings = [n.value for n in items if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-        assert not (len(strings) >= 2 and set(strings) <= names), f"{path.name}:{node.lineno} declares {strings}"
-
-
 def imported_roots(tree: ast.AST) -> set[str]:
     roots = set()
     for node in ast.walk(tree):

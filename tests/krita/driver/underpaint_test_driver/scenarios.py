@@ -170,13 +170,13 @@ class Context:
 
     def jobs_of(self, doc) -> list:
         tracked = [t for t in self.ext.documents if t.doc == doc]
-        return self.controller.jobs.for_document(tracked[0].key) if tracked else []
+        return self.controller.document_jobs(tracked[0].key) if tracked else []
 
     def busy(self, doc) -> bool:
         return bool(self.jobs_of(doc))
 
     def running_step(self) -> int:
-        job = self.controller.jobs.running()
+        job = self.controller.session.running()
         return job.track.step if job is not None else -1
 
     def idle(self, doc, seconds: float = 180):
@@ -200,7 +200,7 @@ class Context:
         self.record["jobs_left"] = len(self.controller.jobs)
         self.record["jobs_in_flight"] = [{"id": j.id, "state": j.track.state, "doc": j.doc_key,
                                           "cancel_requested": getattr(j.track, "cancel_requested", None)}
-                                         for j in self.controller.jobs.all()]
+                                         for j in self.controller.document_jobs(None)]
 
     def cleanup(self) -> None:
         if self.on_status in self.controller.listeners:
@@ -409,6 +409,9 @@ def docker_ui(ctx: Context):
     yield ctx.sleep(0.3)
     ctx.record["connection"] = d.connection.text()
     ctx.record["models"] = [d.model.itemText(i) for i in range(d.model.count())]
+    ctx.record["samplers"] = [d.sampler.itemData(i) for i in range(d.sampler.count())]
+    ctx.record["modes"] = [d.mode.itemText(i) for i in range(d.mode.count())]
+    ctx.record["offered_samplers"] = list(ctx.controller.offer().samplers)
     ctx.record["widgets"] = sorted(w.objectName() for w in d.findChildren(object)
                                    if w.objectName().startswith("underpaint_"))
     path = os.path.join(ctx.config["out"], "docker.png")
