@@ -21,14 +21,16 @@ class EmbeddingCache:
         self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def kwargs(self, pipe: Any, prompt: str, negative: str | None, loras: tuple[Any, ...]) -> dict[str, Any]:
-        """Pipeline call arguments (``prompt_embeds`` & co.) that replace ``prompt``/``negative_prompt``."""
+    def kwargs(self, pipe: Any, prompt: str, negative: str | None, loras: tuple[Any, ...],
+               encoding: str = "clip") -> dict[str, Any]:
+        """Pipeline call arguments (``prompt_embeds`` & co.) that replace ``prompt``/``negative_prompt``;
+        ``encoding`` is the family's ``prompt_encoding`` (a key of ENCODERS)."""
         key = (prompt, negative, loras)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return dict(self._items[key])
-        entry = _encode(pipe, prompt, negative)
+        entry = ENCODERS[encoding](pipe, prompt, negative)
         with self._lock:
             self.encodes += 1
             self._items[key] = entry
@@ -49,3 +51,17 @@ def _encode(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
                                  do_classifier_free_guidance=True, negative_prompt=negative)
     names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
     return dict(zip(names, out, strict=False))
+
+
+def _encode_distilled(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
+    """Flux-style text encoders (CLIP pooled + T5 sequence): no unconditional pass, so no negative prompt."""
+    import torch
+
+    with torch.inference_mode():
+        embeds, pooled, _text_ids = pipe.encode_prompt(prompt=prompt, prompt_2=None,
+                                                       device=pipe._execution_device, num_images_per_prompt=1)
+    return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+
+
+# families.base.Family.prompt_encoding -> how its pipelines' text encoders are called
+ENCODERS = {"clip": _encode, "flux": _encode_distilled}

@@ -22,6 +22,8 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .families import FAMILIES, folder_candidates
+from .families import family as family_row
 from .interface import EngineError, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,6 @@ MAX_HEADER_BYTES = 64 << 20
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt")
 CONFIG_OVERRIDE_SUFFIX = ".config"
-RESOLUTIONS = {"sd1": 512, "sd2": 768, "sdxl": 1024}
-FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
@@ -148,42 +148,52 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolution_from_configs(folder: Path) -> int | None:
-    """Native side in pixels from a diffusers folder's unet sample_size and VAE downscale."""
+def _resolution_from_configs(folder: Path, denoiser: str = "unet") -> int | None:
+    """Native side in pixels from a diffusers folder's denoiser sample_size and VAE downscale."""
     try:
-        unet = _read_json(folder / "unet" / "config.json")
+        config = _read_json(folder / denoiser / "config.json")
         vae_path = folder / "vae" / "config.json"
         levels = len(_read_json(vae_path).get("block_out_channels", [0] * 4)) if vae_path.is_file() else 4
-        sample = unet.get("sample_size")
+        sample = config.get("sample_size")
         return int(sample) * 2 ** (levels - 1) if isinstance(sample, int) else None
     except (OSError, ValueError):
         return None
 
 
 def detect_diffusers_folder(folder: Path) -> tuple[str, bool, int | None]:
-    """(family, inpaint, resolution or None) from model_index.json and unet/config.json."""
+    """(family, inpaint, resolution or None) from model_index.json and the denoiser's and VAE's configs."""
     class_name = str(_read_json(folder / "model_index.json").get("_class_name", ""))
-    if not class_name.startswith("StableDiffusion") or class_name.startswith("StableDiffusion3"):
-        raise NotACheckpoint(f"pipeline {class_name or '?'} is not supported (SD 1.x, SD 2.x, SDXL only)")
-    unet = _read_json(folder / "unet" / "config.json")
-    in_channels = unet.get("in_channels")
-    if in_channels not in (4, 9):
-        raise NotACheckpoint(f"UNet with {in_channels} input channels ({class_name}) is not supported")
-    cross = unet.get("cross_attention_dim")
-    family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(cross if isinstance(cross, int) else -1)
-    if family is None or (family == "sdxl") != ("XL" in class_name):
-        raise NotACheckpoint(f"unrecognised UNet (cross_attention_dim {cross}, pipeline {class_name})")
-    return family, in_channels == 9, _resolution_from_configs(folder)
+    candidates = folder_candidates(class_name)
+    if not candidates:
+        known = ", ".join(dict.fromkeys(row.label for row in FAMILIES.values() if row.name != "demo"))
+        raise NotACheckpoint(f"pipeline {class_name or '?'} is not supported (families: {known})")
+    denoiser = candidates[0].denoiser
+    if not (folder / denoiser / "config.json").is_file():
+        raise NotACheckpoint(f"{candidates[0].label} diffusers folder ({class_name}) without {denoiser}/config.json")
+    config = _read_json(folder / denoiser / "config.json")
+    width = config.get("cross_attention_dim")
+    matching = [row for row in candidates if row.text_width is None or row.text_width == width]
+    if len(matching) != 1:
+        raise NotACheckpoint(f"unrecognised {denoiser} (cross_attention_dim {width}, pipeline {class_name})")
+    row = matching[0]
+    vae_path = folder / "vae" / "config.json"
+    latent_channels = _read_json(vae_path).get("latent_channels", 4) if vae_path.is_file() else 4
+    plain, inpaint = row.denoiser_inputs(int(latent_channels))
+    in_channels = config.get("in_channels")
+    if in_channels not in (plain, inpaint):
+        raise NotACheckpoint(f"{row.label} {denoiser} with {in_channels} input channels ({class_name}) is not "
+                             f"supported (expected {plain}, or {inpaint} for an inpainting model)")
+    return row.name, in_channels == inpaint, _resolution_from_configs(folder, denoiser)
 
 
-def _weight_formats(folder: Path) -> tuple[bool, bool]:
-    """(UNet weights present, some component needs pickle ``.bin`` weights) of a diffusers folder."""
+def _weight_formats(folder: Path, denoiser: str = "unet") -> tuple[bool, bool]:
+    """(denoiser weights present, some component needs pickle ``.bin`` weights) of a diffusers folder."""
     has_unet, needs_pickle = False, False
     for sub in folder.iterdir():
         if not sub.is_dir():
             continue
         names = [p.name for p in sub.iterdir() if p.suffix in (".safetensors", ".bin")]
-        if sub.name == "unet":
+        if sub.name == denoiser:
             has_unet = bool(names)
         if names and not any(n.endswith(".safetensors") for n in names):
             needs_pickle = True
@@ -342,13 +352,14 @@ class ModelRegistry:
             log.warning("skipping unreadable or corrupt model file %s: %s", path, exc)
             skipped.append(SkippedFile(rel, f"unreadable or corrupt: {exc}"))
             return
-        resolution, note = RESOLUTIONS[family], f"{FAMILY_LABELS[family]} single-file checkpoint"
+        row = family_row(family)
+        resolution, note = row.resolution, f"{row.label} single-file checkpoint"
         if family == "sd2":
             resolution, note = (512, note) if inpaint else _sd2_guess(path.stem)
         override = config_override_dir(path)
         if override.is_dir():
             resolution = _resolution_from_configs(override) or resolution
-            note = f"{FAMILY_LABELS[family]} single-file checkpoint with config folder {override.name}"
+            note = f"{row.label} single-file checkpoint with config folder {override.name}"
         if inpaint:
             note += " (inpainting)"
         name = path.stem
@@ -357,9 +368,10 @@ class ModelRegistry:
     def _probe_folder(self, folder: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSource]:
         try:
             family, inpaint, resolution = detect_diffusers_folder(folder)
-            has_unet, needs_pickle = _weight_formats(folder)
+            denoiser = family_row(family).denoiser
+            has_unet, needs_pickle = _weight_formats(folder, denoiser)
             if not has_unet:
-                raise NotACheckpoint("diffusers folder without UNet weights")
+                raise NotACheckpoint(f"diffusers folder without {denoiser} weights")
         except NotACheckpoint as exc:
             log.info("skipping diffusers folder %s: %s", folder, exc)
             skipped.append(SkippedFile(model_id, str(exc)))
@@ -372,6 +384,7 @@ class ModelRegistry:
             log.warning("refusing diffusers folder %s: pickle .bin weights; enable allow_pickle", folder)
             skipped.append(SkippedFile(model_id, "pickle .bin weights (allow_pickle is off)", refused=True))
             return
-        note = f"{FAMILY_LABELS[family]} diffusers folder" + (" (inpainting)" if inpaint else "")
-        res = resolution or (512 if family == "sd2" and inpaint else RESOLUTIONS[family])
+        row = family_row(family)
+        note = f"{row.label} diffusers folder" + (" (inpainting)" if inpaint else "")
+        res = resolution or (inpaint and row.inpaint_resolution) or row.resolution
         yield ModelSource(ModelSpec(model_id, folder.name, family, inpaint, res, "diffusers", note), folder)

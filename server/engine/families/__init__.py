@@ -1,0 +1,36 @@
+"""The family table: one module per model family, one ``Family`` row each (see base.py for the columns).
+
+A new family is a module here and a line in ``_MODULES``; generic code asks ``family(name)`` or
+``families_for_folder(class_name)`` and never branches on a family's name.
+"""
+
+from __future__ import annotations
+
+from underpaint.protocol import errors
+
+from ..interface import EngineError
+from . import flux, sd
+from .base import Family, Recommended
+
+__all__ = ["FAMILIES", "Family", "Recommended", "family", "folder_candidates"]
+
+_MODULES = (sd, flux)
+FAMILIES: dict[str, Family] = {
+    row.name: row for row in (sd.SD1, sd.SD2, sd.SDXL, sd.DEMO, flux.FLUX1)
+}
+_FOLDER_CLASSES: dict[str, tuple[Family, ...]] = {k: v for m in _MODULES for k, v in m.FOLDER_CLASSES.items()}
+
+
+def family(name: str) -> Family:
+    """The row of ``name``; EngineError(model_load_failed) for a family this server does not know."""
+    row = FAMILIES.get(name)
+    if row is None:
+        raise EngineError(errors.MODEL_LOAD_FAILED, f"unsupported model family {name!r}; this server knows "
+                          f"{', '.join(FAMILIES)}")
+    return row
+
+
+def folder_candidates(class_name: str) -> tuple[Family, ...]:
+    """The families a diffusers folder whose model_index.json names ``class_name`` may hold (none: unsupported)."""
+    return _FOLDER_CLASSES.get(class_name, ())
+

@@ -1,0 +1,79 @@
+"""What a model family is to the generic engine: one frozen row per family, declared in its own module.
+
+Generic code (registry, loader, single_file, diffusers_engine, previews) asks the row and never branches on a
+family's name. Values describe the released models (native size, VAE downscale); a model's own configs win
+where they differ (a tiny test model, a fine-tune at another size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+GUIDANCE_KINDS = ("cfg", "distilled")  # classifier-free guidance (negative prompt used) | a distilled guidance input
+SCHEDULES = ("eps", "flow")  # noise-prediction (DDPM family) | flow matching (rectified flow)
+MEMORY_CLASSES = ("small", "medium", "large", "huge")  # < 4 GB, < 8 GB, < 16 GB, >= 16 GB of bf16/fp16 weights
+
+
+@dataclass(frozen=True)
+class Recommended:
+    """Settings a host starts from for this family."""
+
+    steps: int
+    guidance: float
+    sampler: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family's row of the table; ``families.FAMILIES`` holds every row by ``name``."""
+
+    name: str  # the ModelSpec.family value, e.g. "sd1", "flux1"
+    label: str  # for people: "SD 1.x", "Flux.1"
+    img2img: str  # diffusers pipeline class names
+    inpaint: str  # an inpaint pipeline that works with the plain denoiser (masked img2img)
+    inpaint_model: str  # the pipeline for a dedicated inpaint denoiser (SD 9-channel UNet, Flux Fill)
+    denoiser: str  # the pipeline component that denoises: "unet" | "transformer"
+    latent_channels: int
+    vae_scale: int  # pixels per latent pixel
+    resolution: int  # native side in pixels
+    size_multiple: int  # image sides must be multiples of this (the engine edge-pads up to it)
+    guidance: str  # one of GUIDANCE_KINDS
+    schedule: str  # one of SCHEDULES: which samplers.SCHEDULERS table maps its samplers
+    recommended: Recommended
+    memory: str  # one of MEMORY_CLASSES
+    tiled: bool = True  # full-resolution tiled refine (engine.tiled blends UNet noise predictions)
+    live: bool = True  # live frames (plain img2img jobs, tiny VAE when one fits)
+    lora_layouts: tuple[str, ...] = ()  # LoRA key layouts mapped onto this family (engine.lora); () = refused
+    # keyword arguments every from_pretrained/from_single_file/from_pipe of this family gets
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    # the text encoders' call: "clip" (SD/SDXL encode_prompt with a negative prompt) | "flux" (no negative)
+    prompt_encoding: str = "clip"
+    # latent channel -> RGB projection (channels x 3 weights, bias) for previews; None: a neutral projection
+    latent_rgb: tuple[np.ndarray, np.ndarray] | None = None
+    # the shipped single-file config folders (server/data/configs): (plain, inpaint-model); "" = none shipped
+    configs: tuple[str, str] = ("", "")
+    packed_latents: bool = False  # latents travel as 2x2 patches (B, h*w/4, C*4): previews unpack them
+    # the denoiser's text-embedding width (UNet cross_attention_dim) where it tells apart families that share
+    # pipeline classes (SD 1.x 768, SD 2.x 1024); None: the pipeline class alone decides
+    text_width: int | None = None
+    # per latent pixel, what a dedicated inpaint denoiser takes for the mask beside latents + masked-image latents
+    # (SD's 9-channel UNet: 1; Flux Fill: the 8x8 pixel mask, 64)
+    mask_channels: int = 1
+    inpaint_resolution: int | None = None  # the dedicated inpaint model's native side where it differs
+
+    def denoiser_inputs(self, latent_channels: int) -> tuple[int, int]:
+        """(plain, dedicated-inpaint) denoiser input channels for a VAE with ``latent_channels``."""
+        patch = 4 if self.packed_latents else 1
+        plain = latent_channels * patch
+        return plain, 2 * plain + self.mask_channels * patch
+
+    def __post_init__(self) -> None:
+        for value, allowed, what in ((self.guidance, GUIDANCE_KINDS, "guidance"), (self.schedule, SCHEDULES,
+                                     "schedule"), (self.memory, MEMORY_CLASSES, "memory")):
+            if value not in allowed:
+                raise ValueError(f"family {self.name}: {what} {value!r} is not one of {allowed}")
+        if self.resolution % self.size_multiple or self.size_multiple % self.vae_scale:
+            raise ValueError(f"family {self.name}: resolution, size multiple and VAE scale do not divide")
