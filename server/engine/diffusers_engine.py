@@ -122,11 +122,11 @@ def job_pipeline(base: Any, scheduler: Any, vae: Any | None = None) -> Any:
     return pipe
 
 
-def _preview(latents: Any, row: Family, height: int, width: int, vae_scale: int, max_side: int) -> np.ndarray:
-    """The preview of a step's latents (x0 where the scheduler gives it) of an image ``height`` x ``width``."""
+def _unpacked(latents: Any, row: Family, height: int, width: int, vae_scale: int) -> Any:
+    """A step's latents as (B, C, h, w) for an image ``height`` x ``width`` (packed families unpack them)."""
     if row.packed_latents and latents.ndim == 3:
-        latents = unpack_latents(latents, height, width, vae_scale)
-    return render_latent_preview(latents, row.name, max_side)
+        return unpack_latents(latents, height, width, vae_scale)
+    return latents
 
 
 class DiffusersEngine(Engine):
@@ -243,7 +243,11 @@ class DiffusersEngine(Engine):
         base = pipes.inpaint if use_inpaint else pipes.img2img
         family_name = pipes.spec.family
         warm = warm_state(pipes)
-        warm.loras.apply(base, [p for p in (pipes.img2img, pipes.inpaint) if p is not None], family_name, loras)
+        if row.lora_layouts:
+            warm.loras.apply(base, [p for p in (pipes.img2img, pipes.inpaint) if p is not None], family_name, loras)
+        elif loras:
+            raise EngineError(errors.INCOMPATIBLE_LORA, f"{row.label} models take no LoRAs on this server yet",
+                              "loras[0].id")
         tiny = None
         if request.tiny_vae and self.tiny_vaes is not None:
             tiny = self.tiny_vaes.get(family_name, base.vae, self.device, self.dtype)
@@ -271,14 +275,19 @@ class DiffusersEngine(Engine):
             if policy.wants(step, total, None if last_preview is None else now - last_preview):
                 latents = capture.x0 if capture.x0 is not None else tensors["latents"]
                 scale = getattr(_pipe, "vae_scale_factor", row.vae_scale)
-                preview, last_preview = _preview(latents, row, ph, pw, scale, policy.max_side), now
+                latents = _unpacked(latents, row, ph, pw, scale)
+                if (ph, pw) != (h, w):  # not the edge padding
+                    latents = latents[..., : -(-h // scale), : -(-w // scale)]
+                preview, last_preview = render_latent_preview(latents, row.name, policy.max_side), now
             on_step(StepInfo(step=step, total=total, preview=preview))
             cancel.raise_if_cancelled()
             return {}
 
         kwargs: dict[str, Any] = {
             **embeds,
-            "image": Image.fromarray(image),
+            # One image per batch item: every pipeline then VAE-encodes item i with generator i, so image i
+            # matches a single run with seed + i (SD's img2img repeats one image itself; Flux's does not).
+            "image": [Image.fromarray(image)] * request.batch,
             "strength": request.strength,
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance,
@@ -297,10 +306,7 @@ class DiffusersEngine(Engine):
                 mask = np.where(request.mask >= 128, 255, 0).astype(np.uint8)
             else:
                 mask = np.full((h, w), 255, np.uint8)  # img2img on an inpaint-only model
-            # One image/mask per batch item: the pipeline then VAE-encodes item i with generator i,
-            # so image i matches a single run with seed + i.
             kwargs.update(
-                image=[kwargs["image"]] * request.batch,
                 mask_image=[Image.fromarray(pad_to_multiple(mask, row.size_multiple, fill=0))] * request.batch,
             )
         with torch.inference_mode():

@@ -1,0 +1,79 @@
+"""Tiny random models of the newer families, built in code and saved as diffusers folders (offline).
+
+Sizes follow diffusers' own pipeline tests; the VAE has four levels (1/8 latents, as the real models) so that
+sizes behave as they do at full scale. Tokenizers are built in code too: a byte-level CLIP vocabulary and a
+word-level T5 one (``tokenizer.json``), so nothing comes from the hub.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from underpaint.server.engine.demo_model import write_tokenizer
+
+WIDTH = 32  # text embedding width of both encoders (joint_attention_dim, pooled_projection_dim)
+LATENT_CHANNELS = 4
+FILL_IN = 2 * LATENT_CHANNELS * 4 + 64 * 4  # packed latents + packed masked-image latents + packed 8x8 mask
+T5_WORDS = ["<pad>", "</s>", "<unk>", "a", "red", "boat", "on", "the", "sea", "cat", "painting"]
+T5_VOCAB = len(T5_WORDS) + 1  # and the bare word boundary
+
+
+def _t5_tokenizer(folder: Path):
+    """A T5 (Unigram, SentencePiece-style) tokenizer over a few words, saved as tokenizer.json and reloaded."""
+    from transformers import T5TokenizerFast
+
+    vocab = [(w, 0.0) for w in T5_WORDS[:3]] + [("\u2581" + w, -1.0) for w in T5_WORDS[3:]] + [("\u2581", -2.0)]
+    T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=512).save_pretrained(str(folder))
+    return T5TokenizerFast.from_pretrained(str(folder))
+
+
+def build_tiny_flux(folder: Path, *, fill: bool = False, seed: int = 7) -> Path:
+    """A Flux.1 (dev, with a guidance input) or Flux.1 Fill pipeline with random weights, saved at ``folder``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxFillPipeline,
+        FluxImg2ImgPipeline,
+        FluxTransformer2DModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    scratch = folder.parent / f".{folder.name}-tokenizers"
+    clip_vocab = write_tokenizer(scratch / "clip")
+    clip_tok = CLIPTokenizer.from_pretrained(str(scratch / "clip"), model_max_length=77)
+    t5_tok = _t5_tokenizer(scratch / "t5")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=FILL_IN if fill else LATENT_CHANNELS * 4,
+            out_channels=LATENT_CHANNELS * 4 if fill else None, num_layers=1, num_single_layers=1,
+            attention_head_dim=16, num_attention_heads=2, joint_attention_dim=WIDTH, pooled_projection_dim=WIDTH,
+            guidance_embeds=True, axes_dims_rope=[4, 4, 8],
+        )
+        clip = CLIPTextModel(CLIPTextConfig(
+            vocab_size=clip_vocab, hidden_size=WIDTH, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=77, projection_dim=WIDTH, bos_token_id=clip_vocab - 2, eos_token_id=clip_vocab - 1,
+            pad_token_id=clip_vocab - 1,
+        ))
+        t5 = T5EncoderModel(T5Config(vocab_size=T5_VOCAB, d_model=WIDTH, d_kv=8, d_ff=37, num_layers=2,
+                                     num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                     decoder_start_token_id=0))
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16), layers_per_block=1,
+            latent_channels=LATENT_CHANNELS, norm_num_groups=8, use_quant_conv=False, use_post_quant_conv=False,
+            shift_factor=0.1159, scaling_factor=0.3611,
+        )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+    cls = FluxFillPipeline if fill else FluxImg2ImgPipeline
+    pipe = cls(scheduler=scheduler, vae=vae.eval(), text_encoder=clip.eval(), tokenizer=clip_tok,
+               text_encoder_2=t5.eval(), tokenizer_2=t5_tok, transformer=transformer.eval())
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == cls.__name__
+    return folder
