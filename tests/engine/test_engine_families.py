@@ -65,3 +65,14 @@ def test_unpacking_inverts_the_flux_packing() -> None:
     latents = torch.randn(2, 16, 6, 4)
     packed = diffusers.FluxImg2ImgPipeline._pack_latents(latents, 2, 16, 6, 4)
     assert torch.equal(unpack_latents(packed, 48, 32, 8), latents)
+
+
+def test_docs_models_table_is_generated_from_the_family_rows() -> None:
+    from pathlib import Path
+
+    from underpaint.server.engine.families.support import support_table
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+    assert support_table(list(FAMILIES.values())) in doc.read_text(encoding="utf-8"), \
+        "regenerate the table in docs/models.md from families.support.support_table"
+

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+LAYOUTS = ("builtin", "diffusers", "single_file")  # how the registry finds a family's models (ModelSpec.source)
 GUIDANCE_KINDS = ("cfg", "distilled")  # classifier-free guidance (negative prompt used) | a distilled guidance input
 SCHEDULES = ("eps", "flow")  # noise-prediction (DDPM family) | flow matching (rectified flow)
 MEMORY_CLASSES = ("small", "medium", "large", "huge")  # < 4 GB, < 8 GB, < 16 GB, >= 16 GB of bf16/fp16 weights
@@ -44,6 +45,7 @@ class Family:
     schedule: str  # one of SCHEDULES: which samplers.SCHEDULERS table maps its samplers
     recommended: Recommended
     memory: str  # one of MEMORY_CLASSES
+    layouts: tuple[str, ...] = ("diffusers",)  # the LAYOUTS the registry and loaders handle for this family
     tiled: bool = True  # full-resolution tiled refine (engine.tiled blends UNet noise predictions)
     live: bool = True  # live frames (plain img2img jobs, tiny VAE when one fits)
     lora_layouts: tuple[str, ...] = ()  # LoRA key layouts mapped onto this family (engine.lora); () = refused
@@ -75,5 +77,7 @@ class Family:
                                      "schedule"), (self.memory, MEMORY_CLASSES, "memory")):
             if value not in allowed:
                 raise ValueError(f"family {self.name}: {what} {value!r} is not one of {allowed}")
+        if not set(self.layouts) <= set(LAYOUTS):
+            raise ValueError(f"family {self.name}: layouts {self.layouts} are not all in {LAYOUTS}")
         if self.resolution % self.size_multiple or self.size_multiple % self.vae_scale:
             raise ValueError(f"family {self.name}: resolution, size multiple and VAE scale do not divide")

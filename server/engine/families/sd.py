@@ -26,7 +26,7 @@ _NO_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safe
 _SD_PIPELINES = ("StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline", "StableDiffusionInpaintPipeline")
 _SD_COMMON = dict(
     denoiser="unet", latent_channels=4, vae_scale=8, size_multiple=8, guidance="cfg", schedule="eps",
-    lora_layouts=("kohya", "diffusers"), prompt_encoding="clip",
+    lora_layouts=("kohya", "diffusers"), prompt_encoding="clip", layouts=("diffusers", "single_file"),
 )
 
 SD1 = Family(
@@ -50,7 +50,7 @@ SDXL = Family(
 DEMO = Family(
     name="demo", label="Demo", img2img=_SD_PIPELINES[0], inpaint=_SD_PIPELINES[1], inpaint_model=_SD_PIPELINES[2],
     resolution=512, recommended=Recommended(20, 7.0, "default"), memory="small", load_kwargs=_NO_CHECKER,
-    latent_rgb=_SD1_RGB, **_SD_COMMON,
+    latent_rgb=_SD1_RGB, **{**_SD_COMMON, "layouts": ("builtin",)},
 )
 
 # diffusers folders: the model_index classes that may hold each family, told apart by the UNet's text width
