@@ -21,6 +21,7 @@ from underpaint.protocol import errors
 from .families import family
 from .interface import EngineError, ModelSpec
 from .registry import ModelSource
+from .split_files import load_split
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 
@@ -189,6 +190,8 @@ def load_pipelines(
         else:
             if spec.source == "builtin":
                 img2img, inpaint = _load_demo(source, dtype)
+            elif spec.source == "split":
+                img2img, inpaint = load_split(source, dtype, dtype_kwarg(dtype))
             elif spec.source == "diffusers":
                 if source.path is None:
                     raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: diffusers model without a path")

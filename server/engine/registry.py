@@ -24,7 +24,9 @@ from underpaint.protocol import errors
 
 from .families import FAMILIES, folder_candidates
 from .families import family as family_row
+from .gen_configs import CONFIGS_DIR
 from .interface import EngineError, ModelSpec
+from .split_layout import SplitError, SplitParts, pair_parts
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,24 @@ def _sd2_guess(stem: str) -> tuple[int, str]:
     return (512 if base else 768), note
 
 
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    return read_safetensors_header(path)[0]
+
+
+def _override(path: Path) -> Path | None:
+    override = config_override_dir(path)
+    return override if override.is_dir() else None
+
+
+def _split_source(parts: SplitParts, model_id: str) -> ModelSource:
+    """A model of split files: its spec names the paired files in the note; the loader pairs them again."""
+    row = family_row(parts.family)
+    files = " + ".join(p.name for p in (parts.transformer, *(f for _, f in parts.text_encoders), parts.vae))
+    note = f"{row.label} split files ({parts.config}): {files}" + (" (inpainting)" if parts.inpaint else "")
+    spec = ModelSpec(model_id, parts.transformer.stem, row.name, parts.inpaint, row.resolution, "split", note)
+    return ModelSource(spec, parts.transformer)
+
+
 class ModelRegistry:
     """The models the server offers. ``scan()`` runs on construction and can be re-run."""
 
@@ -343,8 +363,12 @@ class ModelRegistry:
         try:
             pickled = suffix in PICKLE_SUFFIXES
             shapes = read_pickle_shapes(path) if pickled else read_safetensors_header(path)[0]
+            parts = None if pickled else pair_parts(path, shapes, CONFIGS_DIR, _shapes, _override(path))
+            if parts is not None:
+                yield _split_source(parts, model_id)
+                return
             family, inpaint = detect_single_file(shapes)
-        except NotACheckpoint as exc:
+        except (NotACheckpoint, SplitError) as exc:
             log.info("skipping %s: %s", path, exc)
             skipped.append(SkippedFile(rel, str(exc)))
             return

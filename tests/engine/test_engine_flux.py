@@ -3,7 +3,6 @@ registry and loaded by the real loaders; img2img, inpaint, previews (flow-matchi
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -11,14 +10,12 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from support.tiny_families import build_tiny_flux
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
 from underpaint.server.engine.interface import EngineError, GenerationRequest, JobCancelled, LoraUse, PreviewPolicy
 from underpaint.server.engine.previews import X0Capture
 from underpaint.server.engine.registry import ModelRegistry
 from underpaint.server.jobs.cancel import CancelFlag
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-from tiny_families import build_tiny_flux  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from server_helpers import ControlledEngine, Live, dilate, disc_mask, make_image, start_live, stop_live
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-from tiny_families import build_tiny_flux  # noqa: E402
+from support.tiny_families import build_tiny_flux
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,14 @@ word-level T5 one (``tokenizer.json``), so nothing comes from the hub.
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from underpaint.server.engine.demo_model import write_tokenizer
 
 WIDTH = 32  # text embedding width of both encoders (joint_attention_dim, pooled_projection_dim)
-LATENT_CHANNELS = 4
+LATENT_CHANNELS = 16  # as Flux.1's VAE: the transformer takes 64 packed channels, Fill 384, as the real ones
 FILL_IN = 2 * LATENT_CHANNELS * 4 + 64 * 4  # packed latents + packed masked-image latents + packed 8x8 mask
 T5_WORDS = ["<pad>", "</s>", "<unk>", "a", "red", "boat", "on", "the", "sea", "cat", "painting"]
 T5_VOCAB = len(T5_WORDS) + 1  # and the bare word boundary
@@ -46,25 +48,28 @@ def build_tiny_flux(folder: Path, *, fill: bool = False, seed: int = 7) -> Path:
     t5_tok = _t5_tokenizer(scratch / "t5")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        transformer = FluxTransformer2DModel(
-            patch_size=1, in_channels=FILL_IN if fill else LATENT_CHANNELS * 4,
-            out_channels=LATENT_CHANNELS * 4 if fill else None, num_layers=1, num_single_layers=1,
-            attention_head_dim=16, num_attention_heads=2, joint_attention_dim=WIDTH, pooled_projection_dim=WIDTH,
-            guidance_embeds=True, axes_dims_rope=[4, 4, 8],
-        )
         clip = CLIPTextModel(CLIPTextConfig(
             vocab_size=clip_vocab, hidden_size=WIDTH, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
             max_position_embeddings=77, projection_dim=WIDTH, bos_token_id=clip_vocab - 2, eos_token_id=clip_vocab - 1,
             pad_token_id=clip_vocab - 1,
         ))
+        torch.manual_seed(seed + 1)
         t5 = T5EncoderModel(T5Config(vocab_size=T5_VOCAB, d_model=WIDTH, d_kv=8, d_ff=37, num_layers=2,
                                      num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
                                      decoder_start_token_id=0))
+        torch.manual_seed(seed + 2)
         vae = AutoencoderKL(
             in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16), layers_per_block=1,
             latent_channels=LATENT_CHANNELS, norm_num_groups=8, use_quant_conv=False, use_post_quant_conv=False,
             shift_factor=0.1159, scaling_factor=0.3611,
+        )
+        torch.manual_seed(seed + 3)  # last: dev and Fill share text encoders and VAE, as the real ones do
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=FILL_IN if fill else LATENT_CHANNELS * 4,
+            out_channels=LATENT_CHANNELS * 4 if fill else None, num_layers=1, num_single_layers=1,
+            attention_head_dim=16, num_attention_heads=2, joint_attention_dim=WIDTH, pooled_projection_dim=WIDTH,
+            guidance_embeds=True, axes_dims_rope=[4, 4, 8],
         )
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
@@ -74,6 +79,41 @@ def build_tiny_flux(folder: Path, *, fill: bool = False, seed: int = 7) -> Path:
     pipe = cls(scheduler=scheduler, vae=vae.eval(), text_encoder=clip.eval(), tokenizer=clip_tok,
                text_encoder_2=t5.eval(), tokenizer_2=t5_tok, transformer=transformer.eval())
     pipe.save_pretrained(str(folder), safe_serialization=True)
+    shutil.rmtree(scratch)
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == cls.__name__
     return folder
+
+
+def write_comfy_layout(pipeline_dir: Path, comfy: Path, name: str, ldm_vae: Callable[[dict], dict]) -> Path:
+    """Save a tiny Flux diffusers folder as ComfyUI keeps models: the transformer in models/diffusion_models
+    (diffusers key names: diffusers' converter of original Flux keys assumes the full 3072 width), CLIP-L and
+    T5 in models/text_encoders, the VAE in original (LDM) key names in models/vae, tokenizers in comfy/.
+    The tiny configs go in a ``<name>.config`` folder beside the transformer. Returns the models folder."""
+    from safetensors.torch import load_file, save_file
+
+    models = comfy / "models"
+    transformer = models / "diffusion_models" / f"{name}.safetensors"
+    transformer.parent.mkdir(parents=True, exist_ok=True)
+    save_file(load_file(str(pipeline_dir / "transformer" / "diffusion_pytorch_model.safetensors")), str(transformer))
+    override = transformer.with_name(f"{name}.config")
+    for component in ("transformer", "vae", "text_encoder", "text_encoder_2"):
+        (override / component).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pipeline_dir / component / "config.json", override / component / "config.json")
+    encoders = models / "text_encoders"
+    encoders.mkdir(parents=True, exist_ok=True)
+    if not (encoders / "clip_l.safetensors").exists():
+        from transformers import CLIPTextModel, T5EncoderModel
+
+        clip = CLIPTextModel.from_pretrained(str(pipeline_dir / "text_encoder")).state_dict()
+        clip = {k if k.startswith("text_model.") else f"text_model.{k}": v.contiguous() for k, v in clip.items()}
+        save_file(clip, str(encoders / "clip_l.safetensors"))  # as OpenAI's CLIP-L in ComfyUI: text_model.*
+        t5 = T5EncoderModel.from_pretrained(str(pipeline_dir / "text_encoder_2")).state_dict()
+        t5 = {k: v.contiguous() for k, v in t5.items() if k != "encoder.embed_tokens.weight"}  # shared.weight
+        save_file(t5, str(encoders / "t5xxl_fp16.safetensors"))
+        (models / "vae").mkdir(parents=True, exist_ok=True)
+        vae = ldm_vae(load_file(str(pipeline_dir / "vae" / "diffusion_pytorch_model.safetensors")))
+        save_file(vae, str(models / "vae" / "ae.safetensors"))
+        shutil.copytree(pipeline_dir / "tokenizer", comfy / "comfy" / "sd1_tokenizer", dirs_exist_ok=True)
+        shutil.copytree(pipeline_dir / "tokenizer_2", comfy / "comfy" / "t5_tokenizer", dirs_exist_ok=True)
+    return models

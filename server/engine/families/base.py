@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-LAYOUTS = ("builtin", "diffusers", "single_file")  # how the registry finds a family's models (ModelSpec.source)
+LAYOUTS = ("builtin", "diffusers", "single_file", "split")  # how the registry finds models (ModelSpec.source)
 GUIDANCE_KINDS = ("cfg", "distilled")  # classifier-free guidance (negative prompt used) | a distilled guidance input
 SCHEDULES = ("eps", "flow")  # noise-prediction (DDPM family) | flow matching (rectified flow)
 MEMORY_CLASSES = ("small", "medium", "large", "huge")  # < 4 GB, < 8 GB, < 16 GB, >= 16 GB of bf16/fp16 weights
@@ -25,6 +25,30 @@ class Recommended:
     steps: int
     guidance: float
     sampler: str
+
+
+@dataclass(frozen=True)
+class TextEncoderPart:
+    """One text encoder of a split layout: which pipeline components it fills and how its file is told."""
+
+    component: str  # the pipeline component, e.g. "text_encoder_2"
+    kind: str  # "clip" | "t5": the key layout split_files recognises
+    names: tuple[str, ...]  # file names that start with one of these win when several files fit ("t5xxl")
+    tokenizer: str  # the pipeline's tokenizer component for it
+    comfy_tokenizer: str  # ComfyUI's folder of that tokenizer under ``comfy/`` (e.g. "t5_tokenizer")
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    """How a family's transformer file is recognised and what it needs beside it (ComfyUI's
+    ``diffusion_models``/``unet`` + ``text_encoders``/``clip`` + ``vae``; see split_files)."""
+
+    signatures: tuple[str, ...]  # a transformer file holds one of these keys (after a "model.diffusion_model.")
+    input_keys: tuple[str, ...]  # its input projection (in-features: plain or dedicated inpaint)
+    guidance_keys: tuple[str, ...]  # present: a model with a distilled guidance input
+    text_encoders: tuple[TextEncoderPart, ...]
+    vae_names: tuple[str, ...]  # VAE file names that win when several fit
+    configs: tuple[str, str, str]  # shipped config folders: with guidance, without, dedicated inpaint
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,7 @@ class Family:
     # (SD's 9-channel UNet: 1; Flux Fill: the 8x8 pixel mask, 64)
     mask_channels: int = 1
     inpaint_resolution: int | None = None  # the dedicated inpaint model's native side where it differs
+    split: SplitLayout | None = None  # loadable from split files (layouts has "split")
 
     def denoiser_inputs(self, latent_channels: int) -> tuple[int, int]:
         """(plain, dedicated-inpaint) denoiser input channels for a VAE with ``latent_channels``."""
@@ -77,6 +102,8 @@ class Family:
                                      "schedule"), (self.memory, MEMORY_CLASSES, "memory")):
             if value not in allowed:
                 raise ValueError(f"family {self.name}: {what} {value!r} is not one of {allowed}")
+        if ("split" in self.layouts) != (self.split is not None):
+            raise ValueError(f"family {self.name}: the 'split' layout and a SplitLayout go together")
         if not set(self.layouts) <= set(LAYOUTS):
             raise ValueError(f"family {self.name}: layouts {self.layouts} are not all in {LAYOUTS}")
         if self.resolution % self.size_multiple or self.size_multiple % self.vae_scale:

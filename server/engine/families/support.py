@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..samplers import BY_SCHEDULE
 from .base import Family
 
-_LAYOUT_WORDS = {"builtin": "built in", "diffusers": "diffusers folder", "single_file": "single file"}
+_LAYOUT_WORDS = {"builtin": "built in", "diffusers": "diffusers folder", "single_file": "single file",
+                 "split": "ComfyUI split files"}
 _GUIDANCE_WORDS = {"cfg": "CFG (negative prompt used)", "distilled": "distilled (no negative prompt)"}
 
 
