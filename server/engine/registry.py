@@ -26,7 +26,7 @@ from .families import FAMILIES, folder_candidates
 from .families import family as family_row
 from .gen_configs import CONFIGS_DIR
 from .interface import EngineError, ModelSpec
-from .split_layout import SplitError, SplitParts, pair_parts
+from .split_layout import GGUF_SUFFIXES, SplitError, SplitParts, pair_parts, read_gguf_shapes
 
 log = logging.getLogger(__name__)
 
@@ -358,15 +358,19 @@ class ModelRegistry:
             log.warning("refusing pickle checkpoint %s (convert to safetensors or allow pickle)", path)
             skipped.append(SkippedFile(rel, "pickle checkpoint refused (allow_pickle is off)", refused=True))
             return
-        if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
+        if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES + GGUF_SUFFIXES:
             return
         try:
-            pickled = suffix in PICKLE_SUFFIXES
-            shapes = read_pickle_shapes(path) if pickled else read_safetensors_header(path)[0]
+            pickled, gguf = suffix in PICKLE_SUFFIXES, suffix in GGUF_SUFFIXES
+            shapes = read_pickle_shapes(path) if pickled else read_gguf_shapes(path) if gguf else \
+                read_safetensors_header(path)[0]
             parts = None if pickled else pair_parts(path, shapes, CONFIGS_DIR, _shapes, _override(path))
             if parts is not None:
                 yield _split_source(parts, model_id)
                 return
+            if gguf:
+                raise NotACheckpoint("a GGUF file without a transformer of a known family (GGUF loads for split "
+                                     "layouts only)")
             family, inpaint = detect_single_file(shapes)
         except (NotACheckpoint, SplitError) as exc:
             log.info("skipping %s: %s", path, exc)

@@ -16,13 +16,13 @@ from .families import family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError
 from .registry import ModelSource, config_override_dir, read_safetensors_header
-from .split_layout import SplitError, SplitParts, models_root, pair_parts
+from .split_layout import GGUF_SUFFIXES, SplitError, SplitParts, models_root, pair_parts, read_gguf_shapes
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "spiece.model")  # any one holds a vocabulary
 
 
 def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    return read_safetensors_header(path)[0]
+    return read_gguf_shapes(path) if path.suffix.lower() in GGUF_SUFFIXES else read_safetensors_header(path)[0]
 
 
 def find_parts(source: ModelSource) -> SplitParts:
@@ -96,7 +96,11 @@ def load_split(source: ModelSource, dtype: Any, dtype_kwarg: dict[str, Any]) -> 
             index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
             denoiser_cls, vae_cls = getattr(diffusers, index[row.denoiser][1]), getattr(diffusers, index["vae"][1])
             common = {"config": str(config), "torch_dtype": dtype, "local_files_only": True}
-            components = {row.denoiser: denoiser_cls.from_single_file(str(current), subfolder=row.denoiser, **common)}
+            quantized = {}
+            if current.suffix.lower() in GGUF_SUFFIXES:  # dequantized layer by layer in compute dtype
+                quantized["quantization_config"] = diffusers.GGUFQuantizationConfig(compute_dtype=dtype)
+            components = {row.denoiser: denoiser_cls.from_single_file(str(current), subfolder=row.denoiser,
+                                                                      **quantized, **common)}
             current = parts.vae
             components["vae"] = vae_cls.from_single_file(str(current), subfolder="vae", **common)
             for component, path in parts.text_encoders:
@@ -113,5 +117,6 @@ def load_split(source: ModelSource, dtype: Any, dtype_kwarg: dict[str, Any]) -> 
                               f"{exc}", "model") from exc
     if parts.inpaint:
         return None, first
-    return first, getattr(diffusers, row.inpaint).from_pipe(first, **dtype_kwarg)
+    # the same components (not from_pipe: it casts them, which a quantized transformer refuses)
+    return first, getattr(diffusers, row.inpaint)(**first.components)
 

@@ -25,6 +25,7 @@ DENOISER_FOLDERS = ("diffusion_models", "unet")
 TEXT_ENCODER_FOLDERS = ("text_encoders", "clip")
 VAE_FOLDERS = ("vae",)
 PART_SUFFIXES = (".safetensors",)
+GGUF_SUFFIXES = (".gguf",)  # quantized transformer files (the ``gguf`` extra)
 _PREFIXES = ("model.diffusion_model.", "first_stage_model.", "vae.")
 Shapes = dict[str, tuple[int, ...]]
 
@@ -43,6 +44,16 @@ class SplitParts:
     transformer: Path
     text_encoders: tuple[tuple[str, Path], ...]  # (pipeline component, file)
     vae: Path
+
+
+def read_gguf_shapes(path: Path) -> Shapes:
+    """Tensor shapes (torch order) of a GGUF file, from its header (the data is memory-mapped, not read)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise SplitError("a GGUF file: reading it needs the gguf package (pip install 'underpaint[gguf]')") from None
+    reader = GGUFReader(str(path))
+    return {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
 
 
 def _strip(shapes: Shapes) -> Shapes:

@@ -79,3 +79,25 @@ def test_a_missing_tokenizer_is_a_sentence_at_load(comfy: Path) -> None:
     engine = DiffusersEngine(ModelRegistry([comfy / "models"], include_demo=False), device="cpu")
     with pytest.raises(Exception, match="the T5 tokenizer is missing: looked for ComfyUI's t5_tokenizer folder at"):
         engine.generate(request("diffusion_models/flux1-dev-tiny", "img2img"), lambda _: None, CancelFlag())
+
+
+def test_a_gguf_transformer_pairs_and_runs_quantized(comfy: Path, tiny: dict[str, Path]) -> None:
+    import torch
+    from support.tiny_families import write_gguf_transformer
+
+    pytest.importorskip("gguf", reason="the gguf extra (in dev) is not installed")
+    gguf_file = write_gguf_transformer(tiny["dev"], comfy / "models" / "unet" / "flux1-dev-tiny-Q8_0.gguf")
+    shutil.copytree(comfy / "models" / "diffusion_models" / "flux1-dev-tiny.config",
+                    gguf_file.with_name("flux1-dev-tiny-Q8_0.config"))
+    registry = ModelRegistry([comfy / "models"], include_demo=False)
+    spec = registry.get("unet/flux1-dev-tiny-Q8_0")
+    assert (spec.family, spec.source) == ("flux1", "split") and "flux1-dev-tiny-Q8_0.gguf + clip_l" in spec.note
+    engine = DiffusersEngine(registry, device="cpu")
+    transformer = engine.pipelines(spec.id).img2img.transformer
+    kinds = {type(p).__name__ for p in transformer.parameters()}
+    assert "GGUFParameter" in kinds  # loaded quantized, dequantized per layer
+    quantized = engine.generate(request(spec.id, "img2img"), lambda _: None, CancelFlag())[0].astype(int)
+    plain = engine.generate(request("diffusion_models/flux1-dev-tiny", "img2img"), lambda _: None,
+                            CancelFlag())[0].astype(int)
+    assert quantized.shape == plain.shape and 0 < np.abs(quantized - plain).mean() < 8  # Q8_0: close, not equal
+    assert torch.is_tensor(next(transformer.parameters()))

@@ -117,3 +117,25 @@ def write_comfy_layout(pipeline_dir: Path, comfy: Path, name: str, ldm_vae: Call
         shutil.copytree(pipeline_dir / "tokenizer", comfy / "comfy" / "sd1_tokenizer", dirs_exist_ok=True)
         shutil.copytree(pipeline_dir / "tokenizer_2", comfy / "comfy" / "t5_tokenizer", dirs_exist_ok=True)
     return models
+
+
+def write_gguf_transformer(pipeline_dir: Path, dest: Path) -> Path:
+    """The pipeline's transformer as a GGUF file written with the ``gguf`` package: 2-D weights whose rows
+    split into 32-value blocks as Q8_0, everything else F32 (as city96's Flux GGUFs keep norms and biases)."""
+    import gguf
+    from safetensors.torch import load_file
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(dest), arch="flux")
+    for name, tensor in load_file(str(pipeline_dir / "transformer" / "diffusion_pytorch_model.safetensors")).items():
+        array = tensor.float().numpy()
+        if array.ndim == 2 and array.shape[1] % 32 == 0:
+            qtype = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
+        else:
+            writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dest
