@@ -37,6 +37,8 @@ PICKLE_SUFFIXES = (".ckpt", ".pt")
 CONFIG_OVERRIDE_SUFFIX = ".config"
 
 UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
+V_PRED_KEYS = ("v_pred",)
+ZSNR_KEYS = ("ztsnr",)
 SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
 
 
@@ -115,6 +117,18 @@ def _what_else(keys: list[str]) -> str:
     if any(k.startswith("control_model.") or k.startswith("controlnet_") for k in keys):
         return "ControlNet weights, not a checkpoint"
     return "no Stable Diffusion UNet found (only SD 1.x, SD 2.x and SDXL checkpoints are supported)"
+
+
+def scheduler_hints(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Scheduler settings a checkpoint declares by marker keys (empty tensors, as NoobAI/Illustrious v-prediction
+    SDXL fine-tunes carry them; ComfyUI reads the same): ``v_pred`` -> v-prediction, ``ztsnr`` -> zero terminal
+    SNR (rescaled betas, trailing timesteps). A ``<stem>.config/scheduler`` folder beside the file wins."""
+    hints: dict[str, Any] = {}
+    if any(key in shapes for key in V_PRED_KEYS):
+        hints["prediction_type"] = "v_prediction"
+    if any(key in shapes for key in ZSNR_KEYS):
+        hints.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    return hints
 
 
 def detect_single_file(shapes: dict[str, tuple[int, ...]]) -> tuple[str, bool]:
@@ -390,6 +404,9 @@ class ModelRegistry:
             note = f"{row.label} single-file checkpoint with config folder {override.name}"
         if inpaint:
             note += " (inpainting)"
+        if scheduler_hints(shapes).get("prediction_type") == "v_prediction":
+            note += " (v-prediction" + (", zero terminal SNR)" if "rescale_betas_zero_snr" in scheduler_hints(shapes)
+                                         else ")")
         name = path.stem
         yield ModelSource(ModelSpec(model_id, name, family, inpaint, resolution, "single_file", note), path)
 

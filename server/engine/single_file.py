@@ -11,6 +11,7 @@ with the same relative path, e.g. ``scheduler/scheduler_config.json`` with ``"pr
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,9 +23,17 @@ from .families import FAMILIES, family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError, ModelSpec
 from .loader import Pipelines, is_out_of_memory, pipeline_nbytes
-from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, ModelSource, config_override_dir
+from .registry import (
+    PICKLE_SUFFIXES,
+    SAFETENSORS_SUFFIXES,
+    ModelSource,
+    config_override_dir,
+    read_safetensors_header,
+    scheduler_hints,
+)
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
+SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 
 
 def config_name(spec: ModelSpec) -> str:
@@ -58,6 +67,13 @@ def prepare_config(source: ModelSource, dest: Path) -> Path:
     override = config_override(source)
     if override is not None:
         shutil.copytree(override, dest, dirs_exist_ok=True)
+    path = Path(source.path) if source.path is not None else None
+    if (override is None or not (override / SCHEDULER_CONFIG).is_file()) and path is not None \
+            and path.suffix.lower() in SAFETENSORS_SUFFIXES and path.is_file():
+        hints = scheduler_hints(read_safetensors_header(path)[0])
+        if hints:  # the checkpoint's own markers (v-prediction, zero terminal SNR) over the shipped scheduler
+            config = json.loads((dest / SCHEDULER_CONFIG).read_text(encoding="utf-8"))
+            (dest / SCHEDULER_CONFIG).write_text(json.dumps({**config, **hints}, indent=2), encoding="utf-8")
     for tok_dir in dest.glob("tokenizer*"):
         if tok_dir.is_dir() and not any((tok_dir / n).is_file() for n in ("tokenizer.json", "vocab.json")):
             for name in TOKENIZER_FILES:
