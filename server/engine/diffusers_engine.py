@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 from underpaint.protocol import errors
 
+from .embeddings import for_batch
 from .families import FAMILIES, Family, family
 from .interface import (
     PIPELINES,
@@ -256,8 +257,9 @@ class DiffusersEngine(Engine):
         pipe = warm.pipeline(base, scheduler, tiny, job_pipeline)
         total = warm.total(base, request.sampler, request.steps, request.strength,
                            lambda sched, steps, strength: count_steps(row.schedule, sched, steps, strength))
-        embeds = warm.embeddings.kwargs(base, request.prompt, request.negative_prompt or None, signature(loras),
-                                        row.prompt_encoding)
+        embeds, per_prompt = for_batch(warm.embeddings.kwargs(
+            base, request.prompt, request.negative_prompt or None, signature(loras), row.prompt_encoding),
+            row.prompt_encoding, request.batch)
         policy, last_preview = request.preview, None
         on_step(StepInfo(step=0, total=total))
         if request.tiled:  # the image's own size, in model-sized tiles
@@ -291,7 +293,7 @@ class DiffusersEngine(Engine):
             "strength": request.strength,
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance,
-            "num_images_per_prompt": request.batch,
+            "num_images_per_prompt": per_prompt,
             "generator": [
                 torch.Generator(device="cpu").manual_seed((request.seed + i) % _SEED_MOD) for i in range(request.batch)
             ],

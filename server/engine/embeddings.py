@@ -43,12 +43,12 @@ class EmbeddingCache:
             self._items.clear()
 
 
-def _encode(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
+def _encode(pipe: Any, prompt: str, negative: str | None, **per_encoder: Any) -> dict[str, Any]:
     import torch
 
     with torch.inference_mode():
         out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
-                                 do_classifier_free_guidance=True, negative_prompt=negative)
+                                 do_classifier_free_guidance=True, negative_prompt=negative, **per_encoder)
     names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
     return dict(zip(names, out, strict=False))
 
@@ -64,4 +64,19 @@ def _encode_distilled(pipe: Any, prompt: str, negative: str | None) -> dict[str,
 
 
 # families.base.Family.prompt_encoding -> how its pipelines' text encoders are called
-ENCODERS = {"clip": _encode, "flux": _encode_distilled}
+ENCODERS = {
+    "clip": _encode,
+    # SD3: the same prompt (and negative prompt) for all three encoders, which its encode_prompt needs named
+    "sd3": lambda pipe, prompt, negative: _encode(pipe, prompt, negative, prompt_2=None, prompt_3=None),
+    "flux": _encode_distilled,
+}
+# Encodings whose pipelines use passed embeddings as they are (no repeat per image): the engine repeats them
+# to the batch and asks for one image per prompt.
+REPEATED_BY_ENGINE = frozenset({"sd3"})
+
+
+def for_batch(embeds: dict[str, Any], encoding: str, batch: int) -> tuple[dict[str, Any], int]:
+    """(embeddings, num_images_per_prompt) for a job of ``batch`` images."""
+    if encoding not in REPEATED_BY_ENGINE or batch == 1:
+        return embeds, batch
+    return {k: v.repeat_interleave(batch, dim=0) for k, v in embeds.items()}, 1

@@ -139,3 +139,53 @@ def write_gguf_transformer(pipeline_dir: Path, dest: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return dest
+
+
+def build_tiny_sd3(folder: Path, *, seed: int = 11) -> Path:
+    """An SD 3.5-layout img2img pipeline with random weights (two CLIPs with projection, T5, an MMDiT with 2x2
+    patches on 16 latent channels), saved at ``folder``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Img2ImgPipeline,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer, T5Config, T5EncoderModel
+
+    scratch = folder.parent / f".{folder.name}-tokenizers"
+    vocab = write_tokenizer(scratch / "clip")
+    clip_tok = CLIPTokenizer.from_pretrained(str(scratch / "clip"), model_max_length=77)
+    t5_tok = _t5_tokenizer(scratch / "t5")
+
+    def clip():
+        return CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=vocab, hidden_size=WIDTH, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=77, projection_dim=WIDTH, bos_token_id=vocab - 2, eos_token_id=vocab - 1,
+            pad_token_id=vocab - 1)).eval()
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        clip_l, clip_g = clip(), clip()
+        t5 = T5EncoderModel(T5Config(vocab_size=T5_VOCAB, d_model=2 * WIDTH, d_kv=8, d_ff=37, num_layers=2,
+                                     num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                     decoder_start_token_id=0)).eval()
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16), layers_per_block=1,
+            latent_channels=LATENT_CHANNELS, norm_num_groups=8, use_quant_conv=False, use_post_quant_conv=False,
+            shift_factor=0.0609, scaling_factor=1.5305,
+        ).eval()
+        transformer = SD3Transformer2DModel(
+            sample_size=32, patch_size=2, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, num_layers=1,
+            attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=2 * WIDTH,
+            pooled_projection_dim=2 * WIDTH,
+        ).eval()
+    pipe = StableDiffusion3Img2ImgPipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=clip_l, tokenizer=clip_tok, text_encoder_2=clip_g, tokenizer_2=clip_tok,
+        text_encoder_3=t5, tokenizer_3=t5_tok,
+    )
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    shutil.rmtree(scratch)
+    return folder

@@ -75,7 +75,8 @@ class Family:
     lora_layouts: tuple[str, ...] = ()  # LoRA key layouts mapped onto this family (engine.lora); () = refused
     # keyword arguments every from_pretrained/from_single_file/from_pipe of this family gets
     load_kwargs: dict[str, Any] = field(default_factory=dict)
-    # the text encoders' call: "clip" (SD/SDXL encode_prompt with a negative prompt) | "flux" (no negative)
+    # the text encoders' call (embeddings.ENCODERS): "clip" (SD/SDXL, with a negative prompt), "sd3" (three
+    # encoders, with a negative prompt), "flux" (no negative prompt)
     prompt_encoding: str = "clip"
     # latent channel -> RGB projection (channels x 3 weights, bias) for previews; None: a neutral projection
     latent_rgb: tuple[np.ndarray, np.ndarray] | None = None
