@@ -63,16 +63,29 @@ def _encode_distilled(pipe: Any, prompt: str, negative: str | None) -> dict[str,
     return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
 
 
+def _encode_t5_cfg(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
+    """Chroma: one T5 encoder with attention masks, and a negative prompt for classifier-free guidance."""
+    import torch
+
+    with torch.inference_mode():
+        out = pipe.encode_prompt(prompt=prompt, negative_prompt=negative or "", device=pipe._execution_device,
+                                 num_images_per_prompt=1, do_classifier_free_guidance=True)
+    embeds, _ids, mask, negative_embeds, _negative_ids, negative_mask = out
+    return {"prompt_embeds": embeds, "prompt_attention_mask": mask, "negative_prompt_embeds": negative_embeds,
+            "negative_prompt_attention_mask": negative_mask}
+
+
 # families.base.Family.prompt_encoding -> how its pipelines' text encoders are called
 ENCODERS = {
     "clip": _encode,
     # SD3: the same prompt (and negative prompt) for all three encoders, which its encode_prompt needs named
     "sd3": lambda pipe, prompt, negative: _encode(pipe, prompt, negative, prompt_2=None, prompt_3=None),
     "flux": _encode_distilled,
+    "chroma": _encode_t5_cfg,
 }
 # Encodings whose pipelines use passed embeddings as they are (no repeat per image): the engine repeats them
 # to the batch and asks for one image per prompt.
-REPEATED_BY_ENGINE = frozenset({"sd3"})
+REPEATED_BY_ENGINE = frozenset({"sd3", "chroma"})
 
 
 def for_batch(embeds: dict[str, Any], encoding: str, batch: int) -> tuple[dict[str, Any], int]:

@@ -169,6 +169,9 @@ def _prepare(pipes: Pipelines, device: str, channels_last: bool, compile_unet: b
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         denoiser = getattr(pipe, row.denoiser)
+        missing = {k: v for k, v in row.denoiser_config_defaults.items() if k not in denoiser.config}
+        if missing:
+            denoiser.register_to_config(**missing)
         if channels_last and row.denoiser == "unet":  # a 4-D convolutional denoiser
             denoiser.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)

@@ -189,3 +189,39 @@ def build_tiny_sd3(folder: Path, *, seed: int = 11) -> Path:
     pipe.save_pretrained(str(folder), safe_serialization=True)
     shutil.rmtree(scratch)
     return folder
+
+
+def build_tiny_chroma(folder: Path, *, seed: int = 13) -> Path:
+    """A Chroma img2img pipeline with random weights (T5 only; a Flux-style transformer), saved at ``folder``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        ChromaImg2ImgPipeline,
+        ChromaTransformer2DModel,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    scratch = folder.parent / f".{folder.name}-tokenizers"
+    t5_tok = _t5_tokenizer(scratch / "t5")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        t5 = T5EncoderModel(T5Config(vocab_size=T5_VOCAB, d_model=WIDTH, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                                     relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                                     decoder_start_token_id=0)).eval()
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16), layers_per_block=1,
+            latent_channels=LATENT_CHANNELS, norm_num_groups=8, use_quant_conv=False, use_post_quant_conv=False,
+            shift_factor=0.1159, scaling_factor=0.3611,
+        ).eval()
+        transformer = ChromaTransformer2DModel(
+            patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=WIDTH, axes_dims_rope=(4, 4, 8), approximator_num_channels=16,
+            approximator_hidden_dim=32, approximator_layers=1,
+        ).eval()
+    pipe = ChromaImg2ImgPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae, text_encoder=t5,
+                                 tokenizer=t5_tok, transformer=transformer)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    shutil.rmtree(scratch)
+    return folder

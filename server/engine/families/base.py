@@ -76,7 +76,7 @@ class Family:
     # keyword arguments every from_pretrained/from_single_file/from_pipe of this family gets
     load_kwargs: dict[str, Any] = field(default_factory=dict)
     # the text encoders' call (embeddings.ENCODERS): "clip" (SD/SDXL, with a negative prompt), "sd3" (three
-    # encoders, with a negative prompt), "flux" (no negative prompt)
+    # encoders, with a negative prompt), "flux" (no negative prompt), "chroma" (T5 only, with a negative prompt)
     prompt_encoding: str = "clip"
     # latent channel -> RGB projection (channels x 3 weights, bias) for previews; None: a neutral projection
     latent_rgb: tuple[np.ndarray, np.ndarray] | None = None
@@ -91,6 +91,8 @@ class Family:
     mask_channels: int = 1
     inpaint_resolution: int | None = None  # the dedicated inpaint model's native side where it differs
     split: SplitLayout | None = None  # loadable from split files (layouts has "split")
+    # config values the denoiser lacks but the family's pipelines read (set at load where missing)
+    denoiser_config_defaults: dict[str, Any] = field(default_factory=dict)
 
     def denoiser_inputs(self, latent_channels: int) -> tuple[int, int]:
         """(plain, dedicated-inpaint) denoiser input channels for a VAE with ``latent_channels``."""
