@@ -75,6 +75,16 @@ def _encode_t5_cfg(pipe: Any, prompt: str, negative: str | None) -> dict[str, An
             "negative_prompt_attention_mask": negative_mask}
 
 
+def _encode_chat_cfg(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
+    """Z-Image: a chat-templated LLM encoder; embeddings are lists (one tensor per prompt, unpadded)."""
+    import torch
+
+    with torch.inference_mode():
+        embeds, negative_embeds = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device,
+                                                     do_classifier_free_guidance=True, negative_prompt=negative)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negative_embeds}
+
+
 # families.base.Family.prompt_encoding -> how its pipelines' text encoders are called
 ENCODERS = {
     "clip": _encode,
@@ -82,6 +92,7 @@ ENCODERS = {
     "sd3": lambda pipe, prompt, negative: _encode(pipe, prompt, negative, prompt_2=None, prompt_3=None),
     "flux": _encode_distilled,
     "chroma": _encode_t5_cfg,
+    "z_image": _encode_chat_cfg,
 }
 # Encodings whose pipelines use passed embeddings as they are (no repeat per image): the engine repeats them
 # to the batch and asks for one image per prompt.

@@ -11,7 +11,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from support.tiny_families import build_tiny_chroma, build_tiny_sd3
+from support.tiny_families import build_tiny_chroma, build_tiny_sd3, build_tiny_z_image
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
 from underpaint.server.engine.interface import EngineError, GenerationRequest, JobCancelled, PreviewPolicy
 from underpaint.server.engine.registry import ModelRegistry
@@ -20,6 +20,7 @@ from underpaint.server.jobs.cancel import CancelFlag
 CASES = {  # family -> (builder, img2img pipeline, label, native side of the tiny model)
     "sd3": (build_tiny_sd3, "StableDiffusion3Img2ImgPipeline", "SD 3.5", 256),
     "chroma": (build_tiny_chroma, "ChromaImg2ImgPipeline", "Chroma", 1024),
+    "z_image": (build_tiny_z_image, "ZImageImg2ImgPipeline", "Z-Image", 1024),
 }
 
 

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from underpaint.server.engine.demo_model import write_tokenizer
+from underpaint.server.engine.demo_model import bytes_to_unicode, write_tokenizer
 
 WIDTH = 32  # text embedding width of both encoders (joint_attention_dim, pooled_projection_dim)
 LATENT_CHANNELS = 16  # as Flux.1's VAE: the transformer takes 64 packed channels, Fill 384, as the real ones
@@ -222,6 +222,62 @@ def build_tiny_chroma(folder: Path, *, seed: int = 13) -> Path:
         ).eval()
     pipe = ChromaImg2ImgPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae, text_encoder=t5,
                                  tokenizer=t5_tok, transformer=transformer)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    shutil.rmtree(scratch)
+    return folder
+
+
+def _qwen_tokenizer(folder: Path):
+    """A byte-level BPE tokenizer (no merges) with a chat template, as Qwen's; saved and reloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    symbols = list(bytes_to_unicode().values())
+    vocab = {s: i for i, s in enumerate([*symbols, "<|endoftext|>", "<|im_start|>", "<|im_end|>"])}
+    tok = Tokenizer(models.BPE(vocab, [], unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                                   additional_special_tokens=["<|im_start|>"], model_max_length=512,
+                                   chat_template=template)
+    fast.save_pretrained(str(folder))
+    return PreTrainedTokenizerFast.from_pretrained(str(folder)), len(vocab)
+
+
+def build_tiny_z_image(folder: Path, *, seed: int = 17) -> Path:
+    """A Z-Image img2img pipeline with random weights (a tiny Qwen3 text encoder, the single-stream DiT with
+    2x2 patches on 16 latent channels), saved at ``folder``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        ZImageImg2ImgPipeline,
+        ZImageTransformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3Model
+
+    scratch = folder.parent / f".{folder.name}-tokenizers"
+    tokenizer, vocab = _qwen_tokenizer(scratch / "qwen")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text = Qwen3Model(Qwen3Config(vocab_size=vocab, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=2, head_dim=8,
+                                      max_position_embeddings=1024)).eval()
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 16, 16, 16), layers_per_block=1,
+            latent_channels=LATENT_CHANNELS, norm_num_groups=8, use_quant_conv=False, use_post_quant_conv=False,
+            shift_factor=0.1159, scaling_factor=0.3611,
+        ).eval()
+        transformer = ZImageTransformer2DModel(
+            all_patch_size=(2,), all_f_patch_size=(1,), in_channels=LATENT_CHANNELS, dim=32, n_layers=2,
+            n_refiner_layers=1, n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True, cap_feat_dim=16,
+            rope_theta=256.0, t_scale=1000.0, axes_dims=[8, 4, 4], axes_lens=[256, 32, 32],
+        ).eval()
+    pipe = ZImageImg2ImgPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae, text_encoder=text,
+                                 tokenizer=tokenizer, transformer=transformer)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     shutil.rmtree(scratch)
     return folder

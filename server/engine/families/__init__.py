@@ -9,14 +9,14 @@ from __future__ import annotations
 from underpaint.protocol import errors
 
 from ..interface import EngineError
-from . import chroma, flux, sd, sd3
+from . import chroma, flux, sd, sd3, z_image
 from .base import Family, Recommended
 
 __all__ = ["FAMILIES", "Family", "Recommended", "family", "folder_candidates"]
 
-_MODULES = (sd, sd3, flux, chroma)
+_MODULES = (sd, sd3, flux, chroma, z_image)
 FAMILIES: dict[str, Family] = {
-    row.name: row for row in (sd.SD1, sd.SD2, sd.SDXL, sd.DEMO, sd3.SD3, flux.FLUX1, chroma.CHROMA)
+    row.name: row for row in (sd.SD1, sd.SD2, sd.SDXL, sd.DEMO, sd3.SD3, flux.FLUX1, chroma.CHROMA, z_image.Z_IMAGE)
 }
 _FOLDER_CLASSES: dict[str, tuple[Family, ...]] = {k: v for m in _MODULES for k, v in m.FOLDER_CLASSES.items()}
 
