@@ -88,7 +88,7 @@ def test_a_9_channel_model_has_no_img2img_pipeline(demo_folder: Path, tmp_path: 
         (ModelSource(ModelSpec("gone", "Gone", "sd1", False, 512, "diffusers"), Path("/nonexistent/x")), "model_index"),
         (ModelSource(ModelSpec("nopath", "No path", "sd1", False, 512, "diffusers"), None), "without a path"),
         (ModelSource(ModelSpec("odd", "Odd", "sd1", False, 512, "ftp"), None), "unknown model source"),
-        (ModelSource(ModelSpec("sd3", "SD3", "sd3", False, 512, "diffusers"), Path("/tmp")),
+        (ModelSource(ModelSpec("k3", "Kandinsky 3", "kandinsky3", False, 512, "diffusers"), Path("/tmp")),
          "unsupported model family"),
     ],
 )
