@@ -116,7 +116,10 @@ def _what_else(keys: list[str]) -> str:
         return "VAE-only weights, not a checkpoint"
     if any(k.startswith("control_model.") or k.startswith("controlnet_") for k in keys):
         return "ControlNet weights, not a checkpoint"
-    return "no Stable Diffusion UNet found (only SD 1.x, SD 2.x and SDXL checkpoints are supported)"
+    if any(k.startswith(("text_model.encoder.", "encoder.block.")) for k in keys):
+        return "text-encoder weights (CLIP or T5), not a checkpoint: split-layout models pair them from text_encoders"
+    return ("no Stable Diffusion UNet found (SD 1.x, 2.x, SDXL checkpoints) and no transformer of a known family "
+            "(Flux.1 files in a diffusion_models or unet folder)")
 
 
 def scheduler_hints(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

@@ -101,3 +101,10 @@ def test_a_gguf_transformer_pairs_and_runs_quantized(comfy: Path, tiny: dict[str
                             CancelFlag())[0].astype(int)
     assert quantized.shape == plain.shape and 0 < np.abs(quantized - plain).mean() < 8  # Q8_0: close, not equal
     assert torch.is_tensor(next(transformer.parameters()))
+
+
+def test_the_parts_themselves_are_listed_as_what_they_are(comfy: Path) -> None:
+    skipped = {s.path: s.reason for s in ModelRegistry([comfy / "models"], include_demo=False).skipped()}
+    assert skipped["text_encoders/clip_l.safetensors"].startswith("text-encoder weights (CLIP or T5)")
+    assert skipped["text_encoders/t5xxl_fp16.safetensors"].startswith("text-encoder weights (CLIP or T5)")
+    assert skipped["vae/ae.safetensors"] == "VAE-only weights, not a checkpoint"
