@@ -108,3 +108,14 @@ def test_the_parts_themselves_are_listed_as_what_they_are(comfy: Path) -> None:
     assert skipped["text_encoders/clip_l.safetensors"].startswith("text-encoder weights (CLIP or T5)")
     assert skipped["text_encoders/t5xxl_fp16.safetensors"].startswith("text-encoder weights (CLIP or T5)")
     assert skipped["vae/ae.safetensors"] == "VAE-only weights, not a checkpoint"
+
+
+def test_of_several_fitting_files_the_conventional_name_wins(comfy: Path) -> None:
+    encoders = comfy / "models" / "text_encoders"
+    shutil.copyfile(encoders / "clip_l.safetensors", encoders / "aaa-other-clip.safetensors")  # sorts first
+    shutil.copyfile(encoders / "t5xxl_fp16.safetensors", encoders / "aaa-t5-copy.safetensors")
+    spec = ModelRegistry([comfy / "models"], include_demo=False).get("diffusion_models/flux1-dev-tiny")
+    assert "+ clip_l.safetensors + t5xxl_fp16.safetensors + ae.safetensors" in spec.note
+    (encoders / "clip_l.safetensors").unlink()  # no conventional name left: the first by name, and the note says
+    spec = ModelRegistry([comfy / "models"], include_demo=False).get("diffusion_models/flux1-dev-tiny")
+    assert "+ aaa-other-clip.safetensors + t5xxl_fp16.safetensors +" in spec.note
