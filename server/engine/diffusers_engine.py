@@ -292,7 +292,7 @@ class DiffusersEngine(Engine):
             "image": [Image.fromarray(image)] * request.batch,
             "strength": request.strength,
             "num_inference_steps": request.steps,
-            "guidance_scale": request.guidance,
+            row.guidance_kwarg: request.guidance,
             "num_images_per_prompt": per_prompt,
             "generator": [
                 torch.Generator(device="cpu").manual_seed((request.seed + i) % _SEED_MOD) for i in range(request.batch)

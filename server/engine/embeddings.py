@@ -85,6 +85,21 @@ def _encode_chat_cfg(pipe: Any, prompt: str, negative: str | None) -> dict[str, 
     return {"prompt_embeds": embeds, "negative_prompt_embeds": negative_embeds}
 
 
+def _encode_qwen(pipe: Any, prompt: str, negative: str | None) -> dict[str, Any]:
+    """Qwen-Image: embeddings with masks; a negative prompt only when the job has one (its pipelines run
+    classifier-free guidance only then)."""
+    import torch
+
+    device = pipe._execution_device
+    with torch.inference_mode():
+        embeds, mask = pipe.encode_prompt(prompt=prompt, device=device, num_images_per_prompt=1)
+        out = {"prompt_embeds": embeds, "prompt_embeds_mask": mask}
+        if negative:
+            negative_embeds, negative_mask = pipe.encode_prompt(prompt=negative, device=device, num_images_per_prompt=1)
+            out.update(negative_prompt_embeds=negative_embeds, negative_prompt_embeds_mask=negative_mask)
+    return out
+
+
 # families.base.Family.prompt_encoding -> how its pipelines' text encoders are called
 ENCODERS = {
     "clip": _encode,
@@ -93,6 +108,7 @@ ENCODERS = {
     "flux": _encode_distilled,
     "chroma": _encode_t5_cfg,
     "z_image": _encode_chat_cfg,
+    "qwen": _encode_qwen,
 }
 # Encodings whose pipelines use passed embeddings as they are (no repeat per image): the engine repeats them
 # to the batch and asks for one image per prompt.

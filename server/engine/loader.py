@@ -18,7 +18,7 @@ from typing import Any
 
 from underpaint.protocol import errors
 
-from .families import family
+from .families import family, vae_latent_channels
 from .interface import EngineError, ModelSpec
 from .registry import ModelSource
 from .split_files import load_split
@@ -105,7 +105,7 @@ def is_inpaint_model(pipe: Any, name: str) -> bool:
     """Whether ``pipe``'s denoiser is a dedicated inpaint model (takes mask and masked image beside latents)."""
     row = family(name)
     config = getattr(pipe, row.denoiser).config
-    return config.in_channels == row.denoiser_inputs(pipe.vae.config.latent_channels)[1]
+    return config.in_channels == row.denoiser_inputs(vae_latent_channels(dict(pipe.vae.config), row))[1]
 
 
 def _load_folder(spec: ModelSpec, folder: Path, dtype: Any) -> tuple[Any, Any]:

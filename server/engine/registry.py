@@ -22,7 +22,7 @@ from typing import Any
 
 from underpaint.protocol import errors
 
-from .families import FAMILIES, folder_candidates
+from .families import FAMILIES, folder_candidates, vae_latent_channels
 from .families import family as family_row
 from .gen_configs import CONFIGS_DIR
 from .interface import EngineError, ModelSpec
@@ -196,8 +196,8 @@ def detect_diffusers_folder(folder: Path) -> tuple[str, bool, int | None]:
         raise NotACheckpoint(f"unrecognised {denoiser} (cross_attention_dim {width}, pipeline {class_name})")
     row = matching[0]
     vae_path = folder / "vae" / "config.json"
-    latent_channels = _read_json(vae_path).get("latent_channels", 4) if vae_path.is_file() else 4
-    plain, inpaint = row.denoiser_inputs(int(latent_channels))
+    vae = _read_json(vae_path) if vae_path.is_file() else {}
+    plain, inpaint = row.denoiser_inputs(vae_latent_channels(vae, row))
     in_channels = config.get("in_channels")
     if in_channels not in (plain, inpaint):
         raise NotACheckpoint(f"{row.label} {denoiser} with {in_channels} input channels ({class_name}) is not "

@@ -11,8 +11,9 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from support.tiny_families import build_tiny_chroma, build_tiny_sd3, build_tiny_z_image
+from support.tiny_families import build_tiny_chroma, build_tiny_qwen_image, build_tiny_sd3, build_tiny_z_image
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
+from underpaint.server.engine.families import FAMILIES
 from underpaint.server.engine.interface import EngineError, GenerationRequest, JobCancelled, PreviewPolicy
 from underpaint.server.engine.registry import ModelRegistry
 from underpaint.server.jobs.cancel import CancelFlag
@@ -21,6 +22,7 @@ CASES = {  # family -> (builder, img2img pipeline, label, native side of the tin
     "sd3": (build_tiny_sd3, "StableDiffusion3Img2ImgPipeline", "SD 3.5", 256),
     "chroma": (build_tiny_chroma, "ChromaImg2ImgPipeline", "Chroma", 1024),
     "z_image": (build_tiny_z_image, "ZImageImg2ImgPipeline", "Z-Image", 1024),
+    "qwen_image": (build_tiny_qwen_image, "QwenImageImg2ImgPipeline", "Qwen-Image", 1328),
 }
 
 
@@ -78,8 +80,8 @@ def test_img2img_equals_a_direct_pipeline_call(engine, make, case: tuple[str, Pa
     pipe.set_progress_bar_config(disable=True)
     direct = pipe(prompt=request.prompt, negative_prompt=request.negative_prompt, image=Image.fromarray(request.image),
                   height=48, width=64, strength=request.strength, num_inference_steps=request.steps,
-                  guidance_scale=request.guidance, generator=torch.Generator().manual_seed(request.seed),
-                  output_type="np").images[0]
+                  **{FAMILIES[case[0]].guidance_kwarg: request.guidance},
+                  generator=torch.Generator().manual_seed(request.seed), output_type="np").images[0]
     assert np.array_equal(ours, (direct * 255).round().astype(np.uint8))
 
 

@@ -1,6 +1,6 @@
-"""Tiny Flux.1, SD 3.5, Chroma and Z-Image models through the whole server: the welcome lists them, REST jobs run on
-them, the selection is pasted back with everything outside it untouched, and what Flux cannot do is refused
-with a sentence."""
+"""Tiny Flux.1, SD 3.5, Chroma, Z-Image and Qwen-Image models through the whole server: the welcome lists
+them, REST jobs run on them, the selection is pasted back with everything outside it untouched, and what Flux
+cannot do is refused with a sentence."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from server_helpers import ControlledEngine, Live, dilate, disc_mask, make_image, start_live, stop_live
-from support.tiny_families import build_tiny_chroma, build_tiny_flux, build_tiny_sd3, build_tiny_z_image
+from support.tiny_families import (
+    build_tiny_chroma,
+    build_tiny_flux,
+    build_tiny_qwen_image,
+    build_tiny_sd3,
+    build_tiny_z_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +33,7 @@ def flux_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     build_tiny_sd3(root / "sd35")
     build_tiny_chroma(root / "chroma")
     build_tiny_z_image(root / "z-image")
+    build_tiny_qwen_image(root / "qwen-image")
     engine = build_engine(ServerConfig(models_dirs=(root,)))
     live = start_live(ControlledEngine(engine))
     yield live
@@ -50,10 +57,10 @@ def test_the_welcome_lists_the_flux_models(flux_live: Live) -> None:
     models = {m["id"]: m for m in httpx.get(f"{flux_live.http}/v1/models").json()}
     assert models["flux-dev"]["family"] == "flux1" and models["flux-fill"]["family"] == "flux1"
     assert models["sd35"]["family"] == "sd3" and models["chroma"]["family"] == "chroma"
-    assert models["z-image"]["family"] == "z_image"
+    assert models["z-image"]["family"] == "z_image" and models["qwen-image"]["family"] == "qwen_image"
 
 
-@pytest.mark.parametrize("model", ["flux-dev", "flux-fill", "sd35", "chroma", "z-image"])
+@pytest.mark.parametrize("model", ["flux-dev", "flux-fill", "sd35", "chroma", "z-image", "qwen-image"])
 def test_an_inpaint_job_leaves_everything_outside_the_selection_untouched(flux_live: Live, model: str) -> None:
     pixels = make_image(80, 64, seed=41)
     mask = disc_mask(80, 64, 40, 30, 12)

@@ -281,3 +281,44 @@ def build_tiny_z_image(folder: Path, *, seed: int = 17) -> Path:
     pipe.save_pretrained(str(folder), safe_serialization=True)
     shutil.rmtree(scratch)
     return folder
+
+
+def build_tiny_qwen_image(folder: Path, *, seed: int = 19) -> Path:
+    """A Qwen-Image img2img pipeline with random weights (a tiny Qwen2.5-VL text encoder, the 3-D causal VAE,
+    an MMDiT on 16 packed latent channels), saved at ``folder``."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageImg2ImgPipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    scratch = folder.parent / f".{folder.name}-tokenizers"
+    tokenizer, vocab = _qwen_tokenizer(scratch / "qwen")
+    special = {"bos_token_id": vocab - 3, "eos_token_id": vocab - 1, "pad_token_id": vocab - 3}
+    text_config = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                   "num_key_value_heads": 2, "rope_theta": 1000000.0, "vocab_size": vocab, **special,
+                   "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"}}
+    ids = {name: vocab + i for i, name in enumerate(("vision_start_token_id", "vision_end_token_id",
+                                                     "vision_token_id", "image_token_id", "video_token_id"))}
+    config = Qwen2_5_VLConfig(text_config=text_config, hidden_size=16, vocab_size=vocab, **ids, **special,
+                              vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
+                                             "out_hidden_size": 16})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text = Qwen2_5_VLForConditionalGeneration(config).eval()
+        vae = AutoencoderKLQwenImage(base_dim=16, z_dim=LATENT_CHANNELS, dim_mult=[1, 2, 4, 4], num_res_blocks=1,
+                                     temperal_downsample=[False, True, True], latents_mean=[0.0] * LATENT_CHANNELS,
+                                     latents_std=[1.0] * LATENT_CHANNELS).eval()
+        transformer = QwenImageTransformer2DModel(
+            patch_size=2, in_channels=LATENT_CHANNELS * 4, out_channels=LATENT_CHANNELS, num_layers=2,
+            attention_head_dim=16, num_attention_heads=3, joint_attention_dim=16, guidance_embeds=False,
+            axes_dims_rope=(8, 4, 4),
+        ).eval()
+    pipe = QwenImageImg2ImgPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae, text_encoder=text,
+                                    tokenizer=tokenizer, transformer=transformer)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    shutil.rmtree(scratch)
+    return folder

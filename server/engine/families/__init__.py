@@ -9,14 +9,15 @@ from __future__ import annotations
 from underpaint.protocol import errors
 
 from ..interface import EngineError
-from . import chroma, flux, sd, sd3, z_image
+from . import chroma, flux, qwen_image, sd, sd3, z_image
 from .base import Family, Recommended
 
-__all__ = ["FAMILIES", "Family", "Recommended", "family", "folder_candidates"]
+__all__ = ["FAMILIES", "Family", "Recommended", "family", "folder_candidates", "vae_latent_channels"]
 
-_MODULES = (sd, sd3, flux, chroma, z_image)
+_MODULES = (sd, sd3, flux, chroma, z_image, qwen_image)
 FAMILIES: dict[str, Family] = {
-    row.name: row for row in (sd.SD1, sd.SD2, sd.SDXL, sd.DEMO, sd3.SD3, flux.FLUX1, chroma.CHROMA, z_image.Z_IMAGE)
+    row.name: row for row in (sd.SD1, sd.SD2, sd.SDXL, sd.DEMO, sd3.SD3, flux.FLUX1, chroma.CHROMA, z_image.Z_IMAGE,
+                               qwen_image.QWEN_IMAGE)
 }
 _FOLDER_CLASSES: dict[str, tuple[Family, ...]] = {k: v for m in _MODULES for k, v in m.FOLDER_CLASSES.items()}
 
@@ -34,3 +35,9 @@ def folder_candidates(class_name: str) -> tuple[Family, ...]:
     """The families a diffusers folder whose model_index.json names ``class_name`` may hold (none: unsupported)."""
     return _FOLDER_CLASSES.get(class_name, ())
 
+
+
+def vae_latent_channels(vae_config: dict, row: Family) -> int:
+    """A VAE config's latent channels: ``latent_channels``, or ``z_dim`` (the 3-D causal VAEs); the row's if
+    neither is given."""
+    return int(vae_config.get("latent_channels") or vae_config.get("z_dim") or row.latent_channels)

@@ -91,6 +91,7 @@ class Family:
     mask_channels: int = 1
     inpaint_resolution: int | None = None  # the dedicated inpaint model's native side where it differs
     split: SplitLayout | None = None  # loadable from split files (layouts has "split")
+    guidance_kwarg: str = "guidance_scale"  # the pipeline argument a job's guidance goes to ("true_cfg_scale")
     # config values the denoiser lacks but the family's pipelines read (set at load where missing)
     denoiser_config_defaults: dict[str, Any] = field(default_factory=dict)
 
