@@ -22,6 +22,7 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .checkpoint_keys import scheduler_hints, what_else
 from .families import FAMILIES, folder_candidates, vae_latent_channels
 from .families import family as family_row
 from .gen_configs import CONFIGS_DIR
@@ -37,8 +38,6 @@ PICKLE_SUFFIXES = (".ckpt", ".pt")
 CONFIG_OVERRIDE_SUFFIX = ".config"
 
 UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
-V_PRED_KEYS = ("v_pred",)
-ZSNR_KEYS = ("ztsnr",)
 SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
 
 
@@ -102,43 +101,11 @@ def read_pickle_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
 
 
-def _what_else(keys: list[str]) -> str:
-    """Why a file without a full SD UNet is skipped."""
-    lower = [k.lower() for k in keys]
-    if any("lora" in k or "lokr_" in k or "hada_" in k for k in lower):
-        return "LoRA/LyCORIS weights, not a checkpoint"
-    if any(k in ("emb_params", "string_to_param", "clip_l", "clip_g") for k in keys) or any(
-        k.startswith("string_to_param.") for k in keys
-    ):
-        return "textual-inversion embedding, not a checkpoint"
-    vae_prefixes = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "first_stage_model.", "vae.")
-    if keys and all(k.startswith(vae_prefixes) for k in keys):
-        return "VAE-only weights, not a checkpoint"
-    if any(k.startswith("control_model.") or k.startswith("controlnet_") for k in keys):
-        return "ControlNet weights, not a checkpoint"
-    if any(k.startswith(("text_model.encoder.", "encoder.block.")) for k in keys):
-        return "text-encoder weights (CLIP or T5), not a checkpoint: split-layout models pair them from text_encoders"
-    return ("no Stable Diffusion UNet found (SD 1.x, 2.x, SDXL checkpoints) and no transformer of a known family "
-            "(Flux.1 files in a diffusion_models or unet folder)")
-
-
-def scheduler_hints(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
-    """Scheduler settings a checkpoint declares by marker keys (empty tensors, as NoobAI/Illustrious v-prediction
-    SDXL fine-tunes carry them; ComfyUI reads the same): ``v_pred`` -> v-prediction, ``ztsnr`` -> zero terminal
-    SNR (rescaled betas, trailing timesteps). A ``<stem>.config/scheduler`` folder beside the file wins."""
-    hints: dict[str, Any] = {}
-    if any(key in shapes for key in V_PRED_KEYS):
-        hints["prediction_type"] = "v_prediction"
-    if any(key in shapes for key in ZSNR_KEYS):
-        hints.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
-    return hints
-
-
 def detect_single_file(shapes: dict[str, tuple[int, ...]]) -> tuple[str, bool]:
     """(family, inpaint) of an original-layout checkpoint from its key names and shapes."""
     keys = list(shapes)
     if UNET_IN_KEY not in shapes:
-        raise NotACheckpoint(_what_else(keys))
+        raise NotACheckpoint(what_else(keys))
     unet_in = shapes[UNET_IN_KEY]
     in_channels = unet_in[1] if len(unet_in) == 4 else -1
     if in_channels not in (4, 9):
@@ -407,9 +374,9 @@ class ModelRegistry:
             note = f"{row.label} single-file checkpoint with config folder {override.name}"
         if inpaint:
             note += " (inpainting)"
-        if scheduler_hints(shapes).get("prediction_type") == "v_prediction":
-            note += " (v-prediction" + (", zero terminal SNR)" if "rescale_betas_zero_snr" in scheduler_hints(shapes)
-                                         else ")")
+        hints = scheduler_hints(shapes)
+        if hints.get("prediction_type") == "v_prediction":
+            note += " (v-prediction, zero terminal SNR)" if hints.get("rescale_betas_zero_snr") else " (v-prediction)"
         name = path.stem
         yield ModelSource(ModelSpec(model_id, name, family, inpaint, resolution, "single_file", note), path)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .checkpoint_keys import scheduler_hints
 from .families import FAMILIES, family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError, ModelSpec
@@ -29,7 +30,6 @@ from .registry import (
     ModelSource,
     config_override_dir,
     read_safetensors_header,
-    scheduler_hints,
 )
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
