@@ -151,7 +151,7 @@ def detect_diffusers_folder(folder: Path) -> tuple[str, bool, int | None]:
     class_name = str(_read_json(folder / "model_index.json").get("_class_name", ""))
     candidates = folder_candidates(class_name)
     if not candidates:
-        known = ", ".join(dict.fromkeys(row.label for row in FAMILIES.values() if row.name != "demo"))
+        known = ", ".join(dict.fromkeys(row.label for row in FAMILIES.values() if "builtin" not in row.layouts))
         raise NotACheckpoint(f"pipeline {class_name or '?'} is not supported (families: {known})")
     denoiser = candidates[0].denoiser
     if not (folder / denoiser / "config.json").is_file():
@@ -366,8 +366,8 @@ class ModelRegistry:
             return
         row = family_row(family)
         resolution, note = row.resolution, f"{row.label} single-file checkpoint"
-        if family == "sd2":
-            resolution, note = (512, note) if inpaint else _sd2_guess(path.stem)
+        if row.size_from_name:
+            resolution, note = (row.inpaint_resolution or resolution, note) if inpaint else _sd2_guess(path.stem)
         override = config_override_dir(path)
         if override.is_dir():
             resolution = _resolution_from_configs(override) or resolution

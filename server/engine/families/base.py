@@ -90,6 +90,9 @@ class Family:
     # (SD's 9-channel UNet: 1; Flux Fill: the 8x8 pixel mask, 64)
     mask_channels: int = 1
     inpaint_resolution: int | None = None  # the dedicated inpaint model's native side where it differs
+    # single files of one layout come at two sizes and predictions (SD 2.x 768-v, 512 base): guess from the name
+    size_from_name: bool = False
+    lora_unet_config: bool = False  # its LoRA loader maps SGM block names with the UNet's config (SDXL)
     split: SplitLayout | None = None  # loadable from split files (layouts has "split")
     guidance_kwarg: str = "guidance_scale"  # the pipeline argument a job's guidance goes to ("true_cfg_scale")
     # config values the denoiser lacks but the family's pipelines read (set at load where missing)

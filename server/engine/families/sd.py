@@ -38,13 +38,13 @@ SD2 = Family(
     name="sd2", label="SD 2.x", img2img=_SD_PIPELINES[0], inpaint=_SD_PIPELINES[1], inpaint_model=_SD_PIPELINES[2],
     resolution=768, recommended=Recommended(25, 7.0, "dpmpp_2m"), memory="small", load_kwargs=_NO_CHECKER,
     latent_rgb=_SD1_RGB, configs=("sd2", "sd2-inpaint"), text_width=1024,
-    inpaint_resolution=512, **_SD_COMMON,
+    inpaint_resolution=512, size_from_name=True, **_SD_COMMON,
 )
 SDXL = Family(
     name="sdxl", label="SDXL", img2img="StableDiffusionXLImg2ImgPipeline", inpaint="StableDiffusionXLInpaintPipeline",
     inpaint_model="StableDiffusionXLInpaintPipeline", resolution=1024, recommended=Recommended(30, 6.0, "dpmpp_2m"),
     memory="medium", load_kwargs={"add_watermarker": False}, latent_rgb=_SDXL_RGB, configs=("sdxl", "sdxl-inpaint"),
-    text_width=2048,
+    text_width=2048, lora_unet_config=True,
     **_SD_COMMON,
 )
 DEMO = Family(
