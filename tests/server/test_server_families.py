@@ -95,3 +95,39 @@ def test_a_noise_prediction_sampler_is_refused(flux_live: Live) -> None:
     response = post_job(flux_live, make_image(32, 32), None, {"model": "flux-dev", "sampler": "dpmpp_2m"})
     assert response.status_code == 400, response.text
     assert "does not fit Flux.1 models" in response.json()["detail"]["message"]
+
+
+@pytest.mark.parametrize("model", ["flux-dev", "qwen-image"])
+def test_live_frames_run_on_a_transformer_family(flux_live: Live, model: str) -> None:
+    from server_helpers import connected
+    from test_server_live import Listener, canvas, send
+    from underpaint.protocol.live import DeltaEncoder, LiveResultReceived
+    from underpaint.protocol.live_messages import LiveStart, LiveStarted
+    from underpaint.protocol.pixels import decode_pixels
+
+    with connected(flux_live.url) as (client, _):
+        events = Listener()
+        client.live_start(LiveStart(stream="s1", model=model, prompt="a red boat", steps=4, strength=0.5, seed=11,
+                                    tile=32), events)
+        assert events.wait(lambda e: isinstance(e, LiveStarted)).model == model
+        send(client, DeltaEncoder("s1", 32), canvas(72, 40), 72, 40)
+        result = events.wait(lambda e: isinstance(e, LiveResultReceived))
+        assert (result.frame.width, result.frame.height) == (72, 40)
+        assert len(decode_pixels(result.frame)) == 72 * 40 * 4
+
+
+def test_a_family_without_live_frames_is_refused_at_stream_start(flux_live: Live, monkeypatch) -> None:
+    import dataclasses
+
+    from server_helpers import connected
+    from test_server_live import Listener
+    from underpaint.protocol.live_messages import LiveError, LiveStart
+    from underpaint.server.engine.families import FAMILIES
+
+    monkeypatch.setitem(FAMILIES, "z_image", dataclasses.replace(FAMILIES["z_image"], live=False))
+    with connected(flux_live.url) as (client, _):
+        events = Listener()
+        client.live_start(LiveStart(stream="s1", model="z-image", prompt="x", steps=4, strength=0.5, seed=1, tile=32),
+                          events)
+        error = events.wait(lambda e: isinstance(e, LiveError))
+        assert error.code == "unsupported" and "Z-Image models cannot run live frames" in error.message
