@@ -209,7 +209,8 @@ def _split_source(parts: SplitParts, model_id: str) -> ModelSource:
     row = family_row(parts.family)
     files = " + ".join(p.name for p in (parts.transformer, *(f for _, f in parts.text_encoders), parts.vae))
     note = f"{row.label} split files ({parts.config}): {files}" + (" (inpainting)" if parts.inpaint else "")
-    spec = ModelSpec(model_id, parts.transformer.stem, row.name, parts.inpaint, row.resolution, "split", note)
+    spec = ModelSpec(id=model_id, name=parts.transformer.stem, family=row.name, inpaint=parts.inpaint,
+                     resolution=row.resolution, source="split", note=note)
     return ModelSource(spec, parts.transformer)
 
 
