@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -9,6 +10,8 @@ from typing import Any, Protocol
 import numpy as np
 from underpaint.protocol import errors
 
+from .embeddings import for_batch
+from .families import FAMILIES, Family, family
 from .interface import (
     PIPELINES,
     CancelToken,
@@ -21,11 +24,19 @@ from .interface import (
     StepInfo,
     denoising_steps,
 )
-from .loader import PipelineCache, Pipelines, free_accelerator_memory, is_out_of_memory, load_pipelines, pick_device
+from .loader import (
+    PipelineCache,
+    Pipelines,
+    free_accelerator_memory,
+    is_inpaint_model,
+    is_out_of_memory,
+    load_pipelines,
+    pick_device,
+)
 from .lora import LoraRegistry, LoraSource, resolve, signature
-from .previews import X0Capture, render_latent_preview
+from .previews import X0Capture, render_latent_preview, unpack_latents
 from .registry import ModelSource
-from .samplers import SCHEDULERS, call_kwargs, check_steps
+from .samplers import SCHEDULERS, call_kwargs, check_steps, count_steps
 from .tiled import run_tiled
 from .tiny_vae import TinyVaes
 from .warm import warm_state
@@ -40,15 +51,19 @@ class Registry(Protocol):
     def default_id(self) -> str: ...
 
 
-def steps_to_run(scheduler: Any, steps: int, strength: float) -> int:
-    """How many denoising steps the pipeline will run, computed as diffusers' ``get_timesteps`` does.
+def steps_to_run(scheduler: Any, steps: int, strength: float, schedule: str = "eps") -> int:
+    """How many denoising steps the pipeline will run, computed as diffusers' ``get_timesteps`` does."""
+    return count_steps(schedule, scheduler, steps, strength)
 
-    Works on a copy: the job's own scheduler is set up by the pipeline itself.
-    """
-    probe = type(scheduler).from_config(scheduler.config)
-    probe.set_timesteps(steps)
-    start = steps - denoising_steps(steps, strength)
-    return len(probe.timesteps[start * probe.order :])
+
+def pad_to_multiple(image: np.ndarray, multiple: int, fill: int | None = None) -> np.ndarray:
+    """``image`` grown at the bottom and right to sides that are multiples of ``multiple``: edge pixels
+    repeated, or ``fill`` (a mask's "keep"). The engine crops the result back to the input's size."""
+    h, w = image.shape[:2]
+    pad = ((0, -h % multiple), (0, -w % multiple)) + ((0, 0),) * (image.ndim - 2)
+    if not any(p for _, p in pad):
+        return image
+    return np.pad(image, pad, mode="edge") if fill is None else np.pad(image, pad, constant_values=fill)
 
 
 def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
@@ -90,6 +105,10 @@ def validate_request(request: GenerationRequest, spec: ModelSpec) -> None:
         raise EngineError(errors.OUT_OF_RANGE, f"guidance {request.guidance} must be >= 0", "guidance")
     if request.seed < 0:
         raise EngineError(errors.OUT_OF_RANGE, f"seed {request.seed} must be >= 0", "seed")
+    row = FAMILIES.get(spec.family)
+    if request.tiled and row is not None and not row.tiled:
+        raise EngineError(errors.UNSUPPORTED, f"{row.label} models cannot refine in tiles at full resolution (the "
+                          "tiled refine blends UNet noise predictions); choose the 'fit' resolution", "resolution")
 
 
 def job_pipeline(base: Any, scheduler: Any, vae: Any | None = None) -> Any:
@@ -102,6 +121,13 @@ def job_pipeline(base: Any, scheduler: Any, vae: Any | None = None) -> Any:
     pipe = type(base)(**{**base.components, **own}, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _unpacked(latents: Any, row: Family, height: int, width: int, vae_scale: int) -> Any:
+    """A step's latents as (B, C, h, w) for an image ``height`` x ``width`` (packed families unpack them)."""
+    if row.packed_latents and latents.ndim == 3:
+        return unpack_latents(latents, height, width, vae_scale)
+    return latents
 
 
 class DiffusersEngine(Engine):
@@ -211,46 +237,63 @@ class DiffusersEngine(Engine):
         import torch
         from PIL import Image
 
+        row = family(pipes.spec.family)
         h, w = request.image.shape[:2]
-        img2img_unusable = pipes.img2img is None or pipes.img2img.unet.config.in_channels == 9
+        img2img_unusable = pipes.img2img is None or is_inpaint_model(pipes.img2img, row.name)
         use_inpaint = request.kind == "inpaint" or img2img_unusable
         base = pipes.inpaint if use_inpaint else pipes.img2img
-        family = pipes.spec.family
+        family_name = pipes.spec.family
         warm = warm_state(pipes)
-        warm.loras.apply(base, [p for p in (pipes.img2img, pipes.inpaint) if p is not None], family, loras)
+        if row.lora_layouts:
+            warm.loras.apply(base, [p for p in (pipes.img2img, pipes.inpaint) if p is not None], family_name, loras)
+        elif loras:
+            raise EngineError(errors.INCOMPATIBLE_LORA, f"{row.label} models take no LoRAs on this server yet",
+                              "loras[0].id")
         tiny = None
         if request.tiny_vae and self.tiny_vaes is not None:
-            tiny = self.tiny_vaes.get(family, base.vae, self.device, self.dtype)
-        scheduler = warm.scheduler(base, request.sampler)
+            tiny = self.tiny_vaes.get(family_name, base.vae, self.device, self.dtype)
+        scheduler = warm.scheduler(base, request.sampler, row.schedule, row.label)
         capture = X0Capture(scheduler)
         pipe = warm.pipeline(base, scheduler, tiny, job_pipeline)
-        total = warm.total(base, request.sampler, request.steps, request.strength, steps_to_run)
-        embeds = warm.embeddings.kwargs(base, request.prompt, request.negative_prompt or None, signature(loras))
+        total = warm.total(base, request.sampler, request.steps, request.strength,
+                           lambda sched, steps, strength: count_steps(row.schedule, sched, steps, strength))
+        embeds, per_prompt = for_batch(warm.embeddings.kwargs(
+            base, request.prompt, request.negative_prompt or None, signature(loras), row.prompt_encoding),
+            row.prompt_encoding, request.batch)
         policy, last_preview = request.preview, None
         on_step(StepInfo(step=0, total=total))
         if request.tiled:  # the image's own size, in model-sized tiles
             mask = None
             if use_inpaint:
                 mask = request.mask if request.kind == "inpaint" else np.full((h, w), 255, np.uint8)
-            return run_tiled(pipe, request, mask, family, total, capture, on_step, cancel, pipes.spec.resolution)
+            return run_tiled(pipe, request, mask, family_name, total, capture, on_step, cancel,
+                             pipes.spec.resolution)
+        image = pad_to_multiple(request.image, row.size_multiple)
+        ph, pw = image.shape[:2]
 
         def on_step_end(_pipe: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             nonlocal last_preview
             step, preview, now = i + 1, None, time.monotonic()
             if policy.wants(step, total, None if last_preview is None else now - last_preview):
                 latents = capture.x0 if capture.x0 is not None else tensors["latents"]
-                preview, last_preview = render_latent_preview(latents, family, policy.max_side), now
+                scale = getattr(_pipe, "vae_scale_factor", row.vae_scale)
+                latents = _unpacked(latents, row, ph, pw, scale)
+                if (ph, pw) != (h, w):  # not the edge padding
+                    latents = latents[..., : -(-h // scale), : -(-w // scale)]
+                preview, last_preview = render_latent_preview(latents, row.name, policy.max_side), now
             on_step(StepInfo(step=step, total=total, preview=preview))
             cancel.raise_if_cancelled()
             return {}
 
         kwargs: dict[str, Any] = {
             **embeds,
-            "image": Image.fromarray(request.image),
+            # One image per batch item: every pipeline then VAE-encodes item i with generator i, so image i
+            # matches a single run with seed + i (SD's img2img repeats one image itself; Flux's does not).
+            "image": [Image.fromarray(image)] * request.batch,
             "strength": request.strength,
             "num_inference_steps": request.steps,
-            "guidance_scale": request.guidance,
-            "num_images_per_prompt": request.batch,
+            row.guidance_kwarg: request.guidance,
+            "num_images_per_prompt": per_prompt,
             "generator": [
                 torch.Generator(device="cpu").manual_seed((request.seed + i) % _SEED_MOD) for i in range(request.batch)
             ],
@@ -258,22 +301,19 @@ class DiffusersEngine(Engine):
             "callback_on_step_end": on_step_end,
             **call_kwargs(request.sampler),
         }
+        if "height" in inspect.signature(type(pipe).__call__).parameters:
+            kwargs.update(height=ph, width=pw)  # pipelines that would otherwise generate at their default size
         if use_inpaint:
             if request.kind == "inpaint":
                 mask = np.where(request.mask >= 128, 255, 0).astype(np.uint8)
             else:
-                mask = np.full((h, w), 255, np.uint8)  # img2img on a 9-channel-only model
-            # One image/mask per batch item: the pipeline then VAE-encodes item i with generator i,
-            # so image i matches a single run with seed + i.
+                mask = np.full((h, w), 255, np.uint8)  # img2img on an inpaint-only model
             kwargs.update(
-                image=[kwargs["image"]] * request.batch,
-                mask_image=[Image.fromarray(mask)] * request.batch,
-                height=h,
-                width=w,
+                mask_image=[Image.fromarray(pad_to_multiple(mask, row.size_multiple, fill=0))] * request.batch,
             )
         with torch.inference_mode():
             images = pipe(**kwargs).images
-        out = (np.asarray(images) * 255).round().astype(np.uint8)  # as diffusers' numpy_to_pil
+        out = (np.asarray(images) * 255).round().astype(np.uint8)[:, :h, :w]  # as diffusers' numpy_to_pil
         if out.shape != (request.batch, h, w, 3):
             raise EngineError(errors.INTERNAL, f"pipeline returned {out.shape}, expected {(request.batch, h, w, 3)}")
         return list(out)

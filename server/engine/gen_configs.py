@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .families.flux_configs import config_folders as flux_config_folders
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CONFIGS_DIR = DATA_DIR / "configs"
 CLIP_TOKENIZER_DIR = DATA_DIR / "clip_tokenizer"
@@ -243,6 +245,7 @@ def config_folders() -> dict[str, dict[str, dict[str, Any]]]:
         "sd2-inpaint": _sd_folder(sd_inp, ddim_eps, sd_unet(9, 1024, 64, True, False), vae(512, False), sd2_te, "!"),
         "sdxl": _sdxl_folder("StableDiffusionXLPipeline", 4),
         "sdxl-inpaint": _sdxl_folder("StableDiffusionXLInpaintPipeline", 9),
+        **flux_config_folders(),
     }
 
 

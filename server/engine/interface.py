@@ -40,8 +40,8 @@ class ModelSpec:
 
     id: str
     name: str
-    family: str  # "sd1" | "sd2" | "sdxl" | "demo"
-    inpaint: bool  # a 9-channel inpainting UNet
+    family: str  # a row of the family table (engine.families.FAMILIES): "sd1", "sdxl", "flux1", ...
+    inpaint: bool  # a dedicated inpainting denoiser (SD's 9-channel UNet, Flux.1 Fill)
     resolution: int  # native side in pixels (512, 768, 1024, ...)
     source: str  # "diffusers" | "single_file" | "builtin"
     note: str = ""
@@ -54,7 +54,7 @@ class LoraSpec:
 
     id: str
     name: str
-    family: str  # "sd1" | "sd2" | "sdxl" | "demo"
+    family: str  # a row of the family table (engine.families.FAMILIES)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .families import family, vae_latent_channels
 from .interface import EngineError, ModelSpec
 from .model_source import ModelSource
 from .pipelines import Pipelines, is_out_of_memory, pipeline_nbytes
+from .split_files import load_split
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 
@@ -66,20 +68,12 @@ def free_accelerator_memory() -> None:
         torch.mps.empty_cache()
 
 
-def _classes(family: str) -> tuple[Any, Any]:
+def _classes(name: str) -> tuple[Any, Any, Any]:
+    """The family's (img2img, inpaint, dedicated-inpaint-model) pipeline classes."""
     import diffusers
 
-    if family == "sdxl":
-        return diffusers.StableDiffusionXLImg2ImgPipeline, diffusers.StableDiffusionXLInpaintPipeline
-    if family in ("sd1", "sd2", "demo"):
-        return diffusers.StableDiffusionImg2ImgPipeline, diffusers.StableDiffusionInpaintPipeline
-    raise EngineError(errors.MODEL_LOAD_FAILED, f"unsupported model family {family!r}")
-
-
-def _no_checker_kwargs(family: str) -> dict[str, Any]:
-    if family == "sdxl":
-        return {"add_watermarker": False}
-    return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    row = family(name)
+    return getattr(diffusers, row.img2img), getattr(diffusers, row.inpaint), getattr(diffusers, row.inpaint_model)
 
 
 def dtype_kwarg(dtype: Any) -> dict[str, Any]:
@@ -89,24 +83,32 @@ def dtype_kwarg(dtype: Any) -> dict[str, Any]:
     return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
 
 
-def _variant(folder: Path) -> str | None:
-    """The variant to ask for: fp16 when the UNet ships only fp16-variant weights, else None."""
-    unet = folder / "unet"
+def _variant(folder: Path, denoiser: str = "unet") -> str | None:
+    """The variant to ask for: fp16 when the denoiser ships only fp16-variant weights, else None."""
+    unet = folder / denoiser
     plain = list(unet.glob("diffusion_pytorch_model.safetensors")) + list(unet.glob("*.bin"))
     return "fp16" if not plain and list(unet.glob("*.fp16.safetensors")) else None
 
 
+def is_inpaint_model(pipe: Any, name: str) -> bool:
+    """Whether ``pipe``'s denoiser is a dedicated inpaint model (takes mask and masked image beside latents)."""
+    row = family(name)
+    config = getattr(pipe, row.denoiser).config
+    return config.in_channels == row.denoiser_inputs(vae_latent_channels(dict(pipe.vae.config), row))[1]
+
+
 def _load_folder(spec: ModelSpec, folder: Path, dtype: Any) -> tuple[Any, Any]:
-    img2img_cls, inpaint_cls = _classes(spec.family)
+    img2img_cls, inpaint_cls, inpaint_model_cls = _classes(spec.family)
     if not (folder / "model_index.json").is_file():
         raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: no diffusers model_index.json in {folder}")
-    common = {**dtype_kwarg(dtype), "local_files_only": True, "variant": _variant(folder)}
-    common.update(_no_checker_kwargs(spec.family))
+    row = family(spec.family)
+    common = {**dtype_kwarg(dtype), "local_files_only": True, "variant": _variant(folder, row.denoiser)}
+    common.update(row.load_kwargs)
     if spec.inpaint:
-        return None, inpaint_cls.from_pretrained(str(folder), **common)
+        return None, inpaint_model_cls.from_pretrained(str(folder), **common)
     img2img = img2img_cls.from_pretrained(str(folder), **common)
-    if img2img.unet.config.in_channels == 9:  # registry said regular, weights say inpaint
-        return None, inpaint_cls.from_pipe(img2img, **dtype_kwarg(dtype))
+    if is_inpaint_model(img2img, spec.family):  # registry said regular, weights say inpaint
+        return None, inpaint_model_cls.from_pipe(img2img, **dtype_kwarg(dtype))
     return img2img, inpaint_cls.from_pipe(img2img, **dtype_kwarg(dtype))
 
 
@@ -116,9 +118,9 @@ def _load_demo(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
     from .demo_model import INPAINT_SUBFOLDER, ensure_demo_model
 
     folder = ensure_demo_model(source.path.parent if source.path else None)
-    img2img_cls, inpaint_cls = _classes("demo")
+    img2img_cls, _, inpaint_cls = _classes(source.spec.family)
     img2img = img2img_cls.from_pretrained(
-        str(folder), local_files_only=True, **dtype_kwarg(dtype), **_no_checker_kwargs("demo")
+        str(folder), local_files_only=True, **dtype_kwarg(dtype), **family(source.spec.family).load_kwargs
     )
     unet9 = UNet2DConditionModel.from_pretrained(
         str(folder), subfolder=INPAINT_SUBFOLDER, local_files_only=True, **dtype_kwarg(dtype)
@@ -129,17 +131,22 @@ def _load_demo(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
 def _prepare(pipes: Pipelines, device: str, channels_last: bool, compile_unet: bool) -> None:
     import torch
 
+    row = family(pipes.spec.family)
     for pipe in (pipes.img2img, pipes.inpaint):
         if pipe is None:
             continue
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        if channels_last:
-            pipe.unet.to(memory_format=torch.channels_last)
+        denoiser = getattr(pipe, row.denoiser)
+        missing = {k: v for k, v in row.denoiser_config_defaults.items() if k not in denoiser.config}
+        if missing:
+            denoiser.register_to_config(**missing)
+        if channels_last and row.denoiser == "unet":  # a 4-D convolutional denoiser
+            denoiser.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)
-        if compile_unet and not getattr(pipe.unet, "_underpaint_compiled", False):
-            pipe.unet.compile()  # in place: shared by both pipelines
-            pipe.unet._underpaint_compiled = True
+        if compile_unet and not getattr(denoiser, "_underpaint_compiled", False):
+            denoiser.compile()  # in place: shared by both pipelines
+            denoiser._underpaint_compiled = True
 
 
 def load_pipelines(
@@ -155,6 +162,8 @@ def load_pipelines(
         else:
             if spec.source == "builtin":
                 img2img, inpaint = _load_demo(source, dtype)
+            elif spec.source == "split":
+                img2img, inpaint = load_split(source, dtype, dtype_kwarg(dtype))
             elif spec.source == "diffusers":
                 if source.path is None:
                     raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: diffusers model without a path")

@@ -20,6 +20,7 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .families import FAMILIES
 from .interface import EngineError, LoraSpec, LoraUse
 from .registry import MAX_DEPTH, SkippedFile, read_safetensors_header
 
@@ -30,7 +31,7 @@ MAX_RESIDENT = 8  # adapters kept injected per model
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 DIFFUSERS_PREFIXES = ("unet.", "text_encoder.", "text_encoder_2.")
 # cross-attention width (the text embedding a UNet attends to) -> family
-CROSS_DIM_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+CROSS_DIM_FAMILY = {row.text_width: row.name for row in FAMILIES.values() if row.text_width}
 TEXT_DIM_FAMILY = {768: "sd1", 1024: "sd2"}
 # where ComfyUI and A1111 keep LoRAs, relative to a models folder or to its parent
 DEFAULT_SUBFOLDERS = ("loras", "Lora", "lora", "LoRA")
@@ -259,7 +260,7 @@ class LoraSlots:
         except Exception as exc:
             raise EngineError(errors.LORA_LOAD_FAILED, f"cannot read LoRA {source.spec.id!r}: {exc}", where) from None
         try:
-            extra = {"unet_config": pipe.unet.config} if family == "sdxl" else {}
+            extra = {"unet_config": pipe.unet.config} if FAMILIES[family].lora_unet_config else {}
             state, alphas = type(pipe).lora_state_dict(raw, **extra)
             self.loads += 1
             prefixes = {k.partition(".")[0] for k in state}

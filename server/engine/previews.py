@@ -8,41 +8,34 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-# Latent channel -> RGB weights (4x3) and bias, on latents as the pipeline holds them (VAE-scaled).
-# Fitted approximations also used by ComfyUI's latent previewer.
-_SD1_FACTORS = np.array(
-    [
-        [0.3512, 0.2297, 0.3227],
-        [0.3250, 0.4974, 0.2350],
-        [-0.2829, 0.1762, 0.2721],
-        [-0.2120, -0.2616, -0.7177],
-    ],
-    dtype=np.float32,
-)
-_SDXL_FACTORS = np.array(
-    [
-        [0.3651, 0.4232, 0.4341],
-        [-0.2533, -0.0042, 0.1068],
-        [0.1076, 0.1111, -0.0362],
-        [-0.3165, -0.2492, -0.2188],
-    ],
-    dtype=np.float32,
-)
-LATENT_RGB: dict[str, tuple[np.ndarray, np.ndarray]] = {
-    "sd1": (_SD1_FACTORS, np.zeros(3, np.float32)),
-    "sd2": (_SD1_FACTORS, np.zeros(3, np.float32)),
-    "demo": (_SD1_FACTORS, np.zeros(3, np.float32)),
-    "sdxl": (_SDXL_FACTORS, np.array([0.1084, -0.0175, -0.0011], np.float32)),
-}
+from .families import FAMILIES
 
 
 def latent_to_rgb(latent: np.ndarray, family: str) -> np.ndarray:
-    """One latent (4, h, w) float -> (h, w, 3) uint8 by the family's linear projection."""
-    if latent.ndim != 3 or latent.shape[0] != 4:
-        raise ValueError(f"expected a (4, h, w) latent, got shape {latent.shape}")
-    factors, bias = LATENT_RGB.get(family, LATENT_RGB["sd1"])
-    rgb = np.einsum("chw,ck->hwk", latent.astype(np.float32), factors) + bias
+    """One latent (C, h, w) float -> (h, w, 3) uint8 by the family's linear projection (families.Family.latent_rgb).
+
+    A family without fitted factors gets a neutral projection: the channels in three groups, each group's mean
+    as one colour (it shows the shapes, not the colours)."""
+    row = FAMILIES.get(family, FAMILIES["sd1"])
+    if latent.ndim != 3 or (row.latent_rgb is not None and latent.shape[0] != row.latent_rgb[0].shape[0]):
+        raise ValueError(f"expected a ({row.latent_channels}, h, w) {row.label} latent, got shape {latent.shape}")
+    latent = latent.astype(np.float32)
+    if row.latent_rgb is None:
+        rgb = np.stack([g.mean(axis=0) for g in np.array_split(latent, 3, axis=0) if len(g)], axis=-1)
+        rgb = rgb if rgb.shape[-1] == 3 else np.repeat(rgb[..., :1], 3, axis=-1)
+    else:
+        factors, bias = row.latent_rgb
+        rgb = np.einsum("chw,ck->hwk", latent, factors) + bias
     return (np.clip((rgb + 1.0) / 2.0, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def unpack_latents(latents: Any, height: int, width: int, vae_scale: int) -> Any:
+    """Packed latents (B, h/2 * w/2, C*4) of a transformer family -> (B, C, h, w), for an image of
+    ``height`` x ``width`` pixels (as diffusers' Flux pipelines pack them: 2x2 latent patches)."""
+    h, w = height // vae_scale, width // vae_scale
+    b, _, packed = latents.shape
+    patches = latents.reshape(b, h // 2, w // 2, packed // 4, 2, 2)
+    return patches.permute(0, 3, 1, 4, 2, 5).reshape(b, packed // 4, h, w)
 
 
 def fit_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -58,7 +51,7 @@ def fit_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def render_latent_preview(latents: Any, family: str, max_side: int) -> np.ndarray:
-    """First image of a latent batch (torch tensor (B, 4, h, w)) -> preview (h', w', 3) uint8."""
+    """First image of a latent batch (torch tensor (B, C, h, w)) -> preview (h', w', 3) uint8."""
     first = latents[0].detach().float().cpu().numpy()
     return fit_max_side(latent_to_rgb(first, family), max_side)
 
@@ -77,9 +70,24 @@ class X0Capture:
         def step(*args: Any, return_dict: bool = True, **kwargs: Any) -> Any:
             out = original(*args, return_dict=True, **kwargs)
             self.x0 = _predicted_x0(out, scheduler)
+            if self.x0 is None:
+                self.x0 = _flow_x0(scheduler, *args, **kwargs)
             return out if return_dict else out.to_tuple()
 
         scheduler.step = step
+
+
+def _flow_x0(scheduler: Any, model_output: Any = None, timestep: Any = None, sample: Any = None, *_: Any,
+             **kwargs: Any) -> Any:
+    """x0 of a flow-matching step (the velocity points from noise to data): ``sample - sigma * velocity``, at
+    the sigma of the step just taken; None for schedulers that are not flow matching."""
+    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
+    if not type(scheduler).__name__.startswith("FlowMatch") or sigmas is None or not index:
+        return None
+    model_output = kwargs.get("model_output", model_output)
+    sample = kwargs.get("sample", sample)
+    sigma = sigmas[index - 1].to(device=sample.device, dtype=sample.dtype)
+    return sample - sigma * model_output
 
 
 def _predicted_x0(out: Any, scheduler: Any) -> Any:

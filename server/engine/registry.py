@@ -22,8 +22,13 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .checkpoint_keys import scheduler_hints, what_else
+from .families import FAMILIES, folder_candidates, vae_latent_channels
+from .families import family as family_row
+from .gen_configs import CONFIGS_DIR
 from .interface import EngineError, ModelSpec
 from .model_source import ModelSource
+from .split_layout import GGUF_SUFFIXES, SplitError, SplitParts, pair_parts, read_gguf_shapes
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,6 @@ MAX_HEADER_BYTES = 64 << 20
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt")
 CONFIG_OVERRIDE_SUFFIX = ".config"
-RESOLUTIONS = {"sd1": 512, "sd2": 768, "sdxl": 1024}
-FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 SD1_CLIP_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
@@ -91,28 +94,11 @@ def read_pickle_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
 
 
-def _what_else(keys: list[str]) -> str:
-    """Why a file without a full SD UNet is skipped."""
-    lower = [k.lower() for k in keys]
-    if any("lora" in k or "lokr_" in k or "hada_" in k for k in lower):
-        return "LoRA/LyCORIS weights, not a checkpoint"
-    if any(k in ("emb_params", "string_to_param", "clip_l", "clip_g") for k in keys) or any(
-        k.startswith("string_to_param.") for k in keys
-    ):
-        return "textual-inversion embedding, not a checkpoint"
-    vae_prefixes = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "first_stage_model.", "vae.")
-    if keys and all(k.startswith(vae_prefixes) for k in keys):
-        return "VAE-only weights, not a checkpoint"
-    if any(k.startswith("control_model.") or k.startswith("controlnet_") for k in keys):
-        return "ControlNet weights, not a checkpoint"
-    return "no Stable Diffusion UNet found (only SD 1.x, SD 2.x and SDXL checkpoints are supported)"
-
-
 def detect_single_file(shapes: dict[str, tuple[int, ...]]) -> tuple[str, bool]:
     """(family, inpaint) of an original-layout checkpoint from its key names and shapes."""
     keys = list(shapes)
     if UNET_IN_KEY not in shapes:
-        raise NotACheckpoint(_what_else(keys))
+        raise NotACheckpoint(what_else(keys))
     unet_in = shapes[UNET_IN_KEY]
     in_channels = unet_in[1] if len(unet_in) == 4 else -1
     if in_channels not in (4, 9):
@@ -141,42 +127,52 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolution_from_configs(folder: Path) -> int | None:
-    """Native side in pixels from a diffusers folder's unet sample_size and VAE downscale."""
+def _resolution_from_configs(folder: Path, denoiser: str = "unet") -> int | None:
+    """Native side in pixels from a diffusers folder's denoiser sample_size and VAE downscale."""
     try:
-        unet = _read_json(folder / "unet" / "config.json")
+        config = _read_json(folder / denoiser / "config.json")
         vae_path = folder / "vae" / "config.json"
         levels = len(_read_json(vae_path).get("block_out_channels", [0] * 4)) if vae_path.is_file() else 4
-        sample = unet.get("sample_size")
+        sample = config.get("sample_size")
         return int(sample) * 2 ** (levels - 1) if isinstance(sample, int) else None
     except (OSError, ValueError):
         return None
 
 
 def detect_diffusers_folder(folder: Path) -> tuple[str, bool, int | None]:
-    """(family, inpaint, resolution or None) from model_index.json and unet/config.json."""
+    """(family, inpaint, resolution or None) from model_index.json and the denoiser's and VAE's configs."""
     class_name = str(_read_json(folder / "model_index.json").get("_class_name", ""))
-    if not class_name.startswith("StableDiffusion") or class_name.startswith("StableDiffusion3"):
-        raise NotACheckpoint(f"pipeline {class_name or '?'} is not supported (SD 1.x, SD 2.x, SDXL only)")
-    unet = _read_json(folder / "unet" / "config.json")
-    in_channels = unet.get("in_channels")
-    if in_channels not in (4, 9):
-        raise NotACheckpoint(f"UNet with {in_channels} input channels ({class_name}) is not supported")
-    cross = unet.get("cross_attention_dim")
-    family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(cross if isinstance(cross, int) else -1)
-    if family is None or (family == "sdxl") != ("XL" in class_name):
-        raise NotACheckpoint(f"unrecognised UNet (cross_attention_dim {cross}, pipeline {class_name})")
-    return family, in_channels == 9, _resolution_from_configs(folder)
+    candidates = folder_candidates(class_name)
+    if not candidates:
+        known = ", ".join(dict.fromkeys(row.label for row in FAMILIES.values() if "builtin" not in row.layouts))
+        raise NotACheckpoint(f"pipeline {class_name or '?'} is not supported (families: {known})")
+    denoiser = candidates[0].denoiser
+    if not (folder / denoiser / "config.json").is_file():
+        raise NotACheckpoint(f"{candidates[0].label} diffusers folder ({class_name}) without {denoiser}/config.json")
+    config = _read_json(folder / denoiser / "config.json")
+    width = config.get("cross_attention_dim")
+    matching = [row for row in candidates if row.text_width is None or row.text_width == width]
+    if len(matching) != 1:
+        raise NotACheckpoint(f"unrecognised {denoiser} (cross_attention_dim {width}, pipeline {class_name})")
+    row = matching[0]
+    vae_path = folder / "vae" / "config.json"
+    vae = _read_json(vae_path) if vae_path.is_file() else {}
+    plain, inpaint = row.denoiser_inputs(vae_latent_channels(vae, row))
+    in_channels = config.get("in_channels")
+    if in_channels not in (plain, inpaint):
+        raise NotACheckpoint(f"{row.label} {denoiser} with {in_channels} input channels ({class_name}) is not "
+                             f"supported (expected {plain}, or {inpaint} for an inpainting model)")
+    return row.name, in_channels == inpaint, _resolution_from_configs(folder, denoiser)
 
 
-def _weight_formats(folder: Path) -> tuple[bool, bool]:
-    """(UNet weights present, some component needs pickle ``.bin`` weights) of a diffusers folder."""
+def _weight_formats(folder: Path, denoiser: str = "unet") -> tuple[bool, bool]:
+    """(denoiser weights present, some component needs pickle ``.bin`` weights) of a diffusers folder."""
     has_unet, needs_pickle = False, False
     for sub in folder.iterdir():
         if not sub.is_dir():
             continue
         names = [p.name for p in sub.iterdir() if p.suffix in (".safetensors", ".bin")]
-        if sub.name == "unet":
+        if sub.name == denoiser:
             has_unet = bool(names)
         if names and not any(n.endswith(".safetensors") for n in names):
             needs_pickle = True
@@ -190,6 +186,25 @@ def _sd2_guess(stem: str) -> tuple[int, str]:
     kind = "512 base (epsilon)" if base else "768-v (v-prediction)"
     note = f"SD 2.x assumed {kind} from the file name; add a '{stem}.config' folder to override"
     return (512 if base else 768), note
+
+
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    return read_safetensors_header(path)[0]
+
+
+def _override(path: Path) -> Path | None:
+    override = config_override_dir(path)
+    return override if override.is_dir() else None
+
+
+def _split_source(parts: SplitParts, model_id: str) -> ModelSource:
+    """A model of split files: its spec names the paired files in the note; the loader pairs them again."""
+    row = family_row(parts.family)
+    files = " + ".join(p.name for p in (parts.transformer, *(f for _, f in parts.text_encoders), parts.vae))
+    note = f"{row.label} split files ({parts.config}): {files}" + (" (inpainting)" if parts.inpaint else "")
+    spec = ModelSpec(id=model_id, name=parts.transformer.stem, family=row.name, inpaint=parts.inpaint,
+                     resolution=row.resolution, source="split", note=note)
+    return ModelSource(spec, parts.transformer)
 
 
 class ModelRegistry:
@@ -321,13 +336,21 @@ class ModelRegistry:
             log.warning("refusing pickle checkpoint %s (convert to safetensors or allow pickle)", path)
             skipped.append(SkippedFile(rel, "pickle checkpoint refused (allow_pickle is off)", refused=True))
             return
-        if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES:
+        if suffix not in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES + GGUF_SUFFIXES:
             return
         try:
-            pickled = suffix in PICKLE_SUFFIXES
-            shapes = read_pickle_shapes(path) if pickled else read_safetensors_header(path)[0]
+            pickled, gguf = suffix in PICKLE_SUFFIXES, suffix in GGUF_SUFFIXES
+            shapes = read_pickle_shapes(path) if pickled else read_gguf_shapes(path) if gguf else \
+                read_safetensors_header(path)[0]
+            parts = None if pickled else pair_parts(path, shapes, CONFIGS_DIR, _shapes, _override(path))
+            if parts is not None:
+                yield _split_source(parts, model_id)
+                return
+            if gguf:
+                raise NotACheckpoint("a GGUF file without a transformer of a known family (GGUF loads for split "
+                                     "layouts only)")
             family, inpaint = detect_single_file(shapes)
-        except NotACheckpoint as exc:
+        except (NotACheckpoint, SplitError) as exc:
             log.info("skipping %s: %s", path, exc)
             skipped.append(SkippedFile(rel, str(exc)))
             return
@@ -335,15 +358,19 @@ class ModelRegistry:
             log.warning("skipping unreadable or corrupt model file %s: %s", path, exc)
             skipped.append(SkippedFile(rel, f"unreadable or corrupt: {exc}"))
             return
-        resolution, note = RESOLUTIONS[family], f"{FAMILY_LABELS[family]} single-file checkpoint"
-        if family == "sd2":
-            resolution, note = (512, note) if inpaint else _sd2_guess(path.stem)
+        row = family_row(family)
+        resolution, note = row.resolution, f"{row.label} single-file checkpoint"
+        if row.size_from_name:
+            resolution, note = (row.inpaint_resolution or resolution, note) if inpaint else _sd2_guess(path.stem)
         override = config_override_dir(path)
         if override.is_dir():
             resolution = _resolution_from_configs(override) or resolution
-            note = f"{FAMILY_LABELS[family]} single-file checkpoint with config folder {override.name}"
+            note = f"{row.label} single-file checkpoint with config folder {override.name}"
         if inpaint:
             note += " (inpainting)"
+        hints = scheduler_hints(shapes)
+        if hints.get("prediction_type") == "v_prediction":
+            note += " (v-prediction, zero terminal SNR)" if hints.get("rescale_betas_zero_snr") else " (v-prediction)"
         name = path.stem
         spec = ModelSpec(id=model_id, name=name, family=family, inpaint=inpaint, resolution=resolution,
                          source="single_file", note=note)
@@ -352,9 +379,10 @@ class ModelRegistry:
     def _probe_folder(self, folder: Path, model_id: str, skipped: list[SkippedFile]) -> Iterator[ModelSource]:
         try:
             family, inpaint, resolution = detect_diffusers_folder(folder)
-            has_unet, needs_pickle = _weight_formats(folder)
+            denoiser = family_row(family).denoiser
+            has_unet, needs_pickle = _weight_formats(folder, denoiser)
             if not has_unet:
-                raise NotACheckpoint("diffusers folder without UNet weights")
+                raise NotACheckpoint(f"diffusers folder without {denoiser} weights")
         except NotACheckpoint as exc:
             log.info("skipping diffusers folder %s: %s", folder, exc)
             skipped.append(SkippedFile(model_id, str(exc)))
@@ -367,8 +395,9 @@ class ModelRegistry:
             log.warning("refusing diffusers folder %s: pickle .bin weights; enable allow_pickle", folder)
             skipped.append(SkippedFile(model_id, "pickle .bin weights (allow_pickle is off)", refused=True))
             return
-        note = f"{FAMILY_LABELS[family]} diffusers folder" + (" (inpainting)" if inpaint else "")
-        res = resolution or (512 if family == "sd2" and inpaint else RESOLUTIONS[family])
+        row = family_row(family)
+        note = f"{row.label} diffusers folder" + (" (inpainting)" if inpaint else "")
+        res = resolution or (inpaint and row.inpaint_resolution) or row.resolution
         spec = ModelSpec(id=model_id, name=folder.name, family=family, inpaint=inpaint, resolution=res,
                          source="diffusers", note=note)
         yield ModelSource(spec, folder)

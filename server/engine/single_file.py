@@ -11,6 +11,7 @@ with the same relative path, e.g. ``scheduler/scheduler_config.json`` with ``"pr
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,24 +19,30 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .checkpoint_keys import scheduler_hints
+from .families import FAMILIES, family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError, ModelSpec
 from .model_source import ModelSource
 from .pipelines import Pipelines, is_out_of_memory, pipeline_nbytes
-from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir
+from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir, read_safetensors_header
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
+SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 
 
 def config_name(spec: ModelSpec) -> str:
     """Shipped config folder for a spec: sd1, sd1-inpaint, sd2, sd2-base, sd2-inpaint, sdxl, sdxl-inpaint."""
-    if spec.family not in ("sd1", "sd2", "sdxl"):
+    row = FAMILIES.get(spec.family)
+    plain, inpaint = row.configs if row else ("", "")
+    if not plain:
         raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: no single-file config for family {spec.family!r}")
     if spec.inpaint:
-        return f"{spec.family}-inpaint"
-    if spec.family == "sd2" and spec.resolution <= 512:
-        return "sd2-base"
-    return spec.family
+        return inpaint
+    base = f"{plain}-base"  # a 512 variant of a family whose native side is larger (SD 2.x base)
+    if spec.resolution < row.resolution and (CONFIGS_DIR / base).is_dir():
+        return base
+    return plain
 
 
 def config_override(source: ModelSource) -> Path | None:
@@ -55,6 +62,13 @@ def prepare_config(source: ModelSource, dest: Path) -> Path:
     override = config_override(source)
     if override is not None:
         shutil.copytree(override, dest, dirs_exist_ok=True)
+    path = Path(source.path) if source.path is not None else None
+    if (override is None or not (override / SCHEDULER_CONFIG).is_file()) and path is not None \
+            and path.suffix.lower() in SAFETENSORS_SUFFIXES and path.is_file():
+        hints = scheduler_hints(read_safetensors_header(path)[0])
+        if hints:  # the checkpoint's own markers (v-prediction, zero terminal SNR) over the shipped scheduler
+            config = json.loads((dest / SCHEDULER_CONFIG).read_text(encoding="utf-8"))
+            (dest / SCHEDULER_CONFIG).write_text(json.dumps({**config, **hints}, indent=2), encoding="utf-8")
     for tok_dir in dest.glob("tokenizer*"):
         if tok_dir.is_dir() and not any((tok_dir / n).is_file() for n in ("tokenizer.json", "vocab.json")):
             for name in TOKENIZER_FILES:
@@ -62,12 +76,12 @@ def prepare_config(source: ModelSource, dest: Path) -> Path:
     return dest
 
 
-def _pipeline_classes(family: str) -> tuple[Any, Any]:
+def _pipeline_classes(name: str) -> tuple[Any, Any, Any]:
+    """(img2img, inpaint, dedicated-inpaint-model) pipeline classes of a family."""
     import diffusers
 
-    if family == "sdxl":
-        return diffusers.StableDiffusionXLImg2ImgPipeline, diffusers.StableDiffusionXLInpaintPipeline
-    return diffusers.StableDiffusionImg2ImgPipeline, diffusers.StableDiffusionInpaintPipeline
+    row = family(name)
+    return getattr(diffusers, row.img2img), getattr(diffusers, row.inpaint), getattr(diffusers, row.inpaint_model)
 
 
 def _check_file(source: ModelSource) -> Path:
@@ -88,14 +102,13 @@ def load_single_file(source: ModelSource, device: str, dtype: Any) -> Pipelines:
     """
     spec = source.spec
     path = _check_file(source)
-    img2img_cls, inpaint_cls = _pipeline_classes(spec.family)
+    img2img_cls, inpaint_cls, inpaint_model_cls = _pipeline_classes(spec.family)
     kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
-    if spec.family == "sdxl":
-        kwargs["add_watermarker"] = False
+    kwargs.update({k: v for k, v in family(spec.family).load_kwargs.items() if k == "add_watermarker"})
     with tempfile.TemporaryDirectory(prefix="underpaint-config-") as tmp:
         config = prepare_config(source, Path(tmp) / "config")
         try:
-            first = (inpaint_cls if spec.inpaint else img2img_cls).from_single_file(
+            first = (inpaint_model_cls if spec.inpaint else img2img_cls).from_single_file(
                 str(path), config=str(config), **kwargs
             )
         except EngineError:

@@ -23,11 +23,11 @@ class Warm:
     _pipes: dict[tuple[int, int], Any] = field(default_factory=dict)
     _totals: dict[tuple[int, str, int, float], int] = field(default_factory=dict)
 
-    def scheduler(self, base: Any, sampler: str) -> Any:
+    def scheduler(self, base: Any, sampler: str, schedule: str = "eps", label: str = "") -> Any:
         """A fresh scheduler for one job (a copy of a template made once: ``from_config`` is slow)."""
         key = (id(base), sampler)
         if key not in self._schedulers:
-            self._schedulers[key] = make_scheduler(sampler, base.scheduler)
+            self._schedulers[key] = make_scheduler(sampler, base.scheduler, schedule, label)
         return copy.deepcopy(self._schedulers[key])
 
     def total(self, base: Any, sampler: str, steps: int, strength: float, count: Any) -> int:

@@ -50,6 +50,7 @@ class Model:
     max_pixels: int | None
     upscalers: Any = None
     cancel: CancelToken | None = None
+    tiled: bool = True  # its family can refine in tiles (families.Family.tiled): else ``auto`` means ``fit``
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def tiled(submit: Submit, region: Rect, model: Model) -> bool:
     ``vocabulary.pick_resolution``; never for a region within the model's area."""
     choice = submit.resolution
     if choice == "auto":
-        choice = pick_resolution(region.width, region.height, model.resolution, submit.strength)
+        choice = pick_resolution(region.width, region.height, model.resolution, submit.strength) if model.tiled \
+            else "fit"
     return choice == "full" and region.width * region.height > model.resolution ** 2
 
 
@@ -172,7 +174,8 @@ def upscale(inputs: Inputs, submit: Submit, model: Model) -> Plan:
             np.clip(big, 0.0, top, out=big)
         return Plan(region, None, lambda _generated: convert_depth(big, image.dtype))
     prepared = imaging.prepare(big, region, None, kind="img2img", resolution=model.resolution,
-                               max_pixels=model.max_pixels, tiled=region.width * region.height > model.resolution ** 2)
+                               max_pixels=model.max_pixels,
+                               tiled=model.tiled and region.width * region.height > model.resolution ** 2)
     return Plan(region, prepared, lambda generated: convert_depth(imaging.finish(prepared, generated), image.dtype))
 
 

@@ -37,6 +37,7 @@ from underpaint.protocol.pixels import decode_pixels as decode_payload
 from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.vocabulary import BYTES_PER_PIXEL, MAX_SEED, PNG_FORMATS
 
+from ..engine.families import FAMILIES
 from ..engine.interface import Engine, EngineError, GenerationRequest, JobCancelled, StepInfo, denoising_steps
 from .cancel import CancelFlag
 from .handlers import Model
@@ -176,6 +177,9 @@ class LiveStreams:
             raise EngineError(errors.UNKNOWN_MODEL, f"unknown model {model_id!r}", "model")
         if "img2img" not in spec.capabilities:
             raise EngineError(errors.UNSUPPORTED, f"model {model_id!r} cannot do img2img", "kind")
+        row = FAMILIES.get(spec.family)
+        if row is not None and not row.live:
+            raise EngineError(errors.UNSUPPORTED, f"{row.label} models cannot run live frames on this server", "model")
         return spec.id, spec.resolution
 
     def _apply(self, stream: Stream, ready: LiveFrameReady) -> None:

@@ -27,6 +27,7 @@ from underpaint.protocol.tiles import assemble, split
 from underpaint.protocol.vocabulary import ENCODINGS, MAX_SEED, PIXEL_FORMATS, PNG_FORMATS, ROLES
 
 from .. import imaging
+from ..engine.families import FAMILIES
 from ..engine.interface import (
     Engine,
     EngineError,
@@ -180,7 +181,8 @@ class JobRunner:
             raise EngineError(errors.OUT_OF_RANGE, f"strength {submit.strength} x {submit.steps} steps gives no "
                               "denoising step; raise steps or strength", "strength")
         inputs = decode_inputs(job)
-        model = Model(spec.resolution, self.max_model_pixels, self.upscalers, job.cancel)
+        row = FAMILIES.get(spec.family)
+        model = Model(spec.resolution, self.max_model_pixels, self.upscalers, job.cancel, row is None or row.tiled)
         try:
             job_plan = plan(handler, inputs, submit, model)
         except imaging.EmptyMask as exc:

@@ -93,7 +93,7 @@ def test_a_9_channel_model_has_no_img2img_pipeline(demo_folder: Path, tmp_path: 
                                source="diffusers"), None), "without a path"),
         (ModelSource(ModelSpec(id="odd", name="Odd", family="sd1", inpaint=False, resolution=512,
                                source="ftp"), None), "unknown model source"),
-        (ModelSource(ModelSpec(id="sd3", name="SD3", family="sd3", inpaint=False, resolution=512,
+        (ModelSource(ModelSpec(id="k3", name="Kandinsky 3", family="kandinsky3", inpaint=False, resolution=512,
                                source="diffusers"), Path("/tmp")),
          "unsupported model family"),
     ],

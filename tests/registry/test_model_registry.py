@@ -189,7 +189,7 @@ def test_a1111_tree_with_diffusers_folders(tmp_path: Path) -> None:
     skipped = {s.path: s for s in ModelRegistry([models], include_demo=False).skipped()}
     assert skipped["old-bin"].refused and "pickle" in skipped["old-bin"].reason
     assert "FluxPipeline" in skipped["flux"].reason
-    assert "without UNet weights" in skipped["empty"].reason
+    assert "without unet weights" in skipped["empty"].reason
     with_pickle = by_id(ModelRegistry([models], allow_pickle=True, include_demo=False))
     assert with_pickle["old-bin"].family == "sd1"
 
