@@ -55,7 +55,8 @@ class JobKind:
     ``label``: how a painter's UI names it; ``changes_canvas``: its result grows or scales the canvas (its own
     controls, no preview layer); ``needs_selection``: it repaints a selection (the ``mask`` input);
     ``refinable``: ``submit.resolution`` applies (fit to the model or full resolution in tiles, feature
-    ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none)."""
+    ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none); ``on_files``:
+    ``underpaint run`` offers it on image files as they are (not outpaint: a host grows the canvas first)."""
 
     name: str
     required: tuple[str, ...]
@@ -65,6 +66,7 @@ class JobKind:
     needs_selection: bool = field(default=False, metadata=HOST_ONLY)
     refinable: bool = field(default=False, metadata=HOST_ONLY)
     options: str | None = field(default=None, metadata=HOST_ONLY)
+    on_files: bool = field(default=True, metadata=HOST_ONLY)
 
     @property
     def feature(self) -> str:
@@ -82,7 +84,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             needs_selection=True, refinable=True),
     # transparent pixels (or the mask) are filled
     JobKind("outpaint", required=("image",), optional=("mask",), label="Expand Canvas", changes_canvas=True,
-            refinable=True),
+            refinable=True, on_files=False),
     JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale"),
 )}
 
@@ -93,7 +95,8 @@ class PixelFormat:
     """Rows top to bottom, tightly packed; multi-byte samples little-endian; alpha straight.
 
     ``dtype`` is a numpy-style sample type (``|u1``, ``<u2``, ``<f2``, ``<f4``); ``layout`` names the channels
-    in byte order; ``png`` is (PNG colour type, bit depth) when PNG can carry the format."""
+    in byte order; ``png`` is (PNG colour type, bit depth) when PNG can carry the format; ``pillow`` is the
+    Pillow image mode that holds it as it is (the 8-bit formats but BGRA), for a server that decodes with Pillow."""
 
     name: str
     code: int
@@ -102,6 +105,7 @@ class PixelFormat:
     layout: str
     png: tuple[int, int] | None = None
     feature: str | None = None
+    pillow: str | None = field(default=None, metadata=HOST_ONLY)
 
     @property
     def channels(self) -> int:
@@ -109,15 +113,15 @@ class PixelFormat:
 
 
 PIXEL_FORMATS: dict[str, PixelFormat] = {f.name: f for f in (
-    PixelFormat("rgba8", 1, 4, "|u1", "RGBA", png=(6, 8)),
+    PixelFormat("rgba8", 1, 4, "|u1", "RGBA", png=(6, 8), pillow="RGBA"),
     PixelFormat("bgra8", 2, 4, "|u1", "BGRA"),
-    PixelFormat("rgb8", 3, 3, "|u1", "RGB", png=(2, 8)),
+    PixelFormat("rgb8", 3, 3, "|u1", "RGB", png=(2, 8), pillow="RGB"),
     PixelFormat("rgba16", 4, 8, "<u2", "RGBA", png=(6, 16)),
     PixelFormat("bgra16", 5, 8, "<u2", "BGRA"),
     PixelFormat("rgbaf16", 6, 8, "<f2", "RGBA"),
     PixelFormat("rgbaf32", 7, 16, "<f4", "RGBA"),
-    PixelFormat("gray8", 8, 1, "|u1", "Y", png=(0, 8)),
-    PixelFormat("graya8", 9, 2, "|u1", "YA", png=(4, 8)),
+    PixelFormat("gray8", 8, 1, "|u1", "Y", png=(0, 8), pillow="L"),
+    PixelFormat("graya8", 9, 2, "|u1", "YA", png=(4, 8), pillow="LA"),
     PixelFormat("gray16", 10, 2, "<u2", "Y", png=(0, 16)),
     PixelFormat("graya16", 11, 4, "<u2", "YA", png=(4, 16)),
 )}
@@ -131,14 +135,15 @@ class Encoding:
     code: int  # the frame header's encoding byte
     previews_only: bool = False  # an opaque file the host decodes (never pixels the protocol decodes)
     feature: str | None = None
+    pillow: str | None = field(default=None, metadata=HOST_ONLY)  # the Pillow format a server writes it with
 
 
 ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
     Encoding("raw", 1),
     Encoding("zlib", 2),
     Encoding("png", 3),
-    Encoding("jpeg", 4, previews_only=True, feature="encoding:jpeg"),
-    Encoding("webp", 5, previews_only=True, feature="encoding:webp"),
+    Encoding("jpeg", 4, previews_only=True, feature="encoding:jpeg", pillow="JPEG"),
+    Encoding("webp", 5, previews_only=True, feature="encoding:webp", pillow="WEBP"),
 )}
 IMAGE_ENCODINGS = tuple(name for name, e in ENCODINGS.items() if not e.previews_only)
 PREVIEW_ENCODINGS = tuple(ENCODINGS)
