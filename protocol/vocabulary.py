@@ -52,7 +52,8 @@ class JobKind:
     """A job kind: the input roles its ``submit.inputs`` must (``required``) or may (``optional``) name, and what
     hosts and server need to know about it. The region of a job is the bounding box of its ``image`` input.
 
-    ``label``: how a painter's UI names it; ``changes_canvas``: its result grows or scales the canvas (its own
+    ``label``: how a painter's UI names it; ``blurb``: what it does, in a sentence for a menu or tooltip;
+    ``changes_canvas``: its result grows or scales the canvas (its own
     controls, no preview layer); ``needs_selection``: it repaints a selection (the ``mask`` input);
     ``refinable``: ``submit.resolution`` applies (fit to the model or full resolution in tiles, feature
     ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none); ``on_files``:
@@ -62,6 +63,7 @@ class JobKind:
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     label: str = field(default="", metadata=HOST_ONLY)
+    blurb: str = field(default="", metadata=HOST_ONLY)
     changes_canvas: bool = field(default=False, metadata=HOST_ONLY)
     needs_selection: bool = field(default=False, metadata=HOST_ONLY)
     refinable: bool = field(default=False, metadata=HOST_ONLY)
@@ -79,13 +81,19 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("img2img", required=("image",), optional=("control", "reference"), label="Image to Image",
-            refinable=True),
+            refinable=True, blurb="Repaint the layer (or the selected part of it) from a prompt with an Underpaint "
+            "server; the result becomes a new layer above it."),
     JobKind("inpaint", required=("image", "mask"), optional=("control", "reference"), label="Inpaint Selection",
-            needs_selection=True, refinable=True),
+            needs_selection=True, refinable=True, blurb="Repaint only the selection from a prompt with an "
+            "Underpaint server; the result becomes a new layer above the source, masked to the selection."),
     # transparent pixels (or the mask) are filled
     JobKind("outpaint", required=("image",), optional=("mask",), label="Expand Canvas", changes_canvas=True,
-            refinable=True, on_files=False),
-    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale"),
+            refinable=True, on_files=False, blurb="Grow the canvas on the chosen sides and paint the new area from "
+            "the layer with an Underpaint server; the canvas grows when the result arrives, with the result as a "
+            "new layer (one undo step)."),
+    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale",
+            blurb="Upscale the layer (or the selected part of it) x2 or x4 with the server's upscaler model or a "
+            "plain resize, then refine it; the result becomes a new layer of the new size."),
 )}
 
 
