@@ -57,7 +57,7 @@ class JobKind:
     controls, no preview layer); ``needs_selection``: it repaints a selection (the ``mask`` input);
     ``refinable``: ``submit.resolution`` applies (fit to the model or full resolution in tiles, feature
     ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none); ``on_files``:
-    ``underpaint run`` offers it on image files as they are (not outpaint: a host grows the canvas first)."""
+    ``underpaint run`` offers it on image files as they are (opt-in; not outpaint: a host grows the canvas first)."""
 
     name: str
     required: tuple[str, ...]
@@ -68,7 +68,7 @@ class JobKind:
     needs_selection: bool = field(default=False, metadata=HOST_ONLY)
     refinable: bool = field(default=False, metadata=HOST_ONLY)
     options: str | None = field(default=None, metadata=HOST_ONLY)
-    on_files: bool = field(default=True, metadata=HOST_ONLY)
+    on_files: bool = field(default=False, metadata=HOST_ONLY)
 
     @property
     def feature(self) -> str:
@@ -81,17 +81,17 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("img2img", required=("image",), optional=("control", "reference"), label="Image to Image",
-            refinable=True, blurb="Repaint the layer (or the selected part of it) from a prompt with an Underpaint "
-            "server; the result becomes a new layer above it."),
+            refinable=True, on_files=True, blurb="Repaint the layer (or the selected part of it) from a prompt "
+            "with an Underpaint server; the result becomes a new layer above it."),
     JobKind("inpaint", required=("image", "mask"), optional=("control", "reference"), label="Inpaint Selection",
-            needs_selection=True, refinable=True, blurb="Repaint only the selection from a prompt with an "
-            "Underpaint server; the result becomes a new layer above the source, masked to the selection."),
+            needs_selection=True, refinable=True, on_files=True, blurb="Repaint only the selection from a prompt "
+            "with an Underpaint server; the result becomes a new layer above the source, masked to the selection."),
     # transparent pixels (or the mask) are filled
     JobKind("outpaint", required=("image",), optional=("mask",), label="Expand Canvas", changes_canvas=True,
-            refinable=True, on_files=False, blurb="Grow the canvas on the chosen sides and paint the new area from "
-            "the layer with an Underpaint server; the canvas grows when the result arrives, with the result as a "
-            "new layer (one undo step)."),
-    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale",
+            refinable=True, blurb="Grow the canvas on the chosen sides and paint the new area from the layer with "
+            "an Underpaint server; the canvas grows when the result arrives, with the result as a new layer (one "
+            "undo step)."),
+    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale", on_files=True,
             blurb="Upscale the layer (or the selected part of it) x2 or x4 with the server's upscaler model or a "
             "plain resize, then refine it; the result becomes a new layer of the new size."),
 )}
