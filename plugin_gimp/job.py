@@ -79,15 +79,15 @@ def plan_request(params: JobParams, plan: Plan, result_plan: Plan, spec: PixelSp
     # The selection's grey levels are the feathering: the server must not grow or feather it again.
     # Expand canvas has no selection: the feather is the width of the soft seam into the old image.
     seam = int(vocabulary.FEATHER.default) if params.kind == OUTPAINT else 0
-    upscale = messages.UpscaleOptions(**params.upscale_fields()) if params.kind == core.canvas.UPSCALE else None
     return JobRequest(
         plan=plan, pixel_format=spec.wire_format, image=image, mask=mask, prompt=params.prompt,
         negative_prompt=params.negative_prompt, model=params.model, strength=params.strength, steps=params.steps,
         guidance=params.guidance, seed=params.seed, sampler=params.sampler, batch=params.batch,
-        loras=core.params.loras(params.loras), resolution=params.resolution, upscale=upscale,
+        loras=core.params.loras(params.loras), resolution=params.resolution,
         inpaint=messages.InpaintOptions(feather=seam, grow=0, context=params.context),
         previews=core.request.Previews(enabled=previews, max_size=PREVIEW_MAX_SIZE),
-        result_plan=result_plan if result_plan != plan else None)
+        result_plan=result_plan if result_plan != plan else None,
+        **core.request.kind_options(params.kind, params.option_values()))
 
 
 def describe_error(code: str, message: str) -> str:

@@ -159,8 +159,9 @@ class JobParams:
             fields["resolution"] = self.resolution
         return fields
 
-    def upscale_fields(self) -> dict[str, Any]:
-        """``submit.upscale`` of an upscale job (plain values: the record keeps them too)."""
+    def option_values(self) -> dict[str, Any]:
+        """The kinds' own options by their messages' field names (``core.request.kind_options``; plain values:
+        the record keeps them too)."""
         return {"factor": self.factor, "upscaler": self.upscaler, "refine": self.refine}
 
     def record(self) -> dict[str, Any]:
@@ -173,7 +174,7 @@ class JobParams:
         if self.kind == OUTPAINT:
             data.update(expand=[getattr(self.expand, side) for side in SIDES])
         if self.kind == UPSCALE:
-            data.update(self.upscale_fields(), grow_canvas=self.grow_canvas)
+            data.update(self.option_values(), grow_canvas=self.grow_canvas)
         return data
 
 

@@ -25,17 +25,6 @@ PROCEDURES = {"plug-in-underpaint-img2img": params.IMG2IMG, "plug-in-underpaint-
               "plug-in-underpaint-expand": params.OUTPAINT, "plug-in-underpaint-upscale": params.UPSCALE}
 LABELS = {name: f"_{kind.label}…" for name, kind in vocabulary.KINDS.items()}  # the access key: its first letter
 TITLES = {name: f"Underpaint: {kind.label}" for name, kind in vocabulary.KINDS.items()}
-BLURBS = {
-    params.IMG2IMG: "Repaint the layer (or the selected part of it) from a prompt with an Underpaint server; "
-                    "the result becomes a new layer above it.",
-    params.INPAINT: "Repaint only the selection from a prompt with an Underpaint server; the result "
-                    "becomes a new layer above the source, masked to the selection.",
-    params.OUTPAINT: "Grow the canvas on the chosen sides and paint the new area from the layer with an "
-                     "Underpaint server; the canvas grows when the result arrives, with the result as a new "
-                     "layer (one undo step).",
-    params.UPSCALE: "Upscale the layer (or the selected part of it) x2 or x4 with the server's upscaler model or "
-                    "a plain resize, then refine it; the result becomes a new layer of the new size.",
-}
 MENU_PATHS = ("<Image>/Filters/Underpaint", "<Layers>/Layers Menu/Underpaint")
 IDLE_TIMEOUT_ENV = "UNDERPAINT_IDLE_TIMEOUT"
 POLL_MS = 50
@@ -286,7 +275,7 @@ class Underpaint(Gimp.PlugIn):
             return self._procedure(name, self._run_live, None, live.LABEL, live.TITLE, live.BLURB,
                                    params.arguments_for(params.IMG2IMG))
         kind = PROCEDURES[name]
-        return self._procedure(name, self._run, kind, LABELS[kind], TITLES[kind], BLURBS[kind],
+        return self._procedure(name, self._run, kind, LABELS[kind], TITLES[kind], vocabulary.KINDS[kind].blurb,
                                params.arguments_for(kind))
 
     def _procedure(self, name: str, run, data, label: str, title: str, blurb: str, specs) -> Gimp.Procedure:

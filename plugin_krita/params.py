@@ -42,6 +42,10 @@ class GenerationParams:
     grow_canvas: bool = False  # upscale: scale the whole image by the factor first
     expand: tuple[int, int, int, int] = (0, 0, 0, 0)  # expand canvas: pixels left, top, right, bottom
 
+    def option_values(self) -> dict[str, Any]:
+        """The settings of the kinds' own options messages by their field names (``core.request.kind_options``)."""
+        return {"factor": self.upscale_factor, "upscaler": self.upscaler, "refine": self.refine}
+
     def validated(self) -> GenerationParams:
         _choice("mode", self.mode, MODES)
         _choice("resolution", self.resolution, vocabulary.RESOLUTIONS)

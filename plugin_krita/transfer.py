@@ -27,9 +27,6 @@ def native_png(pixel_format: str) -> core.transfer.PngEncoder | None:
 def job_request(job: Any, settings: Any) -> core.request.JobRequest:
     """The host-neutral request of a captured ``job`` (``jobs.Job``) with the docker's ``settings``."""
     p, s, cap = job.params, settings, job.capture
-    upscale = None
-    if cap.kind == core.canvas.UPSCALE:
-        upscale = messages.UpscaleOptions(factor=p.upscale_factor, upscaler=p.upscaler, refine=p.refine)
     in_document = cap.kind not in canvas_jobs.CANVAS_KINDS  # canvas jobs show no preview layer
     previews = core.request.Previews(enabled=s.preview and in_document, max_size=PREVIEW_MAX_SIZE,
                                      interval_ms=PREVIEW_INTERVAL_MS, encodings=PREVIEW_ENCODINGS)
@@ -37,9 +34,9 @@ def job_request(job: Any, settings: Any) -> core.request.JobRequest:
         plan=cap.plan, pixel_format=cap.pixel_format, image=cap.pixels, mask=cap.mask, prompt=p.prompt,
         negative_prompt=p.negative_prompt, model=p.model, strength=p.strength, steps=p.steps, guidance=p.guidance,
         seed=p.seed, sampler=p.sampler, batch=p.batch, loras=core.params.loras(p.loras), resolution=p.resolution,
-        upscale=upscale, inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding),
-        previews=previews, result_plan=cap.result_plan if cap.result_region is not None else None,
-        png=native_png(cap.pixel_format))
+        inpaint=messages.InpaintOptions(feather=s.feather, grow=s.grow, context=s.context_padding), previews=previews,
+        result_plan=cap.result_plan if cap.result_region is not None else None, png=native_png(cap.pixel_format),
+        **core.request.kind_options(cap.kind, p.option_values()))
 
 
 __all__ = ["PREVIEW_ENCODINGS", "job_request", "native_png"]

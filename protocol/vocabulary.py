@@ -52,19 +52,23 @@ class JobKind:
     """A job kind: the input roles its ``submit.inputs`` must (``required``) or may (``optional``) name, and what
     hosts and server need to know about it. The region of a job is the bounding box of its ``image`` input.
 
-    ``label``: how a painter's UI names it; ``changes_canvas``: its result grows or scales the canvas (its own
+    ``label``: how a painter's UI names it; ``blurb``: what it does, in a sentence for a menu or tooltip;
+    ``changes_canvas``: its result grows or scales the canvas (its own
     controls, no preview layer); ``needs_selection``: it repaints a selection (the ``mask`` input);
     ``refinable``: ``submit.resolution`` applies (fit to the model or full resolution in tiles, feature
-    ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none)."""
+    ``tiled``); ``options``: the ``submit`` field that carries its own options (None: none); ``on_files``:
+    ``underpaint run`` offers it on image files as they are (opt-in; not outpaint: a host grows the canvas first)."""
 
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     label: str = field(default="", metadata=HOST_ONLY)
+    blurb: str = field(default="", metadata=HOST_ONLY)
     changes_canvas: bool = field(default=False, metadata=HOST_ONLY)
     needs_selection: bool = field(default=False, metadata=HOST_ONLY)
     refinable: bool = field(default=False, metadata=HOST_ONLY)
     options: str | None = field(default=None, metadata=HOST_ONLY)
+    on_files: bool = field(default=False, metadata=HOST_ONLY)
 
     @property
     def feature(self) -> str:
@@ -77,13 +81,19 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("img2img", required=("image",), optional=("control", "reference"), label="Image to Image",
-            refinable=True),
+            refinable=True, on_files=True, blurb="Repaint the layer (or the selected part of it) from a prompt "
+            "with an Underpaint server; the result becomes a new layer above it."),
     JobKind("inpaint", required=("image", "mask"), optional=("control", "reference"), label="Inpaint Selection",
-            needs_selection=True, refinable=True),
+            needs_selection=True, refinable=True, on_files=True, blurb="Repaint only the selection from a prompt "
+            "with an Underpaint server; the result becomes a new layer above the source, masked to the selection."),
     # transparent pixels (or the mask) are filled
     JobKind("outpaint", required=("image",), optional=("mask",), label="Expand Canvas", changes_canvas=True,
-            refinable=True),
-    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale"),
+            refinable=True, blurb="Grow the canvas on the chosen sides and paint the new area from the layer with "
+            "an Underpaint server; the canvas grows when the result arrives, with the result as a new layer (one "
+            "undo step)."),
+    JobKind("upscale", required=("image",), label="Upscale", changes_canvas=True, options="upscale", on_files=True,
+            blurb="Upscale the layer (or the selected part of it) x2 or x4 with the server's upscaler model or a "
+            "plain resize, then refine it; the result becomes a new layer of the new size."),
 )}
 
 
@@ -93,7 +103,8 @@ class PixelFormat:
     """Rows top to bottom, tightly packed; multi-byte samples little-endian; alpha straight.
 
     ``dtype`` is a numpy-style sample type (``|u1``, ``<u2``, ``<f2``, ``<f4``); ``layout`` names the channels
-    in byte order; ``png`` is (PNG colour type, bit depth) when PNG can carry the format."""
+    in byte order; ``png`` is (PNG colour type, bit depth) when PNG can carry the format; ``pillow`` is the
+    Pillow image mode that holds it as it is (the 8-bit formats but BGRA), for a server that decodes with Pillow."""
 
     name: str
     code: int
@@ -102,6 +113,7 @@ class PixelFormat:
     layout: str
     png: tuple[int, int] | None = None
     feature: str | None = None
+    pillow: str | None = field(default=None, metadata=HOST_ONLY)
 
     @property
     def channels(self) -> int:
@@ -109,15 +121,15 @@ class PixelFormat:
 
 
 PIXEL_FORMATS: dict[str, PixelFormat] = {f.name: f for f in (
-    PixelFormat("rgba8", 1, 4, "|u1", "RGBA", png=(6, 8)),
+    PixelFormat("rgba8", 1, 4, "|u1", "RGBA", png=(6, 8), pillow="RGBA"),
     PixelFormat("bgra8", 2, 4, "|u1", "BGRA"),
-    PixelFormat("rgb8", 3, 3, "|u1", "RGB", png=(2, 8)),
+    PixelFormat("rgb8", 3, 3, "|u1", "RGB", png=(2, 8), pillow="RGB"),
     PixelFormat("rgba16", 4, 8, "<u2", "RGBA", png=(6, 16)),
     PixelFormat("bgra16", 5, 8, "<u2", "BGRA"),
     PixelFormat("rgbaf16", 6, 8, "<f2", "RGBA"),
     PixelFormat("rgbaf32", 7, 16, "<f4", "RGBA"),
-    PixelFormat("gray8", 8, 1, "|u1", "Y", png=(0, 8)),
-    PixelFormat("graya8", 9, 2, "|u1", "YA", png=(4, 8)),
+    PixelFormat("gray8", 8, 1, "|u1", "Y", png=(0, 8), pillow="L"),
+    PixelFormat("graya8", 9, 2, "|u1", "YA", png=(4, 8), pillow="LA"),
     PixelFormat("gray16", 10, 2, "<u2", "Y", png=(0, 16)),
     PixelFormat("graya16", 11, 4, "<u2", "YA", png=(4, 16)),
 )}
@@ -131,14 +143,15 @@ class Encoding:
     code: int  # the frame header's encoding byte
     previews_only: bool = False  # an opaque file the host decodes (never pixels the protocol decodes)
     feature: str | None = None
+    pillow: str | None = field(default=None, metadata=HOST_ONLY)  # the Pillow format a server writes it with
 
 
 ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
     Encoding("raw", 1),
     Encoding("zlib", 2),
     Encoding("png", 3),
-    Encoding("jpeg", 4, previews_only=True, feature="encoding:jpeg"),
-    Encoding("webp", 5, previews_only=True, feature="encoding:webp"),
+    Encoding("jpeg", 4, previews_only=True, feature="encoding:jpeg", pillow="JPEG"),
+    Encoding("webp", 5, previews_only=True, feature="encoding:webp", pillow="WEBP"),
 )}
 IMAGE_ENCODINGS = tuple(name for name, e in ENCODINGS.items() if not e.previews_only)
 PREVIEW_ENCODINGS = tuple(ENCODINGS)

@@ -3,6 +3,8 @@ about it (``problem``: one set of checks for every host), and its ``Submit`` and
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +67,17 @@ class JobRequest:
         return self.result_plan or self.plan
 
 
+def kind_options(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``JobRequest`` keyword of ``kind``'s own options (its row's ``options``: the ``Submit`` field, whose
+    message it builds from ``values``, the painter's settings by that message's field names); {} for a kind
+    without options."""
+    name = vocabulary.KINDS[kind].options
+    if name is None:
+        return {}
+    message = next(spec.kind for spec in messages.Submit.specs() if spec.name == name)
+    return {name: message(**{f.name: values[f.name] for f in dataclasses.fields(message) if f.name in values})}
+
+
 def problem(request: JobRequest, welcome: Any, offer: params.Offer) -> str | None:
     """Why the server of ``welcome`` would refuse ``request`` (a sentence the painter can act on), or None."""
     limits, region = welcome.limits, request.plan.region
@@ -121,4 +134,4 @@ def wire(request: JobRequest, job: str, offer: params.Offer, url: str, transfer_
     return submit, inputs
 
 
-__all__ = ["Inputs", "JobRequest", "Previews", "canvas_problem", "problem", "wire"]
+__all__ = ["Inputs", "JobRequest", "Previews", "canvas_problem", "kind_options", "problem", "wire"]

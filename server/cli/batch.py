@@ -1,4 +1,4 @@
-"""`underpaint run`: img2img, inpaint or upscale over image files, through a running server's websocket.
+"""`underpaint run`: a job kind (``run_flags.RUN_KINDS``) over image files, through a running server's websocket.
 
 Every image of a batch comes back and is written to the output folder (``NAME.png``, or ``NAME-2.png`` ... for a
 batch), with ``contact_sheet.png`` beside them; a failed image is named in the summary and the exit status is 1.
@@ -16,9 +16,11 @@ from PIL import Image
 from underpaint.protocol.client import Client, new_job_id
 from underpaint.protocol.connection import ResultReceived
 from underpaint.protocol.errors import ProtocolError
-from underpaint.protocol.messages import InpaintOptions, Progress, Submit, UpscaleOptions
+from underpaint.protocol.messages import InpaintOptions, Progress, Submit
 from underpaint.protocol.pixels import decode_pixels, make_frame
 from underpaint.protocol.plugin_core import transfer
+from underpaint.protocol.plugin_core.request import kind_options
+from underpaint.protocol.vocabulary import KINDS
 
 from .batch_inputs import BatchItem, InputError, find_images, pair_masks
 from .sheet import contact_sheet
@@ -44,11 +46,9 @@ def load_rgba(path: Path) -> Image.Image:
 
 
 def make_submit(args: argparse.Namespace, job: str, result_encoding: str = "raw") -> Submit:
-    extra: dict = {"result_encoding": result_encoding}
-    if args.kind == "inpaint":
+    extra: dict = {"result_encoding": result_encoding, **kind_options(args.kind, vars(args))}  # flags by field name
+    if KINDS[args.kind].needs_selection:
         extra["inpaint"] = InpaintOptions(feather=args.feather, grow=args.grow, context=args.context)
-    if args.kind == "upscale":
-        extra["upscale"] = UpscaleOptions(factor=args.factor, upscaler=args.upscaler, refine=args.refine)
     optional = {"strength": args.strength, "steps": args.steps, "guidance": args.guidance}
     return Submit(job=job, kind=args.kind, model=args.model, prompt=args.prompt, negative_prompt=args.negative_prompt,
                   seed=args.seed, batch=args.batch, sampler=args.sampler, **extra,
@@ -70,11 +70,11 @@ def job_inputs(item: BatchItem, source: Image.Image, job: str, encodings: transf
 
 def result_images(done: ResultReceived, source: Image.Image, kind: str) -> list[Image.Image]:
     """Every image of the result, whole: a result smaller than the source (an inpaint's region) is pasted back
-    onto a copy of the source at its place."""
+    onto a copy of the source at its place; a kind that changes the canvas returns its own."""
     images = []
     for frame in sorted(done.frames, key=lambda f: f.index):
         image = Image.frombytes("RGBA", (frame.width, frame.height), decode_pixels(frame))
-        if kind != "upscale" and image.size != source.size:
+        if not KINDS[kind].changes_canvas and image.size != source.size:
             whole = source.copy()
             whole.paste(image, (frame.x, frame.y))
             image = whole
@@ -139,9 +139,11 @@ def run_items(args: argparse.Namespace, client: Client, items: list[BatchItem], 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         items = pair_masks(find_images([Path(p) for p in args.inputs]), Path(args.mask) if args.mask else None)
-        if (args.kind == "inpaint") != (args.mask is not None):
-            raise InputError("inpaint needs masks: --mask FILE (one for every image) or --mask FOLDER (matched by "
-                             "name)" if args.kind == "inpaint" else f"--mask is for inpaint, not {args.kind}")
+        masked = KINDS[args.kind].needs_selection
+        if masked != (args.mask is not None):
+            takers = " and ".join(name for name, row in KINDS.items() if row.needs_selection)
+            raise InputError(f"{args.kind} needs masks: --mask FILE (one for every image) or --mask FOLDER (matched "
+                             f"by name)" if masked else f"--mask is for {takers}, not {args.kind}")
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         make_submit(args, "check")  # every parameter checked before connecting

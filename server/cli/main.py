@@ -15,7 +15,7 @@ from ..config import build_config
 from .batch import cmd_run
 from .compose import extra_registries, make_server, stay_offline
 from .logs import quiet_libraries, setup_logging
-from .run_flags import add_run_arguments
+from .run_flags import RUN_KINDS_TEXT, add_run_arguments
 from .serve_flags import SERVE_FLAGS, add_serve_arguments
 
 
@@ -140,8 +140,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=256, help="side of the sample image in pixels")
     demo.set_defaults(func=cmd_demo)
 
-    run = sub.add_parser("run", help="img2img, inpaint or upscale image files through a running server",
-                         description="Run img2img, inpaint or upscale over image files or folders through a running "
+    run = sub.add_parser("run", help=f"{RUN_KINDS_TEXT} image files through a running server",
+                         description=f"Run {RUN_KINDS_TEXT} over image files or folders through a running "
                          "server (the local one, or --server URL; a token comes from UNDERPAINT_TOKEN). Every "
                          "result is written to --out beside contact_sheet.png; the exit status is 1 when some image "
                          "failed, 2 when nothing could start.")

@@ -10,6 +10,7 @@ from underpaint.protocol.vocabulary import (
     FEATHER,
     GROW,
     GUIDANCE,
+    KINDS,
     SAMPLERS,
     STEPS,
     STRENGTH,
@@ -18,7 +19,8 @@ from underpaint.protocol.vocabulary import (
 
 from .batch import DEFAULT_SERVER
 
-RUN_KINDS = ("img2img", "inpaint", "upscale")  # vocabulary.KINDS but outpaint (its canvas growth is a host's)
+RUN_KINDS = tuple(name for name, row in KINDS.items() if row.on_files)  # not outpaint: a host grows its canvas
+RUN_KINDS_TEXT = f"{', '.join(RUN_KINDS[:-1])} or {RUN_KINDS[-1]}"  # "img2img, inpaint or ..." for the help
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:

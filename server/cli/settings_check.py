@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ConfigError
-from ..engine.registry import FAMILY_LABELS, ModelRegistry
+from ..engine.families import FAMILIES
+from ..engine.registry import ModelRegistry
 
-LOOKED_FOR = (f"diffusers folders (model_index.json) and .safetensors checkpoints of "
-              f"{', '.join(FAMILY_LABELS.values())}")
+LOOKED_FOR = ("diffusers folders (model_index.json), .safetensors checkpoints and ComfyUI split files of "
+              + ", ".join(row.label for row in FAMILIES.values() if "builtin" not in row.layouts))
 
 
 def models_registry(dirs: list[Path] | tuple[Path, ...], allow_pickle: bool = False) -> ModelRegistry:

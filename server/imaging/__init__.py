@@ -6,7 +6,7 @@ blend alphas are (H, W) float32 in 0..1.
 """
 
 from .masks import EmptyMask, crop_for_inpaint, feather_mask, grow_mask, mask_bbox
-from .pipeline import Prepared, cut_region, finish, prepare
+from .pipeline import Cut, Prepared, cut_region, finish, prepare
 from .pixels import (
     alpha_of,
     bytes_per_pixel,
@@ -19,7 +19,7 @@ from .pixels import (
 from .sizing import fit_to_model, resize_colour, resize_float, resize_mask, resize_rgb
 
 __all__ = [
-    "EmptyMask", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
+    "Cut", "EmptyMask", "Prepared", "bytes_per_pixel", "decode_pixels", "encode_pixels",
     "convert_depth", "to_rgb8", "alpha_of", "fit_to_model", "resize_rgb", "resize_float", "resize_colour",
     "resize_mask", "mask_bbox",
     "crop_for_inpaint", "grow_mask", "feather_mask", "composite", "prepare", "finish", "cut_region",

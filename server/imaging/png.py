@@ -9,13 +9,13 @@ import warnings
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
-
-PIL_MODES = {"rgba8": "RGBA", "rgb8": "RGB", "gray8": "L", "graya8": "LA"}  # wire format -> Pillow mode
+from underpaint.protocol.vocabulary import PIXEL_FORMATS
 
 
 def decode_png(frame: Frame) -> bytes | None:
     """The raw pixels of an 8-bit PNG frame, or None for formats Pillow cannot give losslessly (16-bit)."""
-    mode = PIL_MODES.get(frame.pixel_format)
+    row = PIXEL_FORMATS.get(frame.pixel_format)
+    mode = row.pillow if row is not None else None
     if frame.encoding != "png" or mode is None:
         return None
     from PIL import Image

@@ -98,14 +98,14 @@ def tiled(submit: Submit, region: Rect, model: Model) -> bool:
 
 def img2img(inputs: Inputs, submit: Submit, model: Model) -> imaging.Prepared:
     """The whole image, repainted at ``strength``."""
-    return imaging.prepare(inputs.image, inputs.rect, None, kind="img2img", resolution=model.resolution,
+    return imaging.prepare(inputs.image, inputs.rect, None, cut=imaging.Cut.WHOLE, resolution=model.resolution,
                            max_pixels=model.max_pixels, tiled=tiled(submit, inputs.rect, model))
 
 
 def inpaint(inputs: Inputs, submit: Submit, model: Model) -> imaging.Prepared:
     """The mask's surroundings (``inpaint.context``), the mask grown and feathered; pasted back by the mask."""
     opts, mask = submit.inpaint, inputs.get("mask")
-    cut = {"kind": "inpaint", "context": opts.context, "grow": opts.grow, "feather": opts.feather}
+    cut = {"cut": imaging.Cut.AROUND_MASK, "context": opts.context, "grow": opts.grow, "feather": opts.feather}
     region = imaging.cut_region(inputs.rect, mask, **cut) if mask is not None and mask.any() else inputs.rect
     return imaging.prepare(inputs.image, inputs.rect, mask, **cut, resolution=model.resolution,
                            max_pixels=model.max_pixels, tiled=tiled(submit, region, model))
@@ -127,7 +127,7 @@ def outpaint(inputs: Inputs, submit: Submit, model: Model) -> Plan:
     repaint = np.where(new, np.uint8(255), np.uint8(0))
     # the model repaints the seam band too: the new area grown by feather, pasted back hard (the result's alpha
     # is the soft seam), so the model's colour covers every pixel that alpha reaches
-    cut = {"kind": "inpaint", "context": opts.context, "grow": opts.feather, "feather": 0}
+    cut = {"cut": imaging.Cut.AROUND_MASK, "context": opts.context, "grow": opts.feather, "feather": 0}
     region = imaging.cut_region(inputs.rect, repaint, **cut)
     prepared = imaging.prepare(filled, inputs.rect, repaint, **cut, resolution=model.resolution,
                                max_pixels=model.max_pixels, tiled=tiled(submit, region, model))
@@ -173,7 +173,7 @@ def upscale(inputs: Inputs, submit: Submit, model: Model) -> Plan:
             top = 1.0 if image.dtype.kind == "u" else max(1.0, float(np.nanmax(image)))
             np.clip(big, 0.0, top, out=big)
         return Plan(region, None, lambda _generated: convert_depth(big, image.dtype))
-    prepared = imaging.prepare(big, region, None, kind="img2img", resolution=model.resolution,
+    prepared = imaging.prepare(big, region, None, cut=imaging.Cut.WHOLE, resolution=model.resolution,
                                max_pixels=model.max_pixels,
                                tiled=model.tiled and region.width * region.height > model.resolution ** 2)
     return Plan(region, prepared, lambda generated: convert_depth(imaging.finish(prepared, generated), image.dtype))

@@ -34,7 +34,7 @@ def cut(snapshot: bytearray, key: tuple, result_format: str, model: Model) -> Cu
         return Cut(region, pixels[..., colour], pixels, colour)
     image = imaging.decode_pixels(snapshot, width, height, fmt)
     # live frames always run at the model's size (never tiled): the job pipeline's img2img fit
-    prepared = imaging.prepare(image, region, None, kind="img2img", resolution=model.resolution,
+    prepared = imaging.prepare(image, region, None, cut=imaging.Cut.WHOLE, resolution=model.resolution,
                                max_pixels=model.max_pixels)
     return Cut(prepared.region, prepared.model_image, prepared=prepared)
 

@@ -15,7 +15,7 @@ import random
 import time
 
 import numpy as np
-from PIL import Image, features
+from PIL import Image
 from underpaint.protocol import errors
 from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.frames import Frame
@@ -45,20 +45,26 @@ from .queue import Job
 log = logging.getLogger("underpaint.runner")
 
 
-_PIL_WRITERS = {"jpeg": ("jpg", "JPEG"), "webp": ("webp", "WEBP")}  # preview-only encoding -> PIL feature, format
+def _pillow_writes(format_name: str) -> bool:
+    """Whether this Pillow can write ``format_name`` (its plugin and codec are there): a 1x1 image, tried."""
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format_name)
+    except (KeyError, OSError, ValueError):
+        return False
+    return True
 
 
 def preview_encodings() -> tuple[str, ...]:
-    """The preview-only encodings (``vocabulary.ENCODINGS``) this server's PIL can write."""
-    return tuple(name for name, row in ENCODINGS.items() if row.previews_only and name in _PIL_WRITERS
-                 and features.check(_PIL_WRITERS[name][0]))
+    """The preview-only encodings (``vocabulary.ENCODINGS``) this server's Pillow can write."""
+    return tuple(name for name, row in ENCODINGS.items() if row.previews_only and row.pillow is not None
+                 and _pillow_writes(row.pillow))
 
 
 def encode_preview(rgb: np.ndarray, encoding: str, job: str, step: int, region: Rect) -> Frame:
     height, width = rgb.shape[:2]
     if ENCODINGS[encoding].previews_only:  # lossy: PIL encodes them
         buf = io.BytesIO()
-        Image.fromarray(rgb, "RGB").save(buf, _PIL_WRITERS[encoding][1], quality=80)
+        Image.fromarray(rgb, "RGB").save(buf, ENCODINGS[encoding].pillow, quality=80)
         return Frame(job=job, role="preview", width=width, height=height, pixel_format="rgb8",
                      payload=buf.getvalue(), encoding=encoding, x=region.x, y=region.y, index=min(step, 0xFFFF))
     return make_frame(job, "preview", rgb.tobytes(), width, height, "rgb8", encoding, region.x, region.y,

@@ -108,7 +108,8 @@ def add_rest_routes(app: FastAPI, service: Service) -> None:
             if tiled:
                 raise ProtocolError(errors.UNSUPPORTED, f"REST jobs send one file per input: leave out {tiled[0]!r} "
                                     "(inputs and tiles are for the websocket protocol)", tiled[0])
-            roles = ("image", "mask") if mask is not None else ("image",)
+            uploads = {"image": image, "mask": mask}  # the files by role; a kind's row says which it takes
+            roles = tuple(role for role, upload in uploads.items() if upload is not None)
             fields = {"kind": "inpaint" if mask is not None else "img2img", **fields}
             _check_files(fields["kind"], roles)
             fields = {**fields, "job": job_id,

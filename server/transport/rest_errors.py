@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from underpaint.protocol import errors
+from underpaint.protocol.vocabulary import INPUT_ROLES
 
 _REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")  # <_io.BytesIO object at 0x7f...>
 _PLACES = ("body", "query", "header", "path", "cookie")
@@ -29,7 +30,7 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
     problem = exc.errors()[0] if exc.errors() else {}
     field = ".".join(str(p) for p in problem.get("loc", ()) if p not in _PLACES) or None
     if problem.get("type") == "missing":
-        code = errors.MISSING_INPUT if field in ("image", "mask") else errors.MISSING_FIELD
+        code = errors.MISSING_INPUT if field in INPUT_ROLES else errors.MISSING_FIELD  # a file upload
         message = f"the request has no {field!r} form field" + (" (the file to work on)" if field == "image" else "")
     else:
         code, message = errors.BAD_VALUE, f"{field or 'the request'}: {problem.get('msg', 'not valid')}"

@@ -102,9 +102,9 @@ def test_expand_canvas_and_upscale_arguments() -> None:
     with pytest.raises(params.ParamError, match="expand-left must be between 0 and"):
         params.parse_params(params.OUTPAINT, {"expand-left": -4})
     up = params.parse_params(params.UPSCALE, {"factor": "x4", "upscaler": " esrgan ", "refine": False})
-    assert up.upscale_fields() == {"factor": 4, "upscaler": "esrgan", "refine": False}
+    assert up.option_values() == {"factor": 4, "upscaler": "esrgan", "refine": False}
     assert "resolution" not in up.submit_fields() and not up.grow_canvas
-    assert params.parse_params(params.UPSCALE, {}).upscale_fields() == {"factor": 2, "upscaler": None,
+    assert params.parse_params(params.UPSCALE, {}).option_values() == {"factor": 2, "upscaler": None,
                                                                         "refine": True}
     with pytest.raises(params.ParamError, match="refine must be true or false"):
         params.parse_params(params.UPSCALE, {"refine": "yes"})

@@ -76,7 +76,7 @@ def test_tiled_prepare_keeps_every_pixel():
     rng = np.random.default_rng(2)
     img = rng.integers(0, 256, (101, 203, 4), dtype=np.uint8)
     img[..., 3] = 255
-    prepared = imaging.prepare(img, Rect(5, 6, 203, 101), None, kind="img2img", resolution=64, max_pixels=None,
+    prepared = imaging.prepare(img, Rect(5, 6, 203, 101), None, cut=imaging.Cut.WHOLE, resolution=64, max_pixels=None,
                                tiled=True)
     assert prepared.tiled and prepared.model_image.shape == (104, 208, 3)
     assert np.array_equal(prepared.model_image[:101, :203], img[..., :3])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from underpaint.protocol.geometry import Rect, Size
-from underpaint.server.imaging import Prepared, convert_depth, finish, prepare
+from underpaint.server.imaging import Cut, Prepared, convert_depth, finish, prepare
 
 DTYPES = [np.uint8, np.uint16, np.float16, np.float32]
 
@@ -24,9 +24,9 @@ def paste(image: np.ndarray, image_rect: Rect, prepared: Prepared, result: np.nd
     return out
 
 
-def run(image: np.ndarray, rect: Rect, mask: np.ndarray | None, kind: str, **kw: object) -> tuple:
+def run(image: np.ndarray, rect: Rect, mask: np.ndarray | None, cut: Cut, **kw: object) -> tuple:
     args = {"resolution": 64, "context": 8, "grow": 0, "feather": 0, "max_pixels": None} | kw
-    prepared = prepare(image, rect, mask, kind=kind, **args)
+    prepared = prepare(image, rect, mask, cut=cut, **args)
     generated = np.full(prepared.model_image.shape, 200, np.uint8)
     return prepared, finish(prepared, generated)
 
@@ -35,7 +35,7 @@ def run(image: np.ndarray, rect: Rect, mask: np.ndarray | None, kind: str, **kw:
 def test_img2img_keeps_alpha_and_covers_the_image(dtype: type) -> None:
     rect = Rect(-30, 10, 40, 24)
     image = random_image(24, 40, dtype)
-    prepared, result = run(image, rect, None, "img2img")
+    prepared, result = run(image, rect, None, Cut.WHOLE)
     assert prepared.region == rect and prepared.model_mask is None and prepared.blend_alpha is None
     assert prepared.model_image.dtype == np.uint8 and prepared.model_image.shape[2] == 3
     assert prepared.model_size.width % 8 == 0 and prepared.model_size.height % 8 == 0
@@ -47,7 +47,7 @@ def test_img2img_keeps_alpha_and_covers_the_image(dtype: type) -> None:
 
 def test_img2img_identity_when_sizes_match() -> None:
     image = random_image(64, 64, np.uint8)
-    prepared = prepare(image, Rect(0, 0, 64, 64), None, kind="img2img", resolution=64, max_pixels=None)
+    prepared = prepare(image, Rect(0, 0, 64, 64), None, cut=Cut.WHOLE, resolution=64, max_pixels=None)
     assert prepared.model_size == Size(64, 64)
     assert np.array_equal(finish(prepared, prepared.model_image), image)
 
@@ -59,7 +59,7 @@ def test_inpaint_outside_selection_is_byte_identical(dtype: type) -> None:
     mask = np.zeros((200, 300), np.uint8)
     mask[90:110, 140:170] = 255
     mask[100, 100] = 90  # a partially selected pixel
-    prepared, result = run(image, rect, mask, "inpaint", grow=3, feather=4, context=16)
+    prepared, result = run(image, rect, mask, Cut.AROUND_MASK, grow=3, feather=4, context=16)
     region = prepared.region
     assert rect.contains(region) and region.width % 8 == 0 and region.height % 8 == 0
     assert region.contains(Rect(-100, -30, 70, 20))
@@ -81,7 +81,7 @@ def test_inpaint_region_holds_the_feathered_edge() -> None:
     image = random_image(400, 400, np.uint8)
     mask = np.zeros((400, 400), np.uint8)
     mask[200:210, 200:210] = 255
-    prepared, _ = run(image, Rect(0, 0, 400, 400), mask, "inpaint", context=2, grow=5, feather=10)
+    prepared, _ = run(image, Rect(0, 0, 400, 400), mask, Cut.AROUND_MASK, context=2, grow=5, feather=10)
     assert prepared.region.contains(Rect(184, 184, 42, 42))  # 10 + 2 * (5 + 10 + 1)
     alpha = prepared.blend_alpha
     assert alpha is not None
@@ -93,7 +93,7 @@ def test_inpaint_grow_and_feather_zero() -> None:
     mask = np.zeros((40, 40), np.uint8)
     mask[10:20, 12:30] = 255
     mask[25, 5] = 128
-    prepared, result = run(image, Rect(0, 0, 40, 40), mask, "inpaint")
+    prepared, result = run(image, Rect(0, 0, 40, 40), mask, Cut.AROUND_MASK)
     region = prepared.region.translate(0, 0)
     local_mask = mask[region.y : region.bottom, region.x : region.right]
     assert prepared.blend_alpha is not None
@@ -108,7 +108,7 @@ def test_inpaint_one_pixel_sliver() -> None:
     image = random_image(300, 300, np.uint8)
     mask = np.zeros((300, 300), np.uint8)
     mask[50:250, 120] = 255
-    prepared, result = run(image, Rect(0, 0, 300, 300), mask, "inpaint", context=0, resolution=512)
+    prepared, result = run(image, Rect(0, 0, 300, 300), mask, Cut.AROUND_MASK, context=0, resolution=512)
     assert prepared.region == Rect(117, 50, 8, 200)
     assert prepared.model_mask is not None and prepared.model_mask.any()
     pasted = paste(image, Rect(0, 0, 300, 300), prepared, result)
@@ -120,7 +120,7 @@ def test_huge_upscale_of_tiny_region_is_capped() -> None:
     image = random_image(100, 100, np.float32)
     mask = np.zeros((100, 100), np.uint8)
     mask[40:43, 60:62] = 255
-    prepared, result = run(image, Rect(0, 0, 100, 100), mask, "inpaint", context=0, resolution=1024,
+    prepared, result = run(image, Rect(0, 0, 100, 100), mask, Cut.AROUND_MASK, context=0, resolution=1024,
                            max_pixels=256 * 256)  # fmt: skip
     assert prepared.region.size == Size(8, 8)
     assert prepared.model_size.area <= 256 * 256 and prepared.model_size == Size(256, 256)
@@ -133,7 +133,7 @@ def test_img2img_with_mask_limits_paste_back() -> None:
     image = random_image(32, 32, np.uint8)
     mask = np.zeros((32, 32), np.uint8)
     mask[8:16, 8:16] = 255
-    prepared, result = run(image, Rect(5, 5, 32, 32), mask, "img2img", feather=2)
+    prepared, result = run(image, Rect(5, 5, 32, 32), mask, Cut.WHOLE, feather=2)
     assert prepared.region == Rect(5, 5, 32, 32) and prepared.model_mask is None
     assert np.array_equal(result[:4], image[:4]) and np.all(result[11:13, 11:13, :3] == 200)
 
@@ -143,8 +143,8 @@ def test_img2img_with_mask_limits_paste_back() -> None:
     [
         ({"mask": np.zeros((20, 30), np.uint8)}, "inpaint mask is empty"),
         ({"mask": np.ones((30, 20), np.uint8)}, "mask is \\(30, 20\\) uint8 but the image is 30x20"),
-        ({"mask": None}, "inpaint needs a mask"),
-        ({"kind": "outpaint"}, "unknown cut 'outpaint'"),
+        ({"mask": None}, "a cut around the mask needs a mask"),
+        ({"cut": "inpaint"}, "unknown cut 'inpaint'; expected one of Cut.WHOLE, Cut.AROUND_MASK"),
         ({"rect": Rect(0, 0, 20, 30)}, "image is 30x20 but image_rect is 20x30"),
         ({"grow": -2}, "the mask is empty after shrinking it by 2 px"),
         ({"feather": -1}, "feather must be >= 0"),
@@ -155,21 +155,21 @@ def test_img2img_with_mask_limits_paste_back() -> None:
 def test_prepare_errors(kwargs: dict, message: str) -> None:
     mask = np.zeros((20, 30), np.uint8)
     mask[5:8, 5:8] = 255
-    args = {"mask": mask, "kind": "inpaint", "rect": Rect(0, 0, 30, 20), "grow": 0, "feather": 0, "context": 4}
+    args = {"mask": mask, "cut": Cut.AROUND_MASK, "rect": Rect(0, 0, 30, 20), "grow": 0, "feather": 0, "context": 4}
     args |= kwargs
     with pytest.raises(ValueError, match=message):
-        prepare(random_image(20, 30, np.uint8), args["rect"], args["mask"], kind=args["kind"], resolution=64,
+        prepare(random_image(20, 30, np.uint8), args["rect"], args["mask"], cut=args["cut"], resolution=64,
                 context=args["context"], grow=args["grow"], feather=args["feather"], max_pixels=None)
 
 
 def test_prepare_takes_its_settings_by_keyword_only() -> None:
     """Context, grow and feather are three ints side by side: a positional call could put one in another's slot."""
     with pytest.raises(TypeError):
-        prepare(random_image(16, 16, np.uint8), Rect(0, 0, 16, 16), None, "img2img", 64, 0, 0, 0, None)
+        prepare(random_image(16, 16, np.uint8), Rect(0, 0, 16, 16), None, Cut.WHOLE, 64, 0, 0, 0, None)
 
 
 def test_finish_rejects_wrong_size() -> None:
     image = random_image(16, 16, np.uint8)
-    prepared = prepare(image, Rect(0, 0, 16, 16), None, kind="img2img", resolution=64, max_pixels=None)
+    prepared = prepare(image, Rect(0, 0, 16, 16), None, cut=Cut.WHOLE, resolution=64, max_pixels=None)
     with pytest.raises(ValueError, match="generated image must be \\(64, 64, 3\\) uint8, got \\(8, 8, 3\\)"):
         finish(prepared, np.zeros((8, 8, 3), np.uint8))

@@ -12,7 +12,7 @@ from underpaint.protocol.errors import ProtocolError
 from underpaint.protocol.geometry import Rect
 from underpaint.protocol.pixels import make_frame
 from underpaint.protocol.plugin_core import jobs, params, reconnect, regions, session
-from underpaint.protocol.plugin_core.request import JobRequest
+from underpaint.protocol.plugin_core.request import JobRequest, kind_options
 
 URL = "ws://127.0.0.1:7860/v1/ws"
 FEATURES = params.client_features(resume=True, lora=True)
@@ -244,3 +244,12 @@ def test_states_change_only_through_their_reducers() -> None:
         host.session.state = session.ConnectionState.CONNECTED  # type: ignore[misc]
     with pytest.raises(AttributeError):
         jobs.Tracker("j").state = jobs.JobState.DONE  # type: ignore[misc]
+
+
+def test_a_kinds_own_options_come_from_its_row() -> None:
+    """Both hosts hand the painter's settings over by field name; the row's ``options`` picks the message."""
+    values = {"factor": 4, "upscaler": "esrgan", "refine": False, "unrelated": 1}
+    assert kind_options("upscale", values) == {"upscale": messages.UpscaleOptions(factor=4, upscaler="esrgan",
+                                                                                  refine=False)}
+    assert kind_options("img2img", values) == {} and kind_options("outpaint", values) == {}
+    assert kind_options("upscale", {}) == {"upscale": messages.UpscaleOptions()}  # the message's defaults

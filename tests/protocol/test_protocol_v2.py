@@ -122,6 +122,14 @@ def test_every_kind_requires_its_roles_and_refuses_others(kind):
     assert [i["role"] for i in json.loads(out[0])["inputs"]] == list(kind.required)
 
 
+@pytest.mark.parametrize("kind", list(vocabulary.KINDS.values()), ids=lambda k: k.name)
+def test_every_kind_describes_itself_for_the_hosts(kind):
+    """A host names and describes a kind by its row alone (menus, tooltips, GIMP's procedure blurbs)."""
+    assert kind.label and kind.blurb.endswith(".")
+    if kind.options is not None:  # its own options travel in a Submit field of that name
+        assert kind.options in {spec.name for spec in Submit.specs()}
+
+
 def test_unknown_input_roles_are_refused_before_anything_else():
     client, _ = pair()
     exc = expect(errors.UNEXPECTED_INPUT, client.submit, Submit(job="j1", kind="img2img"),

@@ -17,15 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TREES = ("protocol", "server", "plugin_krita", "plugin_gimp")
 SOURCES = sorted(p for tree in TREES for p in (ROOT / tree).rglob("*.py") if p != ROOT / "protocol/vocabulary.py")
-# Tables the server side of issue 19 removes (another branch); each entry must still find its table, so the list
-# can only shrink: delete an entry when its module is fixed.
+# Tables the engine's rewrite onto a model-family table removes (another branch); each entry must still find its
+# table, so the list can only shrink: delete an entry when its module is fixed.
 OPEN = {
     "server/engine/interface.py": "PIPELINES names the engine's pipelines with kind names",
     "server/engine/samplers.py": "scheduler classes per sampler and step limits per sampler",
-    "server/imaging/pipeline.py": "CUTS names the pipelines with kind names",
-    "server/imaging/png.py": "Pillow modes per pixel format",
-    "server/jobs/runner.py": "Pillow writers per preview encoding",
-    "server/transport/rest.py": "the REST upload's roles",
 }
 
 

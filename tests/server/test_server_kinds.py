@@ -91,8 +91,8 @@ def fill_transparent(inputs: handlers.Inputs, submit, model: handlers.Model) -> 
     mask = inputs.get("mask")
     if mask is None:
         mask = np.where(inputs.image[..., 3] == 0, np.uint8(255), np.uint8(0))
-    return imaging.prepare(inputs.image, inputs.rect, mask, kind="inpaint", resolution=model.resolution, context=8,
-                           max_pixels=model.max_pixels)
+    return imaging.prepare(inputs.image, inputs.rect, mask, cut=imaging.Cut.AROUND_MASK, resolution=model.resolution,
+                           context=8, max_pixels=model.max_pixels)
 
 
 def test_a_kind_is_served_once_it_has_a_handler(make_live, monkeypatch):
