@@ -19,8 +19,8 @@ def _row(row: Family) -> str:
     cells = [
         f"{row.label} (`{row.name}`)",
         ", ".join(_LAYOUT_WORDS[layout] for layout in row.layouts),
-        "yes",  # img2img, upscale-then-refine
-        f"yes (inpaint models: `{row.inpaint_model}`)",  # inpaint, outpaint
+        f"`{row.img2img}`",
+        f"`{row.inpaint}`; inpaint models: `{row.inpaint_model}`",
         _yes(row.tiled),
         _yes(row.live),
         ", ".join(row.lora_layouts) if row.lora_layouts else "**no**",
@@ -34,8 +34,9 @@ def _row(row: Family) -> str:
 
 
 def support_table(rows: list[Family]) -> str:
-    """Markdown: one line per family, what each job kind and layout does on it."""
-    head = ("| family | layouts | img2img, upscale + refine | inpaint, outpaint | full-resolution tiled refine | live "
+    """Markdown: one line per family, what each engine pipeline and layout does on it (the job kinds that run
+    each pipeline are the handlers' business: docs/models.md says which)."""
+    head = ("| family | layouts | img2img pipeline | inpaint pipeline | full-resolution tiled refine | live "
             "| LoRAs | samplers | guidance | native size | memory | recommended |")
     rule = "|" + " --- |" * head.count(" | ") + " --- |"
     return "\n".join([head, rule, *(_row(row) for row in rows)]) + "\n"
