@@ -20,7 +20,7 @@ from underpaint.protocol import errors
 from .families import family, vae_latent_channels
 from .interface import EngineError, ModelSpec
 from .model_source import ModelSource
-from .pipelines import Pipelines, is_out_of_memory, pipeline_nbytes
+from .pipelines import Pipelines, dtype_kwarg, is_out_of_memory, pipeline_nbytes
 from .split_files import load_split
 
 PRECISIONS = ("fp16", "bf16", "fp32")
@@ -74,13 +74,6 @@ def _classes(name: str) -> tuple[Any, Any, Any]:
 
     row = family(name)
     return getattr(diffusers, row.img2img), getattr(diffusers, row.inpaint), getattr(diffusers, row.inpaint_model)
-
-
-def dtype_kwarg(dtype: Any) -> dict[str, Any]:
-    """``dtype=`` on diffusers that deprecated ``torch_dtype=``, else ``torch_dtype=``."""
-    from diffusers.utils import deprecation_utils
-
-    return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
 
 
 def _variant(folder: Path, denoiser: str = "unet") -> str | None:
@@ -163,7 +156,7 @@ def load_pipelines(
             if spec.source == "builtin":
                 img2img, inpaint = _load_demo(source, dtype)
             elif spec.source == "split":
-                img2img, inpaint = load_split(source, dtype, dtype_kwarg(dtype))
+                img2img, inpaint = load_split(source, dtype)
             elif spec.source == "diffusers":
                 if source.path is None:
                     raise EngineError(errors.MODEL_LOAD_FAILED, f"{spec.id}: diffusers model without a path")

@@ -47,3 +47,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
     oom_type = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
     return isinstance(exc, oom_type) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """``dtype=`` on diffusers that deprecated ``torch_dtype=``, else ``torch_dtype=``."""
+    from diffusers.utils import deprecation_utils
+
+    return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}

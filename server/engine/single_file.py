@@ -24,7 +24,7 @@ from .families import FAMILIES, family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError, ModelSpec
 from .model_source import ModelSource
-from .pipelines import Pipelines, is_out_of_memory, pipeline_nbytes
+from .pipelines import Pipelines, dtype_kwarg, is_out_of_memory, pipeline_nbytes
 from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir, read_safetensors_header
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
@@ -103,7 +103,7 @@ def load_single_file(source: ModelSource, device: str, dtype: Any) -> Pipelines:
     spec = source.spec
     path = _check_file(source)
     img2img_cls, inpaint_cls, inpaint_model_cls = _pipeline_classes(spec.family)
-    kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
+    kwargs: dict[str, Any] = {**dtype_kwarg(dtype), "local_files_only": True}
     kwargs.update({k: v for k, v in family(spec.family).load_kwargs.items() if k == "add_watermarker"})
     with tempfile.TemporaryDirectory(prefix="underpaint-config-") as tmp:
         config = prepare_config(source, Path(tmp) / "config")
@@ -124,6 +124,6 @@ def load_single_file(source: ModelSource, device: str, dtype: Any) -> Pipelines:
     if spec.inpaint:
         img2img, inpaint = None, first
     else:
-        img2img, inpaint = first, inpaint_cls.from_pipe(first, torch_dtype=dtype)
+        img2img, inpaint = first, inpaint_cls.from_pipe(first, **dtype_kwarg(dtype))
     return Pipelines(spec=spec, img2img=img2img, inpaint=inpaint, nbytes=pipeline_nbytes(inpaint))
 

@@ -16,6 +16,7 @@ from .families import family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError
 from .model_source import ModelSource
+from .pipelines import dtype_kwarg
 from .registry import config_override_dir, read_safetensors_header
 from .split_layout import GGUF_SUFFIXES, SplitError, SplitParts, models_root, pair_parts, read_gguf_shapes
 
@@ -77,9 +78,9 @@ def _text_encoder(config_dir: Path, component: str, path: Path, dtype: Any) -> A
     return model.eval()
 
 
-def load_split(source: ModelSource, dtype: Any, dtype_kwarg: dict[str, Any]) -> tuple[Any, Any]:
+def load_split(source: ModelSource, dtype: Any) -> tuple[Any, Any]:
     """(img2img, inpaint) pipelines of a split-layout model on the CPU; a dedicated inpaint model's img2img is
-    None (loader.py). ``dtype_kwarg``: how this diffusers takes a pipeline dtype. Failures raise
+    None (loader.py). Failures raise
     model_load_failed naming the file."""
     import diffusers
 
@@ -96,7 +97,7 @@ def load_split(source: ModelSource, dtype: Any, dtype_kwarg: dict[str, Any]) -> 
         try:
             index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
             denoiser_cls, vae_cls = getattr(diffusers, index[row.denoiser][1]), getattr(diffusers, index["vae"][1])
-            common = {"config": str(config), "torch_dtype": dtype, "local_files_only": True}
+            common = {"config": str(config), **dtype_kwarg(dtype), "local_files_only": True}
             quantized = {}
             if current.suffix.lower() in GGUF_SUFFIXES:  # dequantized layer by layer in compute dtype
                 quantized["quantization_config"] = diffusers.GGUFQuantizationConfig(compute_dtype=dtype)
@@ -109,7 +110,7 @@ def load_split(source: ModelSource, dtype: Any, dtype_kwarg: dict[str, Any]) -> 
                 components[component] = _text_encoder(config, component, path, dtype)
             current = config
             cls = getattr(diffusers, row.inpaint_model if parts.inpaint else row.img2img)
-            first = cls.from_pretrained(str(config), **components, **row.load_kwargs, **dtype_kwarg,
+            first = cls.from_pretrained(str(config), **components, **row.load_kwargs, **dtype_kwarg(dtype),
                                         local_files_only=True)
         except EngineError:
             raise
