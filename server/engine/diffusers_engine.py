@@ -34,8 +34,8 @@ from .loader import (
     pick_device,
 )
 from .lora import LoraRegistry, LoraSource, resolve, signature
+from .model_source import ModelSource
 from .previews import X0Capture, render_latent_preview, unpack_latents
-from .registry import ModelSource
 from .samplers import SCHEDULERS, call_kwargs, check_steps, count_steps
 from .tiled import run_tiled
 from .tiny_vae import TinyVaes

@@ -20,9 +20,10 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .checkpoint_keys import read_safetensors_header
 from .families import FAMILIES
 from .interface import EngineError, LoraSpec, LoraUse
-from .registry import MAX_DEPTH, SkippedFile, read_safetensors_header
+from .registry import MAX_DEPTH, SkippedFile
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from typing import Any
 
 from underpaint.protocol import errors
 
-from .checkpoint_keys import scheduler_hints
+from .checkpoint_keys import read_safetensors_header, scheduler_hints
 from .families import FAMILIES, family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError, ModelSpec
 from .model_source import ModelSource
 from .pipelines import Pipelines, dtype_kwarg, is_out_of_memory, pipeline_nbytes
-from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir, read_safetensors_header
+from .registry import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, config_override_dir
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 SCHEDULER_CONFIG = "scheduler/scheduler_config.json"

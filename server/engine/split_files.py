@@ -12,12 +12,13 @@ from typing import Any
 
 from underpaint.protocol import errors
 
+from .checkpoint_keys import read_safetensors_header
 from .families import family
 from .gen_configs import CLIP_TOKENIZER_DIR, CONFIGS_DIR
 from .interface import EngineError
 from .model_source import ModelSource
 from .pipelines import dtype_kwarg
-from .registry import config_override_dir, read_safetensors_header
+from .registry import config_override_dir
 from .split_layout import GGUF_SUFFIXES, SplitError, SplitParts, models_root, pair_parts, read_gguf_shapes
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "spiece.model")  # any one holds a vocabulary

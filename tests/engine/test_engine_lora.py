@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lora_files import lora_weights, write_diffusers, write_kohya, write_sd15_shaped
+from underpaint.server.engine.checkpoint_keys import read_safetensors_header
 from underpaint.server.engine.diffusers_engine import DiffusersEngine
 from underpaint.server.engine.interface import EngineError, GenerationRequest, LoraUse
 from underpaint.server.engine.lora import LoraRegistry, default_lora_dirs, detect_lora
-from underpaint.server.engine.registry import read_safetensors_header
 from underpaint.server.engine.warm import warm_state
 
 Make = Callable[..., GenerationRequest]

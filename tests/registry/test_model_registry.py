@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from underpaint.server.engine.checkpoint_keys import NotACheckpoint, detect_single_file, read_safetensors_header
 from underpaint.server.engine.interface import EngineError
-from underpaint.server.engine.registry import (
-    MAX_DEPTH,
-    ModelRegistry,
-    NotACheckpoint,
-    detect_single_file,
-    read_safetensors_header,
-)
+from underpaint.server.engine.registry import MAX_DEPTH, ModelRegistry
 
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 TEXT_KEYS = {
