@@ -36,7 +36,6 @@ def folder_candidates(class_name: str) -> tuple[Family, ...]:
     return _FOLDER_CLASSES.get(class_name, ())
 
 
-
 def vae_latent_channels(vae_config: dict, row: Family) -> int:
     """A VAE config's latent channels: ``latent_channels``, or ``z_dim`` (the 3-D causal VAEs); the row's if
     neither is given."""
