@@ -67,7 +67,7 @@ def _scenarios(host: Host) -> tuple[str, ...]:
     return tuple(name for name in host.scenarios if not ONLY or name in ONLY)
 
 
-KRITA_ATTEMPTS = int(os.environ.get("UNDERPAINT_KRITA_ATTEMPTS", "2"))
+KRITA_ATTEMPTS = int(os.environ.get("UNDERPAINT_KRITA_ATTEMPTS", "3"))
 
 
 def _krita_died(run: KritaRun) -> bool:
